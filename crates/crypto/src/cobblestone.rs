@@ -1,0 +1,422 @@
+//! C2SP chunked encryption, Cobblestone-256 instantiation (c2sp.org/chunked-encryption).
+//!
+//! We adopt this published scheme rather than inventing one: HKDF-Expand-SHA-512 derives a
+//! single-use AES-256-GCM key, a base nonce and a 32-byte key commitment from the input key, a
+//! random 24-byte salt and a context; the message is cut into 16 KiB chunks, the last one always
+//! short, so truncation and extension are detected. Everything here is pure (no I/O): callers feed
+//! bytes in and take bytes out, which keeps memory flat whatever the message size.
+
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+use aws_lc_rs::constant_time::verify_slices_are_equal;
+use aws_lc_rs::hkdf::{KeyType, Prk, HKDF_SHA512};
+use zeroize::Zeroizing;
+
+use crate::CryptoError;
+
+/// Plaintext bytes per full chunk.
+pub const CHUNK_SIZE: usize = 16 * 1024;
+/// AES-GCM tag length.
+pub const TAG_LEN: usize = 16;
+/// Ciphertext bytes of a full chunk.
+pub const SEALED_CHUNK_SIZE: usize = CHUNK_SIZE + TAG_LEN;
+/// Salt length.
+pub const SALT_LEN: usize = 24;
+/// Key commitment length.
+pub const COMMITMENT_LEN: usize = 32;
+/// Salt plus commitment, prepended to the chunks.
+pub const PREFIX_LEN: usize = SALT_LEN + COMMITMENT_LEN;
+/// Input key length (AES-256).
+pub const KEY_LEN: usize = 32;
+const NONCE_LEN: usize = 12;
+/// The spec's hard limit: at most 2^38 chunks.
+const MAX_CHUNKS: u64 = 1 << 38;
+const INFO_PREFIX: &[u8] = b"c2sp.org/chunked-encryption@v1+AEAD_AES_256_GCM\x00";
+
+struct OkmLen(usize);
+impl KeyType for OkmLen {
+    fn len(&self) -> usize {
+        self.0
+    }
+}
+
+/// Per-message key material derived from the input key, salt and context.
+struct Derived {
+    key: LessSafeKey,
+    base_nonce: [u8; NONCE_LEN],
+    commitment: [u8; COMMITMENT_LEN],
+}
+
+type Okm = Zeroizing<[u8; KEY_LEN + NONCE_LEN + COMMITMENT_LEN]>;
+
+fn expand(input_key: &[u8], salt: &[u8; SALT_LEN], context: &[u8]) -> Result<Okm, CryptoError> {
+    if input_key.len() != KEY_LEN {
+        return Err(CryptoError::InvalidKeySize);
+    }
+    let prk = Prk::new_less_safe(HKDF_SHA512, input_key);
+    let info: [&[u8]; 3] = [INFO_PREFIX, salt, context];
+    let mut okm: Okm = Zeroizing::new([0u8; KEY_LEN + NONCE_LEN + COMMITMENT_LEN]);
+    prk.expand(&info, OkmLen(okm.len()))
+        .and_then(|o| o.fill(okm.as_mut_slice()))
+        .map_err(|_| CryptoError::Internal("hkdf expand"))?;
+    Ok(okm)
+}
+
+fn derive(input_key: &[u8], salt: &[u8; SALT_LEN], context: &[u8]) -> Result<Derived, CryptoError> {
+    let okm = expand(input_key, salt, context)?;
+    let unbound = UnboundKey::new(&AES_256_GCM, &okm[..KEY_LEN])
+        .map_err(|_| CryptoError::Internal("aead key"))?;
+    let mut base_nonce = [0u8; NONCE_LEN];
+    base_nonce.copy_from_slice(&okm[KEY_LEN..KEY_LEN + NONCE_LEN]);
+    let mut commitment = [0u8; COMMITMENT_LEN];
+    commitment.copy_from_slice(&okm[KEY_LEN + NONCE_LEN..]);
+    Ok(Derived { key: LessSafeKey::new(unbound), base_nonce, commitment })
+}
+
+/// The derived per-message AEAD key and base nonce, so tests can check the Wycheproof
+/// `aeadKey`/`baseNonce` fields. Applications never need it.
+#[doc(hidden)]
+pub fn derived_key_and_nonce(
+    input_key: &[u8],
+    salt: &[u8; SALT_LEN],
+    context: &[u8],
+) -> Result<(Vec<u8>, Vec<u8>), CryptoError> {
+    let okm = expand(input_key, salt, context)?;
+    Ok((okm[..KEY_LEN].to_vec(), okm[KEY_LEN..KEY_LEN + NONCE_LEN].to_vec()))
+}
+
+impl Derived {
+    fn nonce(&self, counter: u64) -> Result<Nonce, CryptoError> {
+        if counter >= MAX_CHUNKS {
+            return Err(CryptoError::TooLong);
+        }
+        let mut n = self.base_nonce;
+        for (i, b) in counter.to_be_bytes().iter().enumerate().skip(3) {
+            // The counter is a big-endian integer as wide as the nonce: its low 8 bytes
+            // line up with the nonce's last 8 bytes (only the last 5 can be non-zero).
+            n[NONCE_LEN - 8 + i] ^= b;
+        }
+        Ok(Nonce::assume_unique_for_key(n))
+    }
+}
+
+/// Length of the ciphertext for a plaintext of `len` bytes.
+pub fn ciphertext_len(len: u64) -> u64 {
+    let chunks = len / CHUNK_SIZE as u64 + 1;
+    PREFIX_LEN as u64 + len + chunks * TAG_LEN as u64
+}
+
+/// Plaintext length for a ciphertext of `len` bytes, or an error if no plaintext encrypts to that
+/// length (for example a message cut at a chunk boundary).
+pub fn plaintext_len(len: u64) -> Result<u64, CryptoError> {
+    let body = len.checked_sub(PREFIX_LEN as u64).ok_or(CryptoError::Truncated)?;
+    let full = body / SEALED_CHUNK_SIZE as u64;
+    let last = body % SEALED_CHUNK_SIZE as u64;
+    if last < TAG_LEN as u64 {
+        return Err(CryptoError::Truncated);
+    }
+    Ok(full * CHUNK_SIZE as u64 + last - TAG_LEN as u64)
+}
+
+/// Streaming encryptor. Feed plaintext with [`Encryptor::update`], end with [`Encryptor::finish`].
+pub struct Encryptor {
+    derived: Derived,
+    counter: u64,
+    buf: Vec<u8>,
+}
+
+impl Encryptor {
+    /// Starts a message: returns the encryptor and the 56-byte prefix (salt ‖ commitment) that must
+    /// be written before any chunk.
+    pub fn new(
+        input_key: &[u8],
+        salt: [u8; SALT_LEN],
+        context: &[u8],
+    ) -> Result<(Self, [u8; PREFIX_LEN]), CryptoError> {
+        let derived = derive(input_key, &salt, context)?;
+        let mut prefix = [0u8; PREFIX_LEN];
+        prefix[..SALT_LEN].copy_from_slice(&salt);
+        prefix[SALT_LEN..].copy_from_slice(&derived.commitment);
+        Ok((Self { derived, counter: 0, buf: Vec::with_capacity(CHUNK_SIZE) }, prefix))
+    }
+
+    /// Like [`Encryptor::new`] with a fresh random salt.
+    pub fn with_random_salt(
+        input_key: &[u8],
+        context: &[u8],
+    ) -> Result<(Self, [u8; PREFIX_LEN]), CryptoError> {
+        Self::new(input_key, crate::random_array()?, context)
+    }
+
+    /// Seals one full chunk in place: `chunk` holds exactly [`CHUNK_SIZE`] plaintext bytes followed
+    /// by [`TAG_LEN`] bytes of room for the tag. Lets callers encrypt straight into their output
+    /// buffer without copies. Must not be mixed with buffered data from [`Encryptor::update`].
+    pub fn seal_full_chunk_in_place(&mut self, chunk: &mut [u8]) -> Result<(), CryptoError> {
+        if chunk.len() != SEALED_CHUNK_SIZE || !self.buf.is_empty() {
+            return Err(CryptoError::Internal("chunk layout"));
+        }
+        self.seal_into(chunk)
+    }
+
+    fn seal_into(&mut self, chunk_with_tag_room: &mut [u8]) -> Result<(), CryptoError> {
+        let pt_len = chunk_with_tag_room.len() - TAG_LEN;
+        let nonce = self.derived.nonce(self.counter)?;
+        let (pt, tag_out) = chunk_with_tag_room.split_at_mut(pt_len);
+        let tag = self
+            .derived
+            .key
+            .seal_in_place_separate_tag(nonce, Aad::empty(), pt)
+            .map_err(|_| CryptoError::Internal("seal"))?;
+        tag_out.copy_from_slice(tag.as_ref());
+        self.counter += 1;
+        Ok(())
+    }
+
+    /// Encrypts `input`, appending every completed chunk's ciphertext to `out`.
+    pub fn update(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Result<(), CryptoError> {
+        while !input.is_empty() {
+            let room = CHUNK_SIZE - self.buf.len();
+            let take = room.min(input.len());
+            if self.buf.is_empty() && take == CHUNK_SIZE {
+                // Fast path: whole chunk straight into the output buffer.
+                let start = out.len();
+                out.extend_from_slice(&input[..CHUNK_SIZE]);
+                out.resize(start + SEALED_CHUNK_SIZE, 0);
+                self.seal_into(&mut out[start..])?;
+            } else {
+                self.buf.extend_from_slice(&input[..take]);
+                if self.buf.len() == CHUNK_SIZE {
+                    let start = out.len();
+                    out.extend_from_slice(&self.buf);
+                    out.resize(start + SEALED_CHUNK_SIZE, 0);
+                    self.buf.clear();
+                    self.seal_into(&mut out[start..])?;
+                }
+            }
+            input = &input[take..];
+        }
+        Ok(())
+    }
+
+    /// Seals the final (short, possibly empty) chunk.
+    pub fn finish(mut self, out: &mut Vec<u8>) -> Result<(), CryptoError> {
+        let start = out.len();
+        out.extend_from_slice(&self.buf);
+        out.resize(start + self.buf.len() + TAG_LEN, 0);
+        self.buf.clear();
+        self.seal_into(&mut out[start..])
+    }
+}
+
+/// Encrypts a whole message in one call.
+pub fn encrypt(input_key: &[u8], context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    let (mut enc, prefix) = Encryptor::with_random_salt(input_key, context)?;
+    let mut out = Vec::with_capacity(ciphertext_len(plaintext.len() as u64) as usize);
+    out.extend_from_slice(&prefix);
+    enc.update(plaintext, &mut out)?;
+    enc.finish(&mut out)?;
+    Ok(out)
+}
+
+/// Streaming decryptor. Releases plaintext only of chunks that authenticated; once an error is
+/// returned every later call fails too (the Wycheproof `PartialPlaintext` rule).
+pub struct Decryptor {
+    input_key: Zeroizing<Vec<u8>>,
+    context: Vec<u8>,
+    derived: Option<Derived>,
+    prefix: Vec<u8>,
+    counter: u64,
+    buf: Vec<u8>,
+    failed: bool,
+}
+
+impl Decryptor {
+    /// Prepares to decrypt a message encrypted under `input_key` and `context`.
+    pub fn new(input_key: &[u8], context: &[u8]) -> Result<Self, CryptoError> {
+        if input_key.len() != KEY_LEN {
+            return Err(CryptoError::InvalidKeySize);
+        }
+        Ok(Self {
+            input_key: Zeroizing::new(input_key.to_vec()),
+            context: context.to_vec(),
+            derived: None,
+            prefix: Vec::with_capacity(PREFIX_LEN),
+            counter: 0,
+            buf: Vec::with_capacity(SEALED_CHUNK_SIZE),
+            failed: false,
+        })
+    }
+
+    fn fail<T>(&mut self, e: CryptoError) -> Result<T, CryptoError> {
+        self.failed = true;
+        self.buf.clear();
+        Err(e)
+    }
+
+    /// Feeds ciphertext; appends authenticated plaintext to `out`.
+    pub fn update(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Result<(), CryptoError> {
+        if self.failed {
+            return Err(CryptoError::Poisoned);
+        }
+        if self.derived.is_none() {
+            let take = (PREFIX_LEN - self.prefix.len()).min(input.len());
+            self.prefix.extend_from_slice(&input[..take]);
+            input = &input[take..];
+            if self.prefix.len() < PREFIX_LEN {
+                return Ok(());
+            }
+            let mut salt = [0u8; SALT_LEN];
+            salt.copy_from_slice(&self.prefix[..SALT_LEN]);
+            let derived = match derive(&self.input_key, &salt, &self.context) {
+                Ok(d) => d,
+                Err(e) => return self.fail(e),
+            };
+            if verify_slices_are_equal(&derived.commitment, &self.prefix[SALT_LEN..]).is_err() {
+                return self.fail(CryptoError::Commitment);
+            }
+            self.derived = Some(derived);
+        }
+        while !input.is_empty() {
+            // A full sealed chunk can never be the final one, so once the buffer holds one
+            // full chunk plus at least one more byte, it is safe to open and release it.
+            if self.buf.len() == SEALED_CHUNK_SIZE {
+                if let Err(e) = self.open_buffered(out) {
+                    return self.fail(e);
+                }
+            }
+            let take = (SEALED_CHUNK_SIZE - self.buf.len()).min(input.len());
+            self.buf.extend_from_slice(&input[..take]);
+            input = &input[take..];
+        }
+        Ok(())
+    }
+
+    fn open_buffered(&mut self, out: &mut Vec<u8>) -> Result<(), CryptoError> {
+        let derived = self.derived.as_ref().ok_or(CryptoError::Truncated)?;
+        let nonce = derived.nonce(self.counter)?;
+        let pt = derived
+            .key
+            .open_in_place(nonce, Aad::empty(), &mut self.buf)
+            .map_err(|_| CryptoError::Authentication)?;
+        out.extend_from_slice(pt);
+        self.buf.clear();
+        self.counter += 1;
+        Ok(())
+    }
+
+    /// Ends the message: the buffered bytes must form a valid short final chunk.
+    pub fn finish(mut self, out: &mut Vec<u8>) -> Result<(), CryptoError> {
+        if self.failed {
+            return Err(CryptoError::Poisoned);
+        }
+        if self.derived.is_none() || self.buf.len() < TAG_LEN || self.buf.len() >= SEALED_CHUNK_SIZE
+        {
+            return self.fail(CryptoError::Truncated);
+        }
+        match self.open_buffered(out) {
+            Ok(()) => Ok(()),
+            Err(e) => self.fail(e),
+        }
+    }
+}
+
+/// Decrypts a whole message in one call.
+pub fn decrypt(input_key: &[u8], context: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    let mut dec = Decryptor::new(input_key, context)?;
+    let mut out = Vec::with_capacity(ciphertext.len());
+    dec.update(ciphertext, &mut out)?;
+    dec.finish(&mut out)?;
+    Ok(out)
+}
+
+/// Random access: opens chunk `index` of a message whose full ciphertext length is `total_len`,
+/// after checking the commitment in `prefix`. Knowing the total length tells which chunk is final,
+/// so a full-size final chunk (truncation) and a short non-final one are both rejected.
+pub struct RandomAccess {
+    derived: Derived,
+    total_len: u64,
+    chunks: u64,
+}
+
+impl RandomAccess {
+    /// Checks the prefix (salt ‖ commitment) and the ciphertext length.
+    pub fn new(
+        input_key: &[u8],
+        context: &[u8],
+        prefix: &[u8],
+        total_len: u64,
+    ) -> Result<Self, CryptoError> {
+        if prefix.len() != PREFIX_LEN {
+            return Err(CryptoError::Truncated);
+        }
+        let plain = plaintext_len(total_len)?;
+        let mut salt = [0u8; SALT_LEN];
+        salt.copy_from_slice(&prefix[..SALT_LEN]);
+        let derived = derive(input_key, &salt, context)?;
+        if verify_slices_are_equal(&derived.commitment, &prefix[SALT_LEN..]).is_err() {
+            return Err(CryptoError::Commitment);
+        }
+        Ok(Self { derived, total_len, chunks: plain / CHUNK_SIZE as u64 + 1 })
+    }
+
+    /// Plaintext length implied by the ciphertext length (authenticated once the final chunk opens).
+    pub fn plaintext_len(&self) -> u64 {
+        plaintext_len(self.total_len).unwrap_or(0)
+    }
+
+    /// Number of chunks in the message.
+    pub fn chunk_count(&self) -> u64 {
+        self.chunks
+    }
+
+    /// Ciphertext byte range of chunk `index`.
+    pub fn chunk_range(&self, index: u64) -> Result<std::ops::Range<u64>, CryptoError> {
+        if index >= self.chunks {
+            return Err(CryptoError::OutOfRange);
+        }
+        let start = PREFIX_LEN as u64 + index * SEALED_CHUNK_SIZE as u64;
+        let end = (start + SEALED_CHUNK_SIZE as u64).min(self.total_len);
+        Ok(start..end)
+    }
+
+    /// Opens chunk `index` in place and returns its plaintext.
+    pub fn open_chunk<'a>(&self, index: u64, sealed: &'a mut [u8]) -> Result<&'a [u8], CryptoError> {
+        let range = self.chunk_range(index)?;
+        if sealed.len() as u64 != range.end - range.start {
+            return Err(CryptoError::Truncated);
+        }
+        let nonce = self.derived.nonce(index)?;
+        self.derived
+            .key
+            .open_in_place(nonce, Aad::empty(), sealed)
+            .map(|p| &*p)
+            .map_err(|_| CryptoError::Authentication)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths_match_the_spec_examples() {
+        assert_eq!(ciphertext_len(0), 56 + 16);
+        assert_eq!(ciphertext_len(16384), 56 + 16384 + 32);
+        assert!(plaintext_len(56 + 16400).is_err(), "cut at a chunk boundary is truncated");
+        assert!(plaintext_len(56 + 15).is_err(), "shorter than a tag");
+        assert!(plaintext_len(55).is_err());
+        assert_eq!(plaintext_len(ciphertext_len(20 * 1024)).ok(), Some(20 * 1024));
+    }
+
+    #[test]
+    fn counter_is_xored_big_endian_into_the_low_bytes() -> Result<(), CryptoError> {
+        let d = derive(&[7u8; 32], &[1u8; SALT_LEN], b"")?;
+        let base = d.base_nonce;
+        let n = d.nonce(0x01_0203_0405)?;
+        let bytes = n.as_ref();
+        assert_eq!(&bytes[..7], &base[..7]);
+        assert_eq!(bytes[7], base[7] ^ 0x01);
+        assert_eq!(bytes[11], base[11] ^ 0x05);
+        assert!(d.nonce(MAX_CHUNKS).is_err());
+        Ok(())
+    }
+}

@@ -1,0 +1,53 @@
+//! Pure at-rest encryption for Sigillum: the blob container (a Sigillum header in front of a
+//! C2SP Cobblestone-256 message), field-level encryption of small values, the key types of the
+//! key hierarchy (KEK → DEK) and the [`KeyManager`] port the key-manager adapters implement.
+//!
+//! No I/O here: callers push bytes in and take bytes out, so the same code serves files, S3 and
+//! database columns, and is checked against fixed vectors. The format is specified in `FORMAT.md`.
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod cobblestone;
+pub mod container;
+pub mod field;
+pub mod keys;
+pub mod port;
+
+pub use container::{BlobContext, BlobKind, BlobOpener, BlobRandomAccess, BlobSealer};
+pub use keys::{Dek, DekId, KekRef, WrappedDek};
+pub use port::{KekInfo, KeyManager, KeyManagerError};
+
+/// Every way encryption or decryption can fail. Messages never include key material.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CryptoError {
+    #[error("key has the wrong size")]
+    InvalidKeySize,
+    #[error("key commitment mismatch: wrong key, wrong context or modified header")]
+    Commitment,
+    #[error("ciphertext failed authentication")]
+    Authentication,
+    #[error("ciphertext is truncated or has an invalid length")]
+    Truncated,
+    #[error("message too long for the format")]
+    TooLong,
+    #[error("decryption already failed; the stream stays failed")]
+    Poisoned,
+    #[error("not a Sigillum container: {0}")]
+    BadHeader(&'static str),
+    #[error("container was sealed with another data key")]
+    WrongDek,
+    #[error("chunk index out of range")]
+    OutOfRange,
+    #[error("invalid input: {0}")]
+    Invalid(&'static str),
+    #[error("internal crypto error: {0}")]
+    Internal(&'static str),
+}
+
+/// Fills an array from the operating system's CSPRNG (through aws-lc).
+pub fn random_array<const N: usize>() -> Result<[u8; N], CryptoError> {
+    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+    let mut out = [0u8; N];
+    SystemRandom::new().fill(&mut out).map_err(|_| CryptoError::Internal("rng"))?;
+    Ok(out)
+}
