@@ -1,0 +1,379 @@
+//! PKCS#11 adapter (an HSM in production, SoftHSM2 in tests).
+//!
+//! Each KEK version is an AES-256 secret key generated *inside* the token with
+//! `CKA_TOKEN=true`, `CKA_SENSITIVE=true`, `CKA_EXTRACTABLE=false`, usable only to wrap and unwrap.
+//! DEKs are wrapped with `CKM_AES_KEY_WRAP_PAD` (RFC 5649) by the token: a DEK enters the token as
+//! a short-lived session object, the token wraps it, and the session object is destroyed. Unwrap
+//! is the reverse. The KEK's value never crosses the PKCS#11 boundary; [`Pkcs11KeyManager::probe`]
+//! asks the token to prove it.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use cryptoki::context::{CInitializeArgs, Pkcs11};
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use secrecy::{ExposeSecret, SecretString};
+use sigillum_crypto::{Dek, KekInfo, KekRef, KeyManager, KeyManagerError, WrappedDek};
+use zeroize::Zeroizing;
+
+/// Parsed `pkcs11:module=…;token=…` parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pkcs11Config {
+    pub module: PathBuf,
+    pub token: String,
+}
+
+impl Pkcs11Config {
+    /// Parses `module=/path/lib.so;token=label` (order free).
+    pub fn parse(params: &str) -> Result<Self, KeyManagerError> {
+        let mut module = None;
+        let mut token = None;
+        for part in params.split(';').filter(|p| !p.is_empty()) {
+            match part.split_once('=') {
+                Some(("module", v)) => module = Some(PathBuf::from(v)),
+                Some(("token", v)) => token = Some(v.to_owned()),
+                _ => return Err(KeyManagerError::Config(format!("unknown pkcs11 parameter: {part}"))),
+            }
+        }
+        match (module, token) {
+            (Some(module), Some(token)) => Ok(Self { module, token }),
+            _ => Err(KeyManagerError::Config("pkcs11 needs module=… and token=…".into())),
+        }
+    }
+}
+
+/// What the token says about a KEK when asked to reveal it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KekProbe {
+    pub sensitive: bool,
+    pub extractable: bool,
+    pub never_extractable: bool,
+    pub value_readable: bool,
+    pub wrappable_out: bool,
+}
+
+/// A PKCS#11 module may be initialised once per process; every key manager on the same module
+/// shares that one context.
+fn context(module: &PathBuf) -> Result<Pkcs11, KeyManagerError> {
+    static CONTEXTS: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
+    let map = CONTEXTS.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut map = map.lock().map_err(|_| KeyManagerError::Unavailable("pkcs11 registry".into()))?;
+    if let Some(ctx) = map.get(module) {
+        return Ok(ctx.clone());
+    }
+    let ctx = Pkcs11::new(module).map_err(|e| KeyManagerError::Config(format!("cannot load PKCS#11 module: {e}")))?;
+    match ctx.initialize(CInitializeArgs::OsThreads) {
+        Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+        Err(e) => return Err(KeyManagerError::Unavailable(format!("C_Initialize: {e}"))),
+    }
+    map.insert(module.clone(), ctx.clone());
+    Ok(ctx)
+}
+
+fn ck(what: &'static str) -> impl Fn(CkError) -> KeyManagerError {
+    move |e| KeyManagerError::Unavailable(format!("pkcs11 {what}: {e}"))
+}
+
+/// The PKCS#11 key manager.
+pub struct Pkcs11KeyManager {
+    session: Arc<Mutex<Session>>,
+    token: String,
+}
+
+const ID_PREFIX: &str = "sigillum-kek/";
+
+fn object_id(key_id: &str, version: u32) -> Vec<u8> {
+    format!("{ID_PREFIX}{key_id}/v{version}").into_bytes()
+}
+
+fn parse_object_id(id: &[u8]) -> Option<(String, u32)> {
+    let s = std::str::from_utf8(id).ok()?.strip_prefix(ID_PREFIX)?;
+    let (key_id, v) = s.rsplit_once("/v")?;
+    Some((key_id.to_owned(), v.parse().ok()?))
+}
+
+impl Pkcs11KeyManager {
+    /// Loads the module, finds the token by label, opens a session and logs in as user.
+    pub fn open(cfg: &Pkcs11Config, pin: &SecretString) -> Result<Self, KeyManagerError> {
+        let ctx = context(&cfg.module)?;
+        let slots = ctx.get_slots_with_initialized_token().map_err(ck("list slots"))?;
+        let slot = slots
+            .into_iter()
+            .find(|s| ctx.get_token_info(*s).map(|t| t.label() == cfg.token).unwrap_or(false))
+            .ok_or_else(|| KeyManagerError::Config(format!("no PKCS#11 token labelled {:?}", cfg.token)))?;
+        let session = ctx.open_rw_session(slot).map_err(ck("open session"))?;
+        let pin = cryptoki::types::AuthPin::new(pin.expose_secret().into());
+        match session.login(UserType::User, Some(&pin)) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+            Err(e) => return Err(KeyManagerError::Config(format!("PKCS#11 login failed: {e}"))),
+        }
+        Ok(Self { session: Arc::new(Mutex::new(session)), token: cfg.token.clone() })
+    }
+
+    /// Runs `f` with the session on a blocking thread (PKCS#11 calls block).
+    async fn with_session<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Session) -> Result<T, KeyManagerError> + Send + 'static,
+    ) -> Result<T, KeyManagerError> {
+        let session = self.session.clone();
+        tokio::task::spawn_blocking(move || {
+            let guard = session.lock().map_err(|_| KeyManagerError::Unavailable("pkcs11 session".into()))?;
+            f(&guard)
+        })
+        .await
+        .map_err(|_| KeyManagerError::Unavailable("pkcs11 task failed".into()))?
+    }
+
+    /// Asks the token to reveal a KEK in every way PKCS#11 allows; a sound HSM refuses all.
+    pub async fn probe(&self, kek: &KekRef) -> Result<KekProbe, KeyManagerError> {
+        let kek = kek.clone();
+        self.with_session(move |s| {
+            let h = find_kek(s, &kek)?;
+            let attrs = s
+                .get_attributes(h, &[AttributeType::Sensitive, AttributeType::Extractable, AttributeType::NeverExtractable])
+                .map_err(ck("get attributes"))?;
+            let flag = |t: AttributeType| {
+                attrs.iter().any(|a| matches!((a, t),
+                    (Attribute::Sensitive(true), AttributeType::Sensitive)
+                    | (Attribute::Extractable(true), AttributeType::Extractable)
+                    | (Attribute::NeverExtractable(true), AttributeType::NeverExtractable)))
+            };
+            let value_readable = matches!(
+                s.get_attributes(h, &[AttributeType::Value]).as_deref(),
+                Ok([Attribute::Value(v)]) if !v.is_empty()
+            );
+            // Try to wrap the KEK out under a fresh extractable session key we control.
+            let probe_key = s
+                .generate_key(&Mechanism::AesKeyGen, &[
+                    Attribute::Token(false),
+                    Attribute::ValueLen(32.into()),
+                    Attribute::Wrap(true),
+                    Attribute::Extractable(true),
+                    Attribute::Sensitive(false),
+                ])
+                .map_err(ck("generate probe key"))?;
+            let wrappable_out = s.wrap_key(&Mechanism::AesKeyWrapPad, probe_key, h).is_ok();
+            let _ = s.destroy_object(probe_key);
+            Ok(KekProbe {
+                sensitive: flag(AttributeType::Sensitive),
+                extractable: flag(AttributeType::Extractable),
+                never_extractable: flag(AttributeType::NeverExtractable),
+                value_readable,
+                wrappable_out,
+            })
+        })
+        .await
+    }
+
+    /// Label of the token in use.
+    pub fn token_label(&self) -> &str {
+        &self.token
+    }
+}
+
+fn kek_template(key_id: &str, version: u32, created_ms: i64) -> Vec<Attribute> {
+    vec![
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
+        Attribute::ValueLen(32.into()),
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Wrap(true),
+        Attribute::Unwrap(true),
+        Attribute::Encrypt(false),
+        Attribute::Decrypt(false),
+        Attribute::Sign(false),
+        Attribute::Verify(false),
+        Attribute::Derive(false),
+        Attribute::Id(object_id(key_id, version)),
+        Attribute::Label(format!("sigillum KEK {key_id} v{version} created={created_ms}").into_bytes()),
+    ]
+}
+
+fn find_kek(s: &Session, kek: &KekRef) -> Result<ObjectHandle, KeyManagerError> {
+    let found = s
+        .find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY), Attribute::Id(object_id(&kek.key_id, kek.version))])
+        .map_err(ck("find key"))?;
+    found
+        .first()
+        .copied()
+        .ok_or_else(|| KeyManagerError::NotFound(format!("{} v{}", kek.key_id, kek.version)))
+}
+
+struct KekObject {
+    handle: ObjectHandle,
+    key_id: String,
+    version: u32,
+    created_ms: i64,
+}
+
+fn all_keks(s: &Session) -> Result<Vec<KekObject>, KeyManagerError> {
+    let handles = s.find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY), Attribute::Token(true)]).map_err(ck("find keys"))?;
+    let mut out = Vec::new();
+    for h in handles {
+        let attrs = s.get_attributes(h, &[AttributeType::Id, AttributeType::Label]).map_err(ck("get attributes"))?;
+        let mut parsed = None;
+        let mut created_ms = 0;
+        for a in attrs {
+            match a {
+                Attribute::Id(id) => parsed = parse_object_id(&id),
+                Attribute::Label(l) => {
+                    created_ms = String::from_utf8_lossy(&l)
+                        .rsplit_once("created=")
+                        .and_then(|(_, v)| v.parse().ok())
+                        .unwrap_or(0)
+                }
+                _ => {}
+            }
+        }
+        if let Some((key_id, version)) = parsed {
+            out.push(KekObject { handle: h, key_id, version, created_ms });
+        }
+    }
+    Ok(out)
+}
+
+fn current_of(s: &Session, key_id: &str) -> Result<Option<KekRef>, KeyManagerError> {
+    Ok(all_keks(s)?
+        .into_iter()
+        .filter(|k| k.key_id == key_id)
+        .map(|k| k.version)
+        .max()
+        .map(|version| KekRef { key_id: key_id.to_owned(), version }))
+}
+
+fn generate(s: &Session, key_id: &str) -> Result<KekRef, KeyManagerError> {
+    if key_id.is_empty() || key_id.len() > 200 {
+        return Err(KeyManagerError::Config("invalid key id".into()));
+    }
+    let version = current_of(s, key_id)?.map(|k| k.version).unwrap_or(0) + 1;
+    s.generate_key(&Mechanism::AesKeyGen, &kek_template(key_id, version, crate::now_unix_ms()))
+        .map_err(ck("generate key"))?;
+    Ok(KekRef { key_id: key_id.to_owned(), version })
+}
+
+#[async_trait::async_trait]
+impl KeyManager for Pkcs11KeyManager {
+    fn backend(&self) -> &'static str {
+        "pkcs11"
+    }
+
+    async fn ensure_kek(&self, key_id: &str) -> Result<KekRef, KeyManagerError> {
+        let key_id = key_id.to_owned();
+        self.with_session(move |s| match current_of(s, &key_id)? {
+            Some(k) => Ok(k),
+            None => generate(s, &key_id),
+        })
+        .await
+    }
+
+    async fn current_kek(&self, key_id: &str) -> Result<Option<KekRef>, KeyManagerError> {
+        let key_id = key_id.to_owned();
+        self.with_session(move |s| current_of(s, &key_id)).await
+    }
+
+    async fn rotate_kek(&self, key_id: &str) -> Result<KekRef, KeyManagerError> {
+        let key_id = key_id.to_owned();
+        self.with_session(move |s| generate(s, &key_id)).await
+    }
+
+    async fn wrap_dek(&self, kek: &KekRef, dek: &Dek) -> Result<WrappedDek, KeyManagerError> {
+        let (kek, dek) = (kek.clone(), dek.clone());
+        self.with_session(move |s| {
+            let kh = find_kek(s, &kek)?;
+            let dh = s
+                .create_object(&[
+                    Attribute::Class(ObjectClass::SECRET_KEY),
+                    Attribute::KeyType(KeyType::AES),
+                    Attribute::Token(false),
+                    Attribute::Sensitive(false),
+                    Attribute::Extractable(true),
+                    Attribute::Value(dek.expose_secret().to_vec()),
+                ])
+                .map_err(ck("import data key"))?;
+            let wrapped = s.wrap_key(&Mechanism::AesKeyWrapPad, kh, dh);
+            let _ = s.destroy_object(dh);
+            Ok(WrappedDek { kek, wrapped: wrapped.map_err(ck("wrap"))? })
+        })
+        .await
+    }
+
+    async fn unwrap_dek(&self, wrapped: &WrappedDek) -> Result<Dek, KeyManagerError> {
+        let wrapped = wrapped.clone();
+        self.with_session(move |s| {
+            let kh = find_kek(s, &wrapped.kek)?;
+            let dh = s
+                .unwrap_key(&Mechanism::AesKeyWrapPad, kh, &wrapped.wrapped, &[
+                    Attribute::Class(ObjectClass::SECRET_KEY),
+                    Attribute::KeyType(KeyType::AES),
+                    Attribute::Token(false),
+                    Attribute::Sensitive(false),
+                    Attribute::Extractable(true),
+                ])
+                .map_err(|_| KeyManagerError::Unwrap)?;
+            let value = s.get_attributes(dh, &[AttributeType::Value]);
+            let _ = s.destroy_object(dh);
+            match value.map_err(ck("read data key"))?.into_iter().next() {
+                Some(Attribute::Value(v)) => {
+                    let v = Zeroizing::new(v);
+                    Dek::from_bytes(&v).map_err(|_| KeyManagerError::Unwrap)
+                }
+                _ => Err(KeyManagerError::Unwrap),
+            }
+        })
+        .await
+    }
+
+    async fn destroy_kek(&self, key_id: &str) -> Result<(), KeyManagerError> {
+        let key_id = key_id.to_owned();
+        self.with_session(move |s| {
+            for k in all_keks(s)?.into_iter().filter(|k| k.key_id == key_id) {
+                s.destroy_object(k.handle).map_err(ck("destroy key"))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list(&self) -> Result<Vec<KekInfo>, KeyManagerError> {
+        self.with_session(|s| {
+            let all = all_keks(s)?;
+            let mut out: Vec<KekInfo> = all
+                .iter()
+                .map(|k| KekInfo {
+                    key_id: k.key_id.clone(),
+                    version: k.version,
+                    current: all.iter().filter(|o| o.key_id == k.key_id).all(|o| o.version <= k.version),
+                    created_unix_ms: k.created_ms,
+                })
+                .collect();
+            out.sort_by(|a, b| (&a.key_id, a.version).cmp(&(&b.key_id, b.version)));
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn health(&self) -> Result<(), KeyManagerError> {
+        self.with_session(|s| s.get_session_info().map(|_| ()).map_err(ck("session info"))).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_config_and_object_ids() {
+        let c = Pkcs11Config::parse("module=/usr/lib/softhsm/libsofthsm2.so;token=sigillum").unwrap();
+        assert_eq!(c.token, "sigillum");
+        assert!(Pkcs11Config::parse("module=/x").is_err());
+        assert!(Pkcs11Config::parse("module=/x;token=t;pin=1").is_err());
+        assert_eq!(parse_object_id(&object_id("org:a/b", 12)), Some(("org:a/b".into(), 12)));
+    }
+}

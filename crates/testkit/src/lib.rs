@@ -1,0 +1,99 @@
+//! Test helpers shared by every crate's integration tests (never linked into the product).
+//!
+//! Real services, no mocks: a SoftHSM2 token, a fresh database on the PostgreSQL server that the
+//! test set-up (`scripts/test.sh`) started on loopback, and a prefix on its S3-compatible server.
+//! A helper whose service is missing panics with the command that provides it, so a backend can
+//! never be skipped silently.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use secrecy::SecretString;
+
+/// A SoftHSM2 token initialised for this test process.
+pub struct SoftHsm {
+    pub module: PathBuf,
+    pub token: String,
+    pub pin: SecretString,
+    _dir: tempfile::TempDir,
+}
+
+impl SoftHsm {
+    /// The `SIGILLUM_KMS` value for this token.
+    pub fn kms_spec(&self) -> String {
+        format!("pkcs11:module={};token={}", self.module.display(), self.token)
+    }
+}
+
+/// Path of the SoftHSM2 PKCS#11 module.
+pub fn softhsm_module() -> PathBuf {
+    let candidates = ["/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"];
+    candidates
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("SoftHSM2 is not installed: run scripts/test.sh (it installs softhsm2)"))
+}
+
+/// One token per process (a PKCS#11 module is initialised once per process, and SoftHSM2 reads
+/// `SOFTHSM2_CONF` at that moment).
+pub fn softhsm() -> &'static SoftHsm {
+    static TOKEN: OnceLock<SoftHsm> = OnceLock::new();
+    TOKEN.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = dir.path().join("tokens");
+        std::fs::create_dir_all(&tokens).unwrap();
+        let conf = dir.path().join("softhsm2.conf");
+        std::fs::write(&conf, format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", tokens.display())).unwrap();
+        std::env::set_var("SOFTHSM2_CONF", &conf);
+        let token = format!("sigillum-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let out = Command::new("softhsm2-util")
+            .args(["--init-token", "--free", "--label", &token, "--pin", "7531", "--so-pin", "8642"])
+            .env("SOFTHSM2_CONF", &conf)
+            .output()
+            .expect("softhsm2-util not found: run scripts/test.sh");
+        assert!(out.status.success(), "softhsm2-util: {}", String::from_utf8_lossy(&out.stderr));
+        SoftHsm { module: softhsm_module(), token, pin: SecretString::from("7531"), _dir: dir }
+    })
+}
+
+fn required_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests through scripts/test.sh, which starts PostgreSQL and an S3 server on loopback")
+    })
+}
+
+/// A fresh, empty PostgreSQL database on the test server; returns its URL.
+pub async fn postgres_database() -> String {
+    use sqlx::Connection;
+    let admin = required_env("SIGILLUM_TEST_DATABASE_URL");
+    let name = format!("sgl_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to test PostgreSQL");
+    sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str()).await.expect("create database");
+    conn.close().await.ok();
+    match admin.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{name}"),
+        None => panic!("SIGILLUM_TEST_DATABASE_URL must end in /dbname"),
+    }
+}
+
+/// A `SIGILLUM_BLOB_URL` for a fresh prefix in the test S3 bucket.
+pub fn s3_blob_url() -> String {
+    let endpoint = required_env("SIGILLUM_TEST_S3_ENDPOINT");
+    let bucket = std::env::var("SIGILLUM_TEST_S3_BUCKET").unwrap_or_else(|_| "sigillum-test".into());
+    format!("s3://{bucket}/t-{}?endpoint={endpoint}&region=eu-central-2", uuid::Uuid::new_v4().simple())
+}
+
+/// The `sigillum` binary built for these tests.
+pub fn sigillum_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("CARGO_BIN_EXE_sigillum") {
+        return PathBuf::from(p);
+    }
+    let mut p = std::env::current_exe().unwrap();
+    p.pop();
+    if p.ends_with("deps") {
+        p.pop();
+    }
+    p.join("sigillum")
+}
