@@ -1,1 +1,13 @@
-//! placeholder
+//! Sigillum's domain core: identifiers, the ports the application depends on, and the use cases
+//! built on them. Pure: no network, clock, filesystem or database here; adapters implement the
+//! ports (`sigillum-store`, `sigillum-kms`) and the web tier calls the services.
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod ids;
+pub mod ports;
+pub mod vault;
+
+pub use ids::{EnvelopeId, OrgId};
+pub use ports::{BlobError, BlobStore, BlobStream, BlobWriter, Clock, RepoError, Repository};
+pub use vault::{RewrapReport, Vault, VaultError};

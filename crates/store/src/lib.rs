@@ -1,1 +1,10 @@
-//! placeholder
+//! Storage adapters for the core's ports: the metadata repository on SQLite (embedded default)
+//! or PostgreSQL (several nodes), and the blob store on a local directory or S3.
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod blobs;
+pub mod sql;
+
+pub use blobs::open_blob_store;
+pub use sql::SqlRepository;

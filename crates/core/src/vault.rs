@@ -1,0 +1,341 @@
+//! The vault: every document byte Sigillum stores goes through here, so encryption at rest has
+//! one obvious home. It creates each envelope's DEK, wraps it under the organisation's KEK in the
+//! key manager, seals blobs as they stream in (memory stays flat whatever the size), opens them as
+//! they stream out, seals small field values, records every KEK use, rewraps DEKs after a KEK
+//! rotation and crypto-shreds envelopes and organisations.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use sha2::{Digest, Sha256};
+use sigillum_crypto::container::{container_len, BlobContext, BlobKind, BlobOpener, BlobSealer};
+use sigillum_crypto::field::{self, FieldContext};
+use sigillum_crypto::{CryptoError, Dek, DekId, KekRef, KeyManager, KeyManagerError, WrappedDek};
+
+use crate::ids::{EnvelopeId, OrgId};
+use crate::ports::{
+    BlobError, BlobRecord, BlobStore, BlobStream, Clock, EnvelopeKey, KeyUse, Organisation, RepoError, Repository,
+};
+
+/// Bytes of ciphertext gathered before each write to the blob store.
+const WRITE_BATCH: usize = 256 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    #[error("not found")]
+    NotFound,
+    #[error(transparent)]
+    Repo(RepoError),
+    #[error(transparent)]
+    Blob(BlobError),
+    #[error(transparent)]
+    Key(#[from] KeyManagerError),
+    #[error("encryption: {0}")]
+    Crypto(#[from] CryptoError),
+    #[error("stored data failed an integrity check: {0}")]
+    Integrity(&'static str),
+    #[error("input: {0}")]
+    Input(String),
+}
+
+impl From<RepoError> for VaultError {
+    fn from(e: RepoError) -> Self {
+        match e {
+            RepoError::NotFound => Self::NotFound,
+            e => Self::Repo(e),
+        }
+    }
+}
+
+impl From<BlobError> for VaultError {
+    fn from(e: BlobError) -> Self {
+        match e {
+            BlobError::NotFound => Self::NotFound,
+            e => Self::Blob(e),
+        }
+    }
+}
+
+/// Result of a rewrap run.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RewrapReport {
+    pub examined: usize,
+    pub rewrapped: usize,
+    pub already_current: usize,
+}
+
+/// Storage key of a blob: `env/<envelope>/<kind>/v<version>`.
+pub fn blob_key(envelope: EnvelopeId, kind: &BlobKind, version: u32) -> String {
+    format!("env/{}/{}/v{}", envelope.0.simple(), kind.as_str(), version)
+}
+
+#[derive(Clone)]
+pub struct Vault {
+    repo: Arc<dyn Repository>,
+    blobs: Arc<dyn BlobStore>,
+    keys: Arc<dyn KeyManager>,
+    clock: Arc<dyn Clock>,
+    node: String,
+}
+
+impl Vault {
+    pub fn new(
+        repo: Arc<dyn Repository>,
+        blobs: Arc<dyn BlobStore>,
+        keys: Arc<dyn KeyManager>,
+        clock: Arc<dyn Clock>,
+        node: String,
+    ) -> Self {
+        Self { repo, blobs, keys, clock, node }
+    }
+
+    pub fn repository(&self) -> &Arc<dyn Repository> {
+        &self.repo
+    }
+    pub fn blob_store(&self) -> &Arc<dyn BlobStore> {
+        &self.blobs
+    }
+    pub fn key_manager(&self) -> &Arc<dyn KeyManager> {
+        &self.keys
+    }
+
+    fn key_use(&self, kek: &KekRef, purpose: &str, envelope: Option<EnvelopeId>) -> KeyUse {
+        KeyUse {
+            kek_key_id: kek.key_id.clone(),
+            kek_version: kek.version,
+            purpose: purpose.to_owned(),
+            envelope_id: envelope,
+            node: self.node.clone(),
+            at_unix_ms: self.clock.now_unix_ms(),
+        }
+    }
+
+    /// Creates an organisation and its KEK.
+    pub async fn create_organisation(&self, name: &str) -> Result<Organisation, VaultError> {
+        let org = Organisation { id: OrgId::new(), name: name.to_owned(), created_unix_ms: self.clock.now_unix_ms() };
+        self.keys.ensure_kek(&org.id.kek_id()).await?;
+        self.repo.insert_organisation(&org).await?;
+        Ok(org)
+    }
+
+    /// Creates the envelope's DEK, wrapped under the organisation's current KEK.
+    pub async fn create_envelope_key(&self, org: OrgId, envelope: EnvelopeId) -> Result<(), VaultError> {
+        let kek = self.keys.ensure_kek(&org.kek_id()).await?;
+        let dek = Dek::generate()?;
+        let wrapped = self.keys.wrap_dek(&kek, &dek).await?;
+        let record = EnvelopeKey {
+            envelope_id: envelope,
+            org_id: org,
+            dek_id: DekId::generate()?.0,
+            kek_key_id: kek.key_id.clone(),
+            kek_version: kek.version,
+            wrapped: wrapped.wrapped,
+            created_unix_ms: self.clock.now_unix_ms(),
+        };
+        self.repo.insert_envelope_key(&record, &self.key_use(&kek, "wrap", Some(envelope))).await?;
+        Ok(())
+    }
+
+    /// Unwraps the envelope's DEK, recording the KEK use.
+    async fn dek(&self, envelope: EnvelopeId, purpose: &str) -> Result<(Dek, DekId), VaultError> {
+        let rec = self.repo.get_envelope_key(envelope).await?;
+        let kek = KekRef { key_id: rec.kek_key_id.clone(), version: rec.kek_version };
+        let dek = self.keys.unwrap_dek(&WrappedDek { kek: kek.clone(), wrapped: rec.wrapped.clone() }).await?;
+        self.repo.record_key_use(&self.key_use(&kek, purpose, Some(envelope))).await?;
+        Ok((dek, DekId(rec.dek_id)))
+    }
+
+    /// Seals a streamed document into the blob store. The blob becomes visible only once it is
+    /// complete and durable; its record is written after that.
+    pub async fn put_blob<S, E>(
+        &self,
+        envelope: EnvelopeId,
+        kind: &str,
+        version: u32,
+        mut body: S,
+    ) -> Result<BlobRecord, VaultError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+        E: std::fmt::Display,
+    {
+        let kind = BlobKind::new(kind)?;
+        let (dek, dek_id) = self.dek(envelope, "seal_blob").await?;
+        let ctx = BlobContext { envelope_id: envelope.as_bytes(), kind: kind.clone(), version };
+        let key = blob_key(envelope, &kind, version);
+        let (mut sealer, first) = BlobSealer::new(&dek, dek_id, &ctx)?;
+        let mut writer = self.blobs.begin(&key).await?;
+        let mut hasher = Sha256::new();
+        let mut plain_len = 0u64;
+        let mut out = Vec::with_capacity(WRITE_BATCH + 32 * 1024);
+        out.extend_from_slice(&first);
+        let result: Result<(), VaultError> = async {
+            while let Some(piece) = body.next().await {
+                let piece = piece.map_err(|e| VaultError::Input(e.to_string()))?;
+                hasher.update(&piece);
+                plain_len += piece.len() as u64;
+                sealer.update(&piece, &mut out)?;
+                if out.len() >= WRITE_BATCH {
+                    writer.write(Bytes::from(std::mem::take(&mut out))).await?;
+                    out.reserve(WRITE_BATCH + 32 * 1024);
+                }
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            let _ = writer.abort().await;
+            return Err(e);
+        }
+        if let Err(e) = sealer.finish(&mut out) {
+            let _ = writer.abort().await;
+            return Err(e.into());
+        }
+        writer.write(Bytes::from(out)).await?;
+        let stored_len = writer.commit().await?;
+        if stored_len != container_len(plain_len) {
+            return Err(VaultError::Integrity("stored length"));
+        }
+        let record = BlobRecord {
+            key,
+            envelope_id: envelope,
+            kind: kind.as_str().to_owned(),
+            version,
+            plaintext_len: plain_len,
+            stored_len,
+            sha256: hex::encode(hasher.finalize()),
+            created_unix_ms: self.clock.now_unix_ms(),
+        };
+        self.repo.insert_blob(&record).await?;
+        Ok(record)
+    }
+
+    /// Streams a document's plaintext. Each chunk is authenticated before it is released; the
+    /// stream ends with an error if the blob does not match its recorded length and hash.
+    pub async fn open_blob(&self, envelope: EnvelopeId, kind: &str, version: u32) -> Result<BlobStream, VaultError> {
+        let record = self.repo.get_blob(envelope, kind, version).await?;
+        let kind = BlobKind::new(kind)?;
+        let (dek, dek_id) = self.dek(envelope, "open_blob").await?;
+        let ctx = BlobContext { envelope_id: envelope.as_bytes(), kind, version };
+        let source = self.blobs.get(&record.key).await?;
+        struct State {
+            source: BlobStream,
+            opener: Option<BlobOpener>,
+            hasher: Sha256,
+            len: u64,
+            record: BlobRecord,
+        }
+        let state = State { source, opener: Some(BlobOpener::new(&dek, dek_id, &ctx)), hasher: Sha256::new(), len: 0, record };
+        let integrity = |what: &'static str| BlobError::Unavailable(format!("integrity check failed: {what}"));
+        let stream = futures::stream::unfold(state, move |mut st| async move {
+            loop {
+                let opener = st.opener.as_mut()?;
+                match st.source.next().await {
+                    Some(Ok(bytes)) => {
+                        let mut out = Vec::with_capacity(bytes.len());
+                        if opener.update(&bytes, &mut out).is_err() {
+                            st.opener = None;
+                            return Some((Err(integrity("authentication")), st));
+                        }
+                        if !out.is_empty() {
+                            st.hasher.update(&out);
+                            st.len += out.len() as u64;
+                            return Some((Ok(Bytes::from(out)), st));
+                        }
+                    }
+                    Some(Err(e)) => {
+                        st.opener = None;
+                        return Some((Err(e), st));
+                    }
+                    None => {
+                        let opener = st.opener.take()?;
+                        let mut out = Vec::new();
+                        if opener.finish(&mut out).is_err() {
+                            return Some((Err(integrity("truncated")), st));
+                        }
+                        st.hasher.update(&out);
+                        st.len += out.len() as u64;
+                        let digest = hex::encode(std::mem::take(&mut st.hasher).finalize());
+                        if st.len != st.record.plaintext_len || digest != st.record.sha256 {
+                            return Some((Err(integrity("length or digest")), st));
+                        }
+                        if out.is_empty() {
+                            return None;
+                        }
+                        return Some((Ok(Bytes::from(out)), st));
+                    }
+                }
+            }
+        });
+        Ok(Box::pin(stream))
+    }
+
+    /// Reads a whole document into memory (small blobs only).
+    pub async fn read_blob(&self, envelope: EnvelopeId, kind: &str, version: u32) -> Result<Vec<u8>, VaultError> {
+        let mut s = self.open_blob(envelope, kind, version).await?;
+        let mut out = Vec::new();
+        while let Some(piece) = s.next().await {
+            out.extend_from_slice(&piece?);
+        }
+        Ok(out)
+    }
+
+    /// Encrypts a small value for a database column.
+    pub async fn seal_field(&self, envelope: EnvelopeId, ctx: &FieldContext<'_>, value: &[u8]) -> Result<Vec<u8>, VaultError> {
+        let (dek, _) = self.dek(envelope, "seal_field").await?;
+        Ok(field::seal_field(&dek, ctx, value)?)
+    }
+
+    /// Decrypts a value sealed by [`Vault::seal_field`].
+    pub async fn open_field(&self, envelope: EnvelopeId, ctx: &FieldContext<'_>, sealed: &[u8]) -> Result<Vec<u8>, VaultError> {
+        let (dek, _) = self.dek(envelope, "open_field").await?;
+        Ok(field::open_field(&dek, ctx, sealed)?)
+    }
+
+    /// Crypto-shreds one envelope: its wrapped DEK is deleted (nothing can open its blobs any
+    /// more, backups included), then its ciphertext blobs are removed.
+    pub async fn shred_envelope(&self, envelope: EnvelopeId) -> Result<(), VaultError> {
+        let blobs = self.repo.list_blobs(envelope).await?;
+        self.repo.delete_envelope_key(envelope).await?;
+        for b in blobs {
+            if let Err(e) = self.blobs.delete(&b.key).await {
+                tracing::warn!(key = %b.key, error = %e, "ciphertext left behind after shredding (unreadable)");
+            }
+        }
+        Ok(())
+    }
+
+    /// Crypto-shreds an organisation: every version of its KEK is destroyed in the key manager,
+    /// which makes every DEK and so every blob of the organisation unreadable everywhere.
+    pub async fn shred_organisation(&self, org: OrgId) -> Result<(), VaultError> {
+        self.keys.destroy_kek(&org.kek_id()).await?;
+        for k in self.repo.list_envelope_keys(Some(org)).await? {
+            self.shred_envelope(k.envelope_id).await?;
+        }
+        self.repo.delete_organisation(org).await?;
+        Ok(())
+    }
+
+    /// Moves every DEK to its organisation's current KEK version. Blobs are not touched.
+    pub async fn rewrap_all(&self) -> Result<RewrapReport, VaultError> {
+        let mut report = RewrapReport::default();
+        for rec in self.repo.list_envelope_keys(None).await? {
+            report.examined += 1;
+            let Some(current) = self.keys.current_kek(&rec.kek_key_id).await? else {
+                continue;
+            };
+            if current.version == rec.kek_version {
+                report.already_current += 1;
+                continue;
+            }
+            let old = KekRef { key_id: rec.kek_key_id.clone(), version: rec.kek_version };
+            let dek = self.keys.unwrap_dek(&WrappedDek { kek: old.clone(), wrapped: rec.wrapped.clone() }).await?;
+            self.repo.record_key_use(&self.key_use(&old, "rewrap_unwrap", Some(rec.envelope_id))).await?;
+            let new = self.keys.wrap_dek(&current, &dek).await?;
+            self.repo.replace_wrapped_dek(rec.envelope_id, rec.kek_version, current.version, &new.wrapped).await?;
+            self.repo.record_key_use(&self.key_use(&current, "rewrap_wrap", Some(rec.envelope_id))).await?;
+            report.rewrapped += 1;
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,336 @@
+//! The metadata repository on SQLite or PostgreSQL, through sqlx's `Any` driver so each query is
+//! written once. Each backend has its own migrations folder (types differ); `$n` placeholders work
+//! on both. SQLite runs in WAL mode with `synchronous=FULL`, so a commit survives power loss.
+
+use sigillum_core::ports::{BlobRecord, EnvelopeKey, KeyUse, Organisation};
+use sigillum_core::{EnvelopeId, OrgId, RepoError, Repository};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct SqlRepository {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+fn db(e: sqlx::Error) -> RepoError {
+    match e {
+        sqlx::Error::RowNotFound => RepoError::NotFound,
+        sqlx::Error::Database(d) if d.is_unique_violation() => RepoError::Conflict("already exists".into()),
+        sqlx::Error::Database(d) if d.is_foreign_key_violation() => RepoError::Conflict("referenced row missing".into()),
+        sqlx::Error::Database(d) => RepoError::Unavailable(format!("database error {}", d.code().unwrap_or_default())),
+        e => RepoError::Unavailable(format!("database: {}", kind(&e))),
+    }
+}
+
+fn kind(e: &sqlx::Error) -> &'static str {
+    match e {
+        sqlx::Error::PoolTimedOut => "pool timed out",
+        sqlx::Error::PoolClosed => "pool closed",
+        sqlx::Error::Io(_) => "i/o",
+        sqlx::Error::Tls(_) => "tls",
+        sqlx::Error::Protocol(_) => "protocol",
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => "decode",
+        sqlx::Error::Migrate(_) => "migration",
+        _ => "error",
+    }
+}
+
+fn parse_uuid<T>(s: &str, f: impl Fn(&str) -> Option<T>) -> Result<T, RepoError> {
+    f(s).ok_or_else(|| RepoError::Unavailable("corrupt id in database".into()))
+}
+
+fn org_row(r: &AnyRow) -> Result<Organisation, RepoError> {
+    Ok(Organisation {
+        id: parse_uuid(&r.try_get::<String, _>("id").map_err(db)?, OrgId::parse)?,
+        name: r.try_get("name").map_err(db)?,
+        created_unix_ms: r.try_get("created_ms").map_err(db)?,
+    })
+}
+
+fn key_row(r: &AnyRow) -> Result<EnvelopeKey, RepoError> {
+    let dek_id: Vec<u8> = r.try_get("dek_id").map_err(db)?;
+    Ok(EnvelopeKey {
+        envelope_id: parse_uuid(&r.try_get::<String, _>("envelope_id").map_err(db)?, EnvelopeId::parse)?,
+        org_id: parse_uuid(&r.try_get::<String, _>("org_id").map_err(db)?, OrgId::parse)?,
+        dek_id: dek_id.try_into().map_err(|_| RepoError::Unavailable("corrupt dek id".into()))?,
+        kek_key_id: r.try_get("kek_key_id").map_err(db)?,
+        kek_version: r.try_get::<i64, _>("kek_version").map_err(db)? as u32,
+        wrapped: r.try_get("wrapped").map_err(db)?,
+        created_unix_ms: r.try_get("created_ms").map_err(db)?,
+    })
+}
+
+fn blob_row(r: &AnyRow) -> Result<BlobRecord, RepoError> {
+    Ok(BlobRecord {
+        key: r.try_get("key").map_err(db)?,
+        envelope_id: parse_uuid(&r.try_get::<String, _>("envelope_id").map_err(db)?, EnvelopeId::parse)?,
+        kind: r.try_get("kind").map_err(db)?,
+        version: r.try_get::<i64, _>("version").map_err(db)? as u32,
+        plaintext_len: r.try_get::<i64, _>("plaintext_len").map_err(db)? as u64,
+        stored_len: r.try_get::<i64, _>("stored_len").map_err(db)? as u64,
+        sha256: r.try_get("sha256").map_err(db)?,
+        created_unix_ms: r.try_get("created_ms").map_err(db)?,
+    })
+}
+
+fn use_row(r: &AnyRow) -> Result<KeyUse, RepoError> {
+    let env: Option<String> = r.try_get("envelope_id").map_err(db)?;
+    Ok(KeyUse {
+        kek_key_id: r.try_get("kek_key_id").map_err(db)?,
+        kek_version: r.try_get::<i64, _>("kek_version").map_err(db)? as u32,
+        purpose: r.try_get("purpose").map_err(db)?,
+        envelope_id: env.as_deref().and_then(EnvelopeId::parse),
+        node: r.try_get("node").map_err(db)?,
+        at_unix_ms: r.try_get("at_ms").map_err(db)?,
+    })
+}
+
+const INSERT_KEY_USE: &str =
+    "INSERT INTO key_uses (kek_key_id, kek_version, purpose, envelope_id, node, at_ms) VALUES ($1, $2, $3, $4, $5, $6)";
+
+fn bind_use<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    u: &'q KeyUse,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    q.bind(&u.kek_key_id)
+        .bind(u.kek_version as i64)
+        .bind(&u.purpose)
+        .bind(u.envelope_id.map(|e| e.to_string()))
+        .bind(&u.node)
+        .bind(u.at_unix_ms)
+}
+
+impl SqlRepository {
+    /// Connects to `sqlite://…` or `postgres://…` and applies pending migrations.
+    pub async fn connect(url: &str) -> Result<Self, RepoError> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if url.starts_with("sqlite:") {
+            let u = if url.contains('?') { url.to_owned() } else { format!("{url}?mode=rwc") };
+            (Backend::Sqlite, u)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_owned())
+        } else {
+            return Err(RepoError::Unavailable("SIGILLUM_DATABASE_URL must be sqlite:// or postgres://".into()));
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = FULL").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(db)?;
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&pool).await.map_err(|e| RepoError::Unavailable(format!("migration failed: {e}")))?;
+        Ok(Self { pool, backend })
+    }
+
+    pub fn kind(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[async_trait::async_trait]
+impl Repository for SqlRepository {
+    fn backend(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    async fn health(&self) -> Result<(), RepoError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(db)
+    }
+
+    async fn insert_organisation(&self, org: &Organisation) -> Result<(), RepoError> {
+        sqlx::query("INSERT INTO organisations (id, name, created_ms) VALUES ($1, $2, $3)")
+            .bind(org.id.to_string())
+            .bind(&org.name)
+            .bind(org.created_unix_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn get_organisation(&self, id: OrgId) -> Result<Organisation, RepoError> {
+        let r = sqlx::query("SELECT id, name, created_ms FROM organisations WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        org_row(&r)
+    }
+
+    async fn list_organisations(&self) -> Result<Vec<Organisation>, RepoError> {
+        let rows = sqlx::query("SELECT id, name, created_ms FROM organisations ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(org_row).collect()
+    }
+
+    async fn delete_organisation(&self, id: OrgId) -> Result<(), RepoError> {
+        sqlx::query("DELETE FROM organisations WHERE id = $1").bind(id.to_string()).execute(&self.pool).await.map_err(db)?;
+        Ok(())
+    }
+
+    async fn insert_envelope_key(&self, k: &EnvelopeKey, wrap_use: &KeyUse) -> Result<(), RepoError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query(
+            "INSERT INTO envelope_keys (envelope_id, org_id, dek_id, kek_key_id, kek_version, wrapped, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(k.envelope_id.to_string())
+        .bind(k.org_id.to_string())
+        .bind(k.dek_id.to_vec())
+        .bind(&k.kek_key_id)
+        .bind(k.kek_version as i64)
+        .bind(k.wrapped.clone())
+        .bind(k.created_unix_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        bind_use(sqlx::query(INSERT_KEY_USE), wrap_use).execute(&mut *tx).await.map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn get_envelope_key(&self, envelope: EnvelopeId) -> Result<EnvelopeKey, RepoError> {
+        let r = sqlx::query("SELECT * FROM envelope_keys WHERE envelope_id = $1")
+            .bind(envelope.to_string())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        key_row(&r)
+    }
+
+    async fn list_envelope_keys(&self, org: Option<OrgId>) -> Result<Vec<EnvelopeKey>, RepoError> {
+        let rows = match org {
+            Some(o) => sqlx::query("SELECT * FROM envelope_keys WHERE org_id = $1 ORDER BY envelope_id")
+                .bind(o.to_string())
+                .fetch_all(&self.pool)
+                .await,
+            None => sqlx::query("SELECT * FROM envelope_keys ORDER BY envelope_id").fetch_all(&self.pool).await,
+        }
+        .map_err(db)?;
+        rows.iter().map(key_row).collect()
+    }
+
+    async fn replace_wrapped_dek(
+        &self,
+        envelope: EnvelopeId,
+        expected_version: u32,
+        new_version: u32,
+        wrapped: &[u8],
+    ) -> Result<(), RepoError> {
+        let r = sqlx::query(
+            "UPDATE envelope_keys SET wrapped = $1, kek_version = $2 WHERE envelope_id = $3 AND kek_version = $4",
+        )
+        .bind(wrapped.to_vec())
+        .bind(new_version as i64)
+        .bind(envelope.to_string())
+        .bind(expected_version as i64)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        if r.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(RepoError::Conflict("envelope key changed concurrently".into()))
+        }
+    }
+
+    async fn delete_envelope_key(&self, envelope: EnvelopeId) -> Result<(), RepoError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query("DELETE FROM blobs WHERE envelope_id = $1").bind(envelope.to_string()).execute(&mut *tx).await.map_err(db)?;
+        sqlx::query("DELETE FROM envelope_keys WHERE envelope_id = $1")
+            .bind(envelope.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn insert_blob(&self, b: &BlobRecord) -> Result<(), RepoError> {
+        sqlx::query(
+            "INSERT INTO blobs (key, envelope_id, kind, version, plaintext_len, stored_len, sha256, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&b.key)
+        .bind(b.envelope_id.to_string())
+        .bind(&b.kind)
+        .bind(b.version as i64)
+        .bind(b.plaintext_len as i64)
+        .bind(b.stored_len as i64)
+        .bind(&b.sha256)
+        .bind(b.created_unix_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn get_blob(&self, envelope: EnvelopeId, kind: &str, version: u32) -> Result<BlobRecord, RepoError> {
+        let r = sqlx::query("SELECT * FROM blobs WHERE envelope_id = $1 AND kind = $2 AND version = $3")
+            .bind(envelope.to_string())
+            .bind(kind)
+            .bind(version as i64)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        blob_row(&r)
+    }
+
+    async fn list_blobs(&self, envelope: EnvelopeId) -> Result<Vec<BlobRecord>, RepoError> {
+        let rows = sqlx::query("SELECT * FROM blobs WHERE envelope_id = $1 ORDER BY kind, version")
+            .bind(envelope.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(blob_row).collect()
+    }
+
+    async fn record_key_use(&self, u: &KeyUse) -> Result<(), RepoError> {
+        bind_use(sqlx::query(INSERT_KEY_USE), u).execute(&self.pool).await.map_err(db)?;
+        Ok(())
+    }
+
+    async fn list_key_uses(&self, envelope: Option<EnvelopeId>) -> Result<Vec<KeyUse>, RepoError> {
+        let rows = match envelope {
+            Some(e) => sqlx::query("SELECT * FROM key_uses WHERE envelope_id = $1 ORDER BY id")
+                .bind(e.to_string())
+                .fetch_all(&self.pool)
+                .await,
+            None => sqlx::query("SELECT * FROM key_uses ORDER BY id").fetch_all(&self.pool).await,
+        }
+        .map_err(db)?;
+        rows.iter().map(use_row).collect()
+    }
+}

@@ -1,0 +1,121 @@
+//! One repository suite, run against SQLite and PostgreSQL.
+
+use sigillum_core::ports::{BlobRecord, EnvelopeKey, KeyUse, Organisation};
+use sigillum_core::{EnvelopeId, OrgId, RepoError, Repository};
+use sigillum_store::SqlRepository;
+
+fn key_use(purpose: &str, env: Option<EnvelopeId>) -> KeyUse {
+    KeyUse { kek_key_id: "org:x".into(), kek_version: 1, purpose: purpose.into(), envelope_id: env, node: "n1".into(), at_unix_ms: 7 }
+}
+
+async fn suite(repo: &SqlRepository) {
+    repo.health().await.unwrap();
+    let org = Organisation { id: OrgId::new(), name: "Acme AG".into(), created_unix_ms: 1_700_000_000_000 };
+    repo.insert_organisation(&org).await.unwrap();
+    assert_eq!(repo.get_organisation(org.id).await.unwrap(), org);
+    assert!(matches!(repo.insert_organisation(&org).await, Err(RepoError::Conflict(_))));
+    assert!(matches!(repo.get_organisation(OrgId::new()).await, Err(RepoError::NotFound)));
+
+    let env = EnvelopeId::new();
+    let key = EnvelopeKey {
+        envelope_id: env,
+        org_id: org.id,
+        dek_id: [9; 16],
+        kek_key_id: org.id.kek_id(),
+        kek_version: 1,
+        wrapped: vec![1, 2, 3, 0, 255],
+        created_unix_ms: 5,
+    };
+    repo.insert_envelope_key(&key, &key_use("wrap", Some(env))).await.unwrap();
+    assert_eq!(repo.get_envelope_key(env).await.unwrap(), key);
+    assert_eq!(repo.list_envelope_keys(Some(org.id)).await.unwrap(), vec![key.clone()]);
+    assert_eq!(repo.list_envelope_keys(Some(OrgId::new())).await.unwrap(), vec![]);
+
+    // The insert is atomic with its key-use record: a failing insert leaves no use behind.
+    let uses_before = repo.list_key_uses(None).await.unwrap().len();
+    assert!(repo.insert_envelope_key(&key, &key_use("wrap", Some(env))).await.is_err());
+    assert_eq!(repo.list_key_uses(None).await.unwrap().len(), uses_before);
+    // A key for an organisation that does not exist is refused.
+    let orphan = EnvelopeKey { envelope_id: EnvelopeId::new(), org_id: OrgId::new(), ..key.clone() };
+    assert!(matches!(repo.insert_envelope_key(&orphan, &key_use("wrap", None)).await, Err(RepoError::Conflict(_))));
+
+    // Rewrap is a compare-and-swap on the KEK version.
+    repo.replace_wrapped_dek(env, 1, 2, &[4, 5, 6]).await.unwrap();
+    assert!(matches!(repo.replace_wrapped_dek(env, 1, 3, &[7]).await, Err(RepoError::Conflict(_))));
+    let k2 = repo.get_envelope_key(env).await.unwrap();
+    assert_eq!((k2.kek_version, k2.wrapped.as_slice()), (2, &[4u8, 5, 6][..]));
+
+    let blob = BlobRecord {
+        key: format!("env/{}/original/v1", env.0.simple()),
+        envelope_id: env,
+        kind: "original".into(),
+        version: 1,
+        plaintext_len: 10_000_000_000,
+        stored_len: 10_000_610_394,
+        sha256: "ab".repeat(32),
+        created_unix_ms: 6,
+    };
+    repo.insert_blob(&blob).await.unwrap();
+    assert_eq!(repo.get_blob(env, "original", 1).await.unwrap(), blob);
+    assert!(matches!(repo.get_blob(env, "original", 2).await, Err(RepoError::NotFound)));
+    assert!(matches!(repo.insert_blob(&blob).await, Err(RepoError::Conflict(_))));
+    assert_eq!(repo.list_blobs(env).await.unwrap(), vec![blob]);
+
+    repo.record_key_use(&key_use("open_blob", Some(env))).await.unwrap();
+    let uses = repo.list_key_uses(Some(env)).await.unwrap();
+    assert_eq!(uses.iter().map(|u| u.purpose.as_str()).collect::<Vec<_>>(), ["wrap", "open_blob"]);
+
+    // Shredding one envelope removes its wrapped key and blob records, nothing else.
+    let other = EnvelopeId::new();
+    repo.insert_envelope_key(&EnvelopeKey { envelope_id: other, ..key.clone() }, &key_use("wrap", Some(other))).await.unwrap();
+    repo.delete_envelope_key(env).await.unwrap();
+    assert!(matches!(repo.get_envelope_key(env).await, Err(RepoError::NotFound)));
+    assert!(repo.list_blobs(env).await.unwrap().is_empty());
+    assert!(repo.get_envelope_key(other).await.is_ok());
+    repo.delete_envelope_key(other).await.unwrap();
+    repo.delete_organisation(org.id).await.unwrap();
+    assert!(repo.list_organisations().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn sqlite_repository_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = SqlRepository::connect(&format!("sqlite://{}/t.db", dir.path().display())).await.unwrap();
+    assert_eq!(repo.backend(), "sqlite");
+    suite(&repo).await;
+}
+
+#[tokio::test]
+async fn postgres_repository_suite() {
+    let url = sigillum_testkit::postgres_database().await;
+    let repo = SqlRepository::connect(&url).await.unwrap();
+    assert_eq!(repo.backend(), "postgres");
+    suite(&repo).await;
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent_and_data_survives_reconnect() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/t.db", dir.path().display());
+    let org = Organisation { id: OrgId::new(), name: "Keep".into(), created_unix_ms: 1 };
+    {
+        let repo = SqlRepository::connect(&url).await.unwrap();
+        repo.insert_organisation(&org).await.unwrap();
+        repo.close().await;
+    }
+    let repo = SqlRepository::connect(&url).await.unwrap();
+    assert_eq!(repo.get_organisation(org.id).await.unwrap(), org);
+
+    let pg = sigillum_testkit::postgres_database().await;
+    SqlRepository::connect(&pg).await.unwrap().close().await;
+    let repo = SqlRepository::connect(&pg).await.unwrap();
+    repo.insert_organisation(&org).await.unwrap();
+    assert_eq!(repo.get_organisation(org.id).await.unwrap(), org);
+}
+
+#[tokio::test]
+async fn bad_database_urls_are_clear_errors() {
+    assert!(matches!(SqlRepository::connect("mysql://x").await, Err(RepoError::Unavailable(_))));
+    let r = SqlRepository::connect("postgres://postgres@127.0.0.1:1/none").await;
+    assert!(matches!(r, Err(RepoError::Unavailable(_))));
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what building and testing Sigillum needs on Debian/Ubuntu, skipping what is present.
+# Used by scripts/test.sh and .ci/run; safe to run again.
+set -euo pipefail
+
+need_apt=()
+command -v softhsm2-util >/dev/null || need_apt+=(softhsm2)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+command -v pip3 >/dev/null || command -v pip >/dev/null || need_apt+=(python3-pip)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "==> apt-get install ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+# PostgreSQL's Debian package starts a cluster of its own; the tests use a private one instead.
+
+if ! python3 -c 'import moto, boto3' >/dev/null 2>&1 || ! command -v moto_server >/dev/null; then
+  echo "==> pip install moto[server] (S3-compatible server for the S3 tests)"
+  python3 -m pip install -q 'moto[server]==5.*' 2>&1 | grep -v "Running pip as the 'root'" || true
+fi
