@@ -278,6 +278,14 @@ impl Decryptor {
         while !input.is_empty() {
             // A full sealed chunk can never be the final one, so once the buffer holds one
             // full chunk plus at least one more byte, it is safe to open and release it.
+            if self.buf.is_empty() && input.len() > SEALED_CHUNK_SIZE {
+                // Fast path: open straight into the output, without the staging buffer.
+                if let Err(e) = self.open_into(&input[..SEALED_CHUNK_SIZE], out) {
+                    return self.fail(e);
+                }
+                input = &input[SEALED_CHUNK_SIZE..];
+                continue;
+            }
             if self.buf.len() == SEALED_CHUNK_SIZE {
                 if let Err(e) = self.open_buffered(out) {
                     return self.fail(e);
@@ -288,6 +296,25 @@ impl Decryptor {
             input = &input[take..];
         }
         Ok(())
+    }
+
+    fn open_into(&mut self, sealed: &[u8], out: &mut Vec<u8>) -> Result<(), CryptoError> {
+        let derived = self.derived.as_ref().ok_or(CryptoError::Truncated)?;
+        let nonce = derived.nonce(self.counter)?;
+        let start = out.len();
+        out.extend_from_slice(sealed);
+        match derived.key.open_in_place(nonce, Aad::empty(), &mut out[start..]) {
+            Ok(pt) => {
+                let n = pt.len();
+                out.truncate(start + n);
+                self.counter += 1;
+                Ok(())
+            }
+            Err(_) => {
+                out.truncate(start);
+                Err(CryptoError::Authentication)
+            }
+        }
     }
 
     fn open_buffered(&mut self, out: &mut Vec<u8>) -> Result<(), CryptoError> {
