@@ -1,1 +1,11 @@
-//! placeholder
+//! The edge tier (DESIGN §2): what stands between the network and the application. TLS
+//! configuration (rustls, TLS 1.2+, a self-signed certificate made on first start), request ids
+//! and baseline security headers. The WAF, rate limits and CSRF protection join here.
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod headers;
+pub mod tls;
+
+pub use headers::security_headers;
+pub use tls::{TlsError, TlsMaterial};

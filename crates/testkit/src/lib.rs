@@ -5,6 +5,8 @@
 //! A helper whose service is missing panics with the command that provides it, so a backend can
 //! never be skipped silently.
 
+pub mod server;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;

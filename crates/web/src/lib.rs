@@ -1,1 +1,51 @@
-//! placeholder
+//! The HTTP tier: axum routes, the JSON error shape and the TLS accept loop. Handlers stay thin:
+//! they parse, call an application service from `sigillum-core`, and map the result once.
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod error;
+pub mod health;
+pub mod server;
+
+use std::sync::Arc;
+
+use axum::Router;
+use sigillum_core::Vault;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+/// Everything a handler may reach.
+pub struct AppState {
+    pub vault: Vault,
+    pub version: &'static str,
+}
+
+/// The whole HTTP application, edge layers included.
+pub fn router(state: Arc<AppState>) -> Router {
+    let mut app = Router::new()
+        .merge(health::routes())
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .with_state(state);
+    for layer in sigillum_edge::security_headers() {
+        app = app.layer(layer);
+    }
+    app.layer(
+        tower::ServiceBuilder::new()
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(|req: &http::Request<_>| {
+                        let id = req
+                            .headers()
+                            .get("x-request-id")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("-")
+                            .to_owned();
+                        tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+                    })
+                    .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
+            )
+            .layer(PropagateRequestIdLayer::x_request_id()),
+    )
+}

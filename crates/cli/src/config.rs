@@ -1,0 +1,305 @@
+//! Configuration (DESIGN §8): built-in embedded defaults, then a TOML file (`--config`), then
+//! `SIGILLUM_*` environment variables, each overriding the one before. TOML keys are the variable
+//! names without the `SIGILLUM_` prefix, lower-case (`data_dir`, `database_url`, …). Secrets are
+//! held in `SecretString`, and [`Config::redacted`] is the only view that is ever logged.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+
+/// Every key, as (TOML key, is it a secret). Environment names are `SIGILLUM_` + upper case.
+pub const KEYS: &[(&str, bool)] = &[
+    ("data_dir", false),
+    ("listen", false),
+    ("tls_cert", false),
+    ("tls_key", false),
+    ("public_url", false),
+    ("database_url", true),
+    ("blob_url", false),
+    ("kms", false),
+    ("master_key", true),
+    ("pkcs11_pin", true),
+    ("smtp_url", true),
+    ("tsa_url", false),
+    ("jurisdiction", false),
+    ("waf", false),
+    ("stripe_secret_key", true),
+    ("stripe_webhook_secret", true),
+    ("stripe_api_base", false),
+    ("paypal_client_id", false),
+    ("paypal_client_secret", true),
+    ("paypal_webhook_id", false),
+    ("paypal_api_base", false),
+    ("node_id", false),
+    ("log_format", false),
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WafMode {
+    Block,
+    Detect,
+    Off,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// The resolved configuration.
+#[derive(Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub public_url: url::Url,
+    pub database_url: SecretString,
+    pub blob_url: String,
+    pub kms: String,
+    pub master_key: Option<SecretString>,
+    pub pkcs11_pin: Option<SecretString>,
+    pub smtp_url: Option<SecretString>,
+    pub tsa_url: Option<String>,
+    pub jurisdiction: String,
+    pub waf: WafMode,
+    pub stripe_secret_key: Option<SecretString>,
+    pub stripe_webhook_secret: Option<SecretString>,
+    pub stripe_api_base: Option<String>,
+    pub paypal_client_id: Option<String>,
+    pub paypal_client_secret: Option<SecretString>,
+    pub paypal_webhook_id: Option<String>,
+    pub paypal_api_base: Option<String>,
+    pub node_id: String,
+    pub log_format: LogFormat,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Config({})", self.redacted())
+    }
+}
+
+/// Reads the TOML file and the environment into one map of raw values.
+fn gather(file: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut raw = BTreeMap::new();
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+        let table: toml::Table = text.parse().with_context(|| format!("{} is not valid TOML", path.display()))?;
+        for (k, v) in table {
+            let k = k.to_ascii_lowercase();
+            if !KEYS.iter().any(|(name, _)| *name == k) {
+                bail!("unknown configuration key {k:?} in {}", path.display());
+            }
+            let s = match v {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                _ => bail!("configuration key {k} must be a string"),
+            };
+            raw.insert(k, s);
+        }
+    }
+    for (k, _) in KEYS {
+        if let Some(v) = env(&format!("SIGILLUM_{}", k.to_ascii_uppercase())) {
+            raw.insert((*k).to_owned(), v);
+        }
+    }
+    Ok(raw)
+}
+
+impl Config {
+    /// Loads from the process environment and an optional TOML file.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        Self::from_sources(file, &|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// Loads from a file and an environment lookup (tests pass their own).
+    pub fn from_sources(file: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let raw = gather(file, env)?;
+        let get = |k: &str| raw.get(k).cloned();
+        let secret = |k: &str| get(k).map(SecretString::from);
+        let data_dir = PathBuf::from(get("data_dir").unwrap_or_else(|| "./sigillum-data".into()));
+        let dd = data_dir.display().to_string();
+        let listen: SocketAddr = get("listen")
+            .unwrap_or_else(|| "127.0.0.1:8443".into())
+            .parse()
+            .context("SIGILLUM_LISTEN must be host:port, e.g. 127.0.0.1:8443")?;
+        let public_url = url::Url::parse(&get("public_url").unwrap_or_else(|| "https://localhost:8443".into()))
+            .context("SIGILLUM_PUBLIC_URL must be an absolute URL")?;
+        if public_url.scheme() != "https" {
+            bail!("SIGILLUM_PUBLIC_URL must use https");
+        }
+        let waf = match get("waf").as_deref().unwrap_or("block") {
+            "block" => WafMode::Block,
+            "detect" => WafMode::Detect,
+            "off" => WafMode::Off,
+            other => bail!("SIGILLUM_WAF must be block, detect or off, not {other:?}"),
+        };
+        let jurisdiction = get("jurisdiction").unwrap_or_else(|| "CH".into());
+        if jurisdiction.len() != 2 || !jurisdiction.bytes().all(|b| b.is_ascii_uppercase()) {
+            bail!("SIGILLUM_JURISDICTION must be an ISO 3166-1 alpha-2 code such as CH");
+        }
+        let (tls_cert, tls_key) = (get("tls_cert").map(PathBuf::from), get("tls_key").map(PathBuf::from));
+        if tls_cert.is_some() != tls_key.is_some() {
+            bail!("SIGILLUM_TLS_CERT and SIGILLUM_TLS_KEY must be set together");
+        }
+        let log_format = match get("log_format").as_deref().unwrap_or("json") {
+            "json" => LogFormat::Json,
+            "text" => LogFormat::Text,
+            other => bail!("SIGILLUM_LOG_FORMAT must be json or text, not {other:?}"),
+        };
+        let node_id = get("node_id").unwrap_or_else(|| {
+            std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "node".into())
+        });
+        Ok(Self {
+            listen,
+            tls_cert,
+            tls_key,
+            public_url,
+            database_url: SecretString::from(get("database_url").unwrap_or_else(|| format!("sqlite://{dd}/sigillum.db"))),
+            blob_url: get("blob_url").unwrap_or_else(|| format!("file://{dd}/blobs")),
+            kms: get("kms").unwrap_or_else(|| format!("local:{dd}/keyring")),
+            master_key: secret("master_key"),
+            pkcs11_pin: secret("pkcs11_pin"),
+            smtp_url: secret("smtp_url"),
+            tsa_url: get("tsa_url"),
+            jurisdiction,
+            waf,
+            stripe_secret_key: secret("stripe_secret_key"),
+            stripe_webhook_secret: secret("stripe_webhook_secret"),
+            stripe_api_base: get("stripe_api_base"),
+            paypal_client_id: get("paypal_client_id"),
+            paypal_client_secret: secret("paypal_client_secret"),
+            paypal_webhook_id: get("paypal_webhook_id"),
+            paypal_api_base: get("paypal_api_base"),
+            node_id,
+            log_format,
+            data_dir,
+        })
+    }
+
+    /// The effective configuration as JSON, every secret replaced by `"<redacted>"` (set) or
+    /// null (unset); the database URL keeps scheme, host and path but loses credentials.
+    pub fn redacted(&self) -> Value {
+        let hidden = |s: &Option<SecretString>| if s.is_some() { json!("<redacted>") } else { Value::Null };
+        json!({
+            "data_dir": self.data_dir,
+            "listen": self.listen.to_string(),
+            "tls_cert": self.tls_cert,
+            "tls_key": self.tls_key,
+            "public_url": self.public_url.as_str(),
+            "database_url": redact_url(secrecy::ExposeSecret::expose_secret(&self.database_url)),
+            "blob_url": self.blob_url,
+            "kms": self.kms,
+            "master_key": hidden(&self.master_key),
+            "pkcs11_pin": hidden(&self.pkcs11_pin),
+            "smtp_url": hidden(&self.smtp_url),
+            "tsa_url": self.tsa_url,
+            "jurisdiction": self.jurisdiction,
+            "waf": self.waf,
+            "stripe_secret_key": hidden(&self.stripe_secret_key),
+            "stripe_webhook_secret": hidden(&self.stripe_webhook_secret),
+            "stripe_api_base": self.stripe_api_base,
+            "paypal_client_id": self.paypal_client_id,
+            "paypal_client_secret": hidden(&self.paypal_client_secret),
+            "paypal_webhook_id": self.paypal_webhook_id,
+            "paypal_api_base": self.paypal_api_base,
+            "node_id": self.node_id,
+            "log_format": match self.log_format { LogFormat::Json => "json", LogFormat::Text => "text" },
+        })
+    }
+}
+
+/// `postgres://user:pw@host/db` → `postgres://host/db`.
+fn redact_url(u: &str) -> String {
+    match url::Url::parse(u) {
+        Ok(mut p) if p.has_host() => {
+            let _ = p.set_username("");
+            let _ = p.set_password(None);
+            p.to_string()
+        }
+        Ok(p) => p.scheme().to_owned() + ":<path>",
+        Err(_) => "<redacted>".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+    }
+
+    #[test]
+    fn embedded_defaults_match_design() {
+        let c = Config::from_sources(None, &|_| None).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("./sigillum-data"));
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8443");
+        assert_eq!(c.public_url.as_str(), "https://localhost:8443/");
+        assert_eq!(c.database_url.expose_secret(), "sqlite://./sigillum-data/sigillum.db");
+        assert_eq!(c.blob_url, "file://./sigillum-data/blobs");
+        assert_eq!(c.kms, "local:./sigillum-data/keyring");
+        assert_eq!(c.jurisdiction, "CH");
+        assert_eq!(c.waf, WafMode::Block);
+        assert!(c.smtp_url.is_none() && c.tsa_url.is_none() && c.stripe_secret_key.is_none());
+    }
+
+    #[test]
+    fn environment_overrides_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("s.toml");
+        std::fs::write(&f, "data_dir = \"/srv/s\"\nlisten = \"0.0.0.0:9443\"\nwaf = \"detect\"\n").unwrap();
+        let c = Config::from_sources(Some(&f), &env_of(&[("SIGILLUM_LISTEN", "127.0.0.1:7000")])).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:7000");
+        assert_eq!(c.data_dir, PathBuf::from("/srv/s"));
+        assert_eq!(c.waf, WafMode::Detect);
+        assert_eq!(c.blob_url, "file:///srv/s/blobs");
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        let bad: &[&[(&str, &str)]] = &[
+            &[("SIGILLUM_WAF", "maybe")],
+            &[("SIGILLUM_LISTEN", "nowhere")],
+            &[("SIGILLUM_JURISDICTION", "Switzerland")],
+            &[("SIGILLUM_PUBLIC_URL", "http://x")],
+            &[("SIGILLUM_TLS_CERT", "/c.pem")],
+        ];
+        for pairs in bad {
+            let pairs: &'static [(&'static str, &'static str)] = Box::leak(pairs.to_vec().into_boxed_slice());
+            assert!(Config::from_sources(None, &env_of(pairs)).is_err(), "{pairs:?}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("s.toml");
+        std::fs::write(&f, "colour = \"blue\"\n").unwrap();
+        assert!(Config::from_sources(Some(&f), &|_| None).is_err());
+    }
+
+    #[test]
+    fn redacted_view_hides_every_secret() {
+        let c = Config::from_sources(
+            None,
+            &env_of(&[
+                ("SIGILLUM_MASTER_KEY", "aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11"),
+                ("SIGILLUM_DATABASE_URL", "postgres://sig:hunter2@db.internal:5432/sigillum"),
+                ("SIGILLUM_STRIPE_SECRET_KEY", "sk_live_abcdef"),
+                ("SIGILLUM_SMTP_URL", "smtps://mail:pw123@smtp.example"),
+            ]),
+        )
+        .unwrap();
+        let shown = format!("{} {:?}", c.redacted(), c);
+        for secret in ["aa11aa11", "hunter2", "sk_live_abcdef", "pw123"] {
+            assert!(!shown.contains(secret), "{secret} leaked: {shown}");
+        }
+        assert!(shown.contains("db.internal"));
+    }
+}

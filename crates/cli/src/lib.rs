@@ -1,0 +1,10 @@
+//! The `sigillum` binary's library half: configuration, wiring of adapters into the application,
+//! and the commands. `main.rs` only parses arguments and calls in here, so tests can drive the
+//! same wiring the server uses.
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod app;
+pub mod config;
+pub mod keys;
+pub mod serve;

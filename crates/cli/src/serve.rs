@@ -1,0 +1,65 @@
+//! `sigillum serve`: open the application, load or generate the TLS certificate, listen, and
+//! shut down gracefully on SIGTERM or Ctrl-C.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use sigillum_edge::TlsMaterial;
+use sigillum_web::server::{serve, ConnLimits};
+use sigillum_web::AppState;
+
+use crate::app::App;
+use crate::config::Config;
+
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    tracing::info!(config = %cfg.redacted(), "starting");
+    let app = App::open(&cfg).await?;
+    let extra_names: Vec<String> = cfg.public_url.host_str().map(|h| vec![h.to_owned()]).unwrap_or_default();
+    let tls = TlsMaterial::load_or_generate(
+        cfg.tls_cert.as_deref(),
+        cfg.tls_key.as_deref(),
+        &cfg.data_dir.join("tls"),
+        &extra_names,
+    )
+    .context("loading the TLS certificate")?;
+    let server_config = tls.server_config()?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let fingerprint = tls.fingerprint();
+    println!("Sigillum {} listening on https://{addr}", env!("CARGO_PKG_VERSION"));
+    println!(
+        "TLS certificate {} ({})",
+        tls.cert_path.display(),
+        if tls.self_signed { "self-signed, generated on first start" } else { "configured" }
+    );
+    println!("TLS certificate SHA-256 fingerprint {fingerprint}");
+    tracing::info!(%addr, fingerprint, self_signed = tls.self_signed, "listening");
+
+    let state = Arc::new(AppState { vault: app.vault.clone(), version: env!("CARGO_PKG_VERSION") });
+    serve(listener, server_config, sigillum_web::router(state), ConnLimits::default(), shutdown_signal()).await;
+    app.repo.close().await;
+    tracing::info!("shutdown complete");
+    println!("Sigillum stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = term => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt received"),
+    }
+}

@@ -1,0 +1,219 @@
+//! `sigillum serve` as a user runs it: a real process on a random loopback port.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use sigillum_testkit::server::{embedded_env, Server};
+
+fn env_with(dir: &std::path::Path, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut env = embedded_env(&dir.join("data"));
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env
+}
+
+async fn get_json(s: &Server, path: &str) -> (u16, Value, reqwest::header::HeaderMap) {
+    let r = s.client().get(s.url(path)).send().await.unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    (status, r.json().await.unwrap(), headers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_start_creates_everything_serves_health_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&env_with(dir.path(), &[]), &[]);
+    let data = dir.path().join("data");
+    for p in ["sigillum.db", "blobs", "keyring/keys.json", "keyring/master.key", "tls/cert.pem", "tls/key.pem"] {
+        assert!(data.join(p).exists(), "{p} missing after first start");
+    }
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&data).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(s.fingerprint, s.cert_fingerprint_on_disk(), "printed fingerprint is the certificate's");
+
+    let (st, body, headers) = get_json(&s, "/healthz").await;
+    assert_eq!((st, body["status"].as_str()), (200, Some("ok")));
+    assert!(headers.contains_key("x-request-id"));
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert!(headers["strict-transport-security"].to_str().unwrap().contains("max-age="));
+
+    let (st, body, _) = get_json(&s, "/readyz").await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["status"], "ready");
+    for (check, backend) in [("database", "sqlite"), ("blob_store", "fs"), ("key_manager", "local")] {
+        assert_eq!(body["checks"][check]["status"], "ok", "{body}");
+        assert_eq!(body["checks"][check]["backend"], backend);
+    }
+
+    // Unknown routes and wrong methods get the JSON error shape.
+    let (st, body, _) = get_json(&s, "/no/such/thing").await;
+    assert_eq!(st, 404);
+    assert_eq!(body["error"]["code"], "not_found");
+    let r = s.client().post(s.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "method_not_allowed");
+
+    let (status, out, err) = s.terminate();
+    assert!(status.success(), "exit {status:?}: {err}");
+    assert!(out.contains("Sigillum stopped"));
+    assert!(err.contains("SIGTERM received") && err.contains("shutdown complete"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_keeps_certificate_and_keyring() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&env_with(dir.path(), &[]), &[]);
+    let fp = s.fingerprint.clone();
+    let keyring = std::fs::read(dir.path().join("data/keyring/master.key")).unwrap();
+    s.terminate();
+    let s = Server::start(&env_with(dir.path(), &[]), &[]);
+    assert_eq!(s.fingerprint, fp);
+    assert_eq!(std::fs::read(dir.path().join("data/keyring/master.key")).unwrap(), keyring);
+    assert_eq!(get_json(&s, "/readyz").await.0, 200);
+}
+
+fn openssl_handshake(addr: &str, flag: &str) -> bool {
+    let out = Command::new("openssl")
+        .args(["s_client", "-connect", addr, flag, "-servername", "localhost"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl is needed for the TLS version test");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.contains("BEGIN CERTIFICATE") || text.contains("Cipher is TLS_") || text.contains("New, TLSv1.2")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_tls_1_2_and_1_3_are_offered() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&env_with(dir.path(), &[]), &[]);
+    assert!(openssl_handshake(&s.addr, "-tls1_3"), "TLS 1.3 refused");
+    assert!(openssl_handshake(&s.addr, "-tls1_2"), "TLS 1.2 refused");
+    assert!(!openssl_handshake(&s.addr, "-tls1_1"), "TLS 1.1 accepted");
+    assert!(!openssl_handshake(&s.addr, "-tls1"), "TLS 1.0 accepted");
+    // Plain HTTP on the TLS port gets no HTTP answer.
+    let plain = reqwest::Client::new().get(format!("http://{}/healthz", s.addr)).timeout(Duration::from_secs(5)).send().await;
+    assert!(plain.is_err() || plain.unwrap().status().as_u16() != 200);
+    // A TLS 1.2-only client gets through.
+    let tls12 = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&s.cert_pem()).unwrap())
+        .max_tls_version(reqwest::tls::Version::TLS_1_2)
+        .build()
+        .unwrap();
+    assert_eq!(tls12.get(s.url("/healthz")).send().await.unwrap().status().as_u16(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_names_the_failing_dependency() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&env_with(dir.path(), &[]), &[]);
+    std::fs::remove_dir_all(dir.path().join("data/blobs")).unwrap();
+    let (st, body, _) = get_json(&s, "/readyz").await;
+    assert_eq!(st, 503, "{body}");
+    assert_eq!(body["status"], "unavailable");
+    assert_eq!(body["checks"]["blob_store"]["status"], "failing");
+    assert_eq!(body["checks"]["database"]["status"], "ok");
+    assert_eq!(body["checks"]["key_manager"]["status"], "ok");
+    assert!(!body.to_string().contains(dir.path().to_str().unwrap()), "internal path leaked: {body}");
+    assert_eq!(get_json(&s, "/healthz").await.0, 200, "liveness is not readiness");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_reach_stdout_or_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = [
+        ("SIGILLUM_MASTER_KEY", "5ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2"),
+        ("SIGILLUM_STRIPE_SECRET_KEY", "sk_test_4eC39HqLyjWDarjtT1zdp7dc"),
+        ("SIGILLUM_STRIPE_WEBHOOK_SECRET", "whsec_doNotLogMe123"),
+        ("SIGILLUM_PAYPAL_CLIENT_SECRET", "paypal-s3cr3t-value"),
+        ("SIGILLUM_SMTP_URL", "smtps://mailer:sm7p-pa55word@smtp.example.org"),
+        ("SIGILLUM_PKCS11_PIN", "pin-24680"),
+    ];
+    let s = Server::start(&env_with(dir.path(), &[("SIGILLUM_LOG", "trace"), ("SIGILLUM_LOG_FORMAT", "json")]).into_iter().chain(secrets.iter().map(|(k, v)| (k.to_string(), v.to_string()))).collect::<Vec<_>>(), &[]);
+    for p in ["/healthz", "/readyz", "/nope"] {
+        s.client().get(s.url(p)).send().await.unwrap();
+    }
+    let (status, out, err) = s.terminate();
+    assert!(status.success());
+    assert!(err.contains("<redacted>"), "config view should show secrets as redacted");
+    for (name, value) in secrets {
+        assert!(!out.contains(value) && !err.contains(value), "{name} leaked into output");
+    }
+    // The generated keyring used the configured master key: no key file was written.
+    assert!(!dir.path().join("data/keyring/master.key").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_ids_are_returned_and_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&env_with(dir.path(), &[]), &[]);
+    let r = s.client().get(s.url("/healthz")).send().await.unwrap();
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let r2 = s.client().get(s.url("/healthz")).header("x-request-id", "caller-chosen-42").send().await.unwrap();
+    assert_eq!(r2.headers()["x-request-id"], "caller-chosen-42");
+    let (_, _, err) = s.terminate();
+    let line = err.lines().find(|l| l.contains(&id)).expect("request id in the log");
+    let v: Value = serde_json::from_str(line).expect("structured JSON log line");
+    assert_eq!(v["span"]["path"], "/healthz");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_file_with_environment_overrides() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("sigillum.toml");
+    std::fs::write(&cfg, format!("data_dir = \"{}\"\nlisten = \"127.0.0.1:1\"\njurisdiction = \"DE\"\n", dir.path().join("from-file").display())).unwrap();
+    // The file's listen address is overridden by the environment (port 1 would fail).
+    let env = vec![("SIGILLUM_LISTEN".to_string(), "127.0.0.1:0".to_string())];
+    let s = Server::start(&env, &["--config", cfg.to_str().unwrap()]);
+    assert!(dir.path().join("from-file/sigillum.db").exists());
+    let (_, _, err) = s.terminate();
+    assert!(err.contains(r#"\"jurisdiction\":\"DE\""#), "{err}");
+}
+
+#[test]
+fn invalid_configuration_exits_2_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(sigillum_testkit::sigillum_bin())
+        .arg("serve")
+        .env("SIGILLUM_DATA_DIR", dir.path())
+        .env("SIGILLUM_WAF", "sometimes")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SIGILLUM_WAF must be block, detect or off"));
+    let out = Command::new(sigillum_testkit::sigillum_bin())
+        .arg("serve")
+        .env("SIGILLUM_DATA_DIR", dir.path())
+        .env("SIGILLUM_DATABASE_URL", "mysql://nope")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("opening the database"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_stack_postgres_s3_pkcs11() {
+    let dir = tempfile::tempdir().unwrap();
+    let hsm = sigillum_testkit::softhsm();
+    let db = sigillum_testkit::postgres_database().await;
+    let blobs = sigillum_testkit::s3_blob_url();
+    let pin = secrecy::ExposeSecret::expose_secret(&hsm.pin).to_owned();
+    let s = Server::start(
+        &env_with(dir.path(), &[
+            ("SIGILLUM_DATABASE_URL", &db),
+            ("SIGILLUM_BLOB_URL", &blobs),
+            ("SIGILLUM_KMS", &hsm.kms_spec()),
+            ("SIGILLUM_PKCS11_PIN", &pin),
+        ]),
+        &[],
+    );
+    let (st, body, _) = get_json(&s, "/readyz").await;
+    assert_eq!(st, 200, "{body}");
+    for (check, backend) in [("database", "postgres"), ("blob_store", "s3"), ("key_manager", "pkcs11")] {
+        assert_eq!(body["checks"][check]["backend"], backend, "{body}");
+        assert_eq!(body["checks"][check]["status"], "ok", "{body}");
+    }
+    assert!(!dir.path().join("data/sigillum.db").exists(), "no SQLite file when PostgreSQL is configured");
+    let (status, out, err) = s.terminate();
+    assert!(status.success());
+    assert!(!out.contains(&pin) && !err.contains(&pin));
+}
