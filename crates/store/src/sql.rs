@@ -151,6 +151,23 @@ impl SqlRepository {
         self.backend
     }
 
+    /// Runs the backend's own consistency check (SQLite `PRAGMA integrity_check`; PostgreSQL
+    /// keeps its own invariants, so a trivial query there).
+    pub async fn integrity_check(&self) -> Result<(), RepoError> {
+        match self.backend {
+            Backend::Sqlite => {
+                let r = sqlx::query("PRAGMA integrity_check").fetch_one(&self.pool).await.map_err(db)?;
+                let verdict: String = r.try_get(0).map_err(db)?;
+                if verdict == "ok" {
+                    Ok(())
+                } else {
+                    Err(RepoError::Unavailable("database integrity check failed".into()))
+                }
+            }
+            Backend::Postgres => self.health().await,
+        }
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
