@@ -11,31 +11,31 @@ use anyhow::{bail, Context};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 
-/// Every key, as (TOML key, is it a secret). Environment names are `SIGILLUM_` + upper case.
-pub const KEYS: &[(&str, bool)] = &[
-    ("data_dir", false),
-    ("listen", false),
-    ("tls_cert", false),
-    ("tls_key", false),
-    ("public_url", false),
-    ("database_url", true),
-    ("blob_url", false),
-    ("kms", false),
-    ("master_key", true),
-    ("pkcs11_pin", true),
-    ("smtp_url", true),
-    ("tsa_url", false),
-    ("jurisdiction", false),
-    ("waf", false),
-    ("stripe_secret_key", true),
-    ("stripe_webhook_secret", true),
-    ("stripe_api_base", false),
-    ("paypal_client_id", false),
-    ("paypal_client_secret", true),
-    ("paypal_webhook_id", false),
-    ("paypal_api_base", false),
-    ("node_id", false),
-    ("log_format", false),
+/// Every configuration key. Environment names are `SIGILLUM_` + the key in upper case.
+pub const KEYS: &[&str] = &[
+    "data_dir",
+    "listen",
+    "tls_cert",
+    "tls_key",
+    "public_url",
+    "database_url",
+    "blob_url",
+    "kms",
+    "master_key",
+    "pkcs11_pin",
+    "smtp_url",
+    "tsa_url",
+    "jurisdiction",
+    "waf",
+    "stripe_secret_key",
+    "stripe_webhook_secret",
+    "stripe_api_base",
+    "paypal_client_id",
+    "paypal_client_secret",
+    "paypal_webhook_id",
+    "paypal_api_base",
+    "node_id",
+    "log_format",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -90,11 +90,12 @@ impl std::fmt::Debug for Config {
 fn gather(file: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<BTreeMap<String, String>> {
     let mut raw = BTreeMap::new();
     if let Some(path) = file {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
         let table: toml::Table = text.parse().with_context(|| format!("{} is not valid TOML", path.display()))?;
         for (k, v) in table {
             let k = k.to_ascii_lowercase();
-            if !KEYS.iter().any(|(name, _)| *name == k) {
+            if !KEYS.contains(&k.as_str()) {
                 bail!("unknown configuration key {k:?} in {}", path.display());
             }
             let s = match v {
@@ -106,7 +107,7 @@ fn gather(file: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> anyhow::
             raw.insert(k, s);
         }
     }
-    for (k, _) in KEYS {
+    for k in KEYS {
         if let Some(v) = env(&format!("SIGILLUM_{}", k.to_ascii_uppercase())) {
             raw.insert((*k).to_owned(), v);
         }
@@ -163,7 +164,9 @@ impl Config {
             tls_cert,
             tls_key,
             public_url,
-            database_url: SecretString::from(get("database_url").unwrap_or_else(|| format!("sqlite://{dd}/sigillum.db"))),
+            database_url: SecretString::from(
+                get("database_url").unwrap_or_else(|| format!("sqlite://{dd}/sigillum.db")),
+            ),
             blob_url: get("blob_url").unwrap_or_else(|| format!("file://{dd}/blobs")),
             kms: get("kms").unwrap_or_else(|| format!("local:{dd}/keyring")),
             master_key: secret("master_key"),

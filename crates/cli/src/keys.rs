@@ -17,10 +17,7 @@ pub async fn status(app: &App) -> anyhow::Result<serde_json::Value> {
                     "created_unix_ms": k.created_unix_ms, "deks_wrapped": wrapped })
         })
         .collect();
-    let stale = deks
-        .iter()
-        .filter(|d| !v_is_current(&keks, &d.kek_key_id, d.kek_version))
-        .count();
+    let stale = deks.iter().filter(|d| !v_is_current(&keks, &d.kek_key_id, d.kek_version)).count();
     Ok(json!({
         "backend": v.key_manager().backend(),
         "keks": keks,

@@ -1,4 +1,6 @@
 //! `sigillum`: the self-hostable, security-first e-signature server and its tools.
+#![forbid(unsafe_code)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;

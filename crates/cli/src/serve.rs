@@ -23,9 +23,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     )
     .context("loading the TLS certificate")?;
     let server_config = tls.server_config()?;
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     let fingerprint = tls.fingerprint();
     println!("Sigillum {} listening on https://{addr}", env!("CARGO_PKG_VERSION"));

@@ -32,7 +32,11 @@ fn content(seed: u64, len: usize) -> Vec<u8> {
 
 fn size_of(i: u64) -> usize {
     // Mostly small, sometimes several MiB, so kills land inside long writes too.
-    if i % 5 == 4 { 3 * 1024 * 1024 + (i as usize * 7919) % 100_000 } else { 1 + (i as usize * 7919) % 300_000 }
+    if i % 5 == 4 {
+        3 * 1024 * 1024 + (i as usize * 7919) % 100_000
+    } else {
+        1 + (i as usize * 7919) % 300_000
+    }
 }
 
 fn env_pairs() -> Vec<(String, String)> {
@@ -47,7 +51,8 @@ fn child() {
     rt.block_on(async {
         let data = std::path::PathBuf::from(std::env::var("SIGILLUM_DATA_DIR").unwrap());
         let pairs = env_pairs();
-        let extra: Vec<(&str, &str)> = pairs.iter().filter(|(k, _)| k != "SIGILLUM_DATA_DIR").map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let extra: Vec<(&str, &str)> =
+            pairs.iter().filter(|(k, _)| k != "SIGILLUM_DATA_DIR").map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let app = common::open(&data, &extra).await;
         let org = match std::env::var("CRASH_ORG").ok().and_then(|o| OrgId::parse(&o)) {
             Some(o) => o,
@@ -71,12 +76,21 @@ struct Committed {
     i: u64,
 }
 
-async fn verify(stack: &str, data: &std::path::Path, extra: &[(&str, &str)], committed: &[Committed], keys_seen: usize) -> usize {
+async fn verify(
+    stack: &str,
+    data: &std::path::Path,
+    extra: &[(&str, &str)],
+    committed: &[Committed],
+    keys_seen: usize,
+) -> usize {
     let app = common::open(data, extra).await;
     app.repo.integrity_check().await.unwrap();
     let v = &app.vault;
     for c in committed {
-        let got = v.read_blob(c.env, "original", 1).await.unwrap_or_else(|e| panic!("{stack}: committed blob {} lost: {e}", c.i));
+        let got = v
+            .read_blob(c.env, "original", 1)
+            .await
+            .unwrap_or_else(|e| panic!("{stack}: committed blob {} lost: {e}", c.i));
         assert_eq!(Sha256::digest(&got), Sha256::digest(content(c.i, size_of(c.i))), "{stack}: blob {} corrupted", c.i);
     }
     // Every visible record opens; every envelope key came with its key-use record.
@@ -89,7 +103,9 @@ async fn verify(stack: &str, data: &std::path::Path, extra: &[(&str, &str)], com
             "{stack}: envelope key without its key-use record: the transaction was torn"
         );
         for b in v.repository().list_blobs(k.envelope_id).await.unwrap() {
-            v.read_blob(k.envelope_id, &b.kind, b.version).await.unwrap_or_else(|e| panic!("{stack}: visible blob unreadable: {e}"));
+            v.read_blob(k.envelope_id, &b.kind, b.version)
+                .await
+                .unwrap_or_else(|e| panic!("{stack}: visible blob unreadable: {e}"));
         }
     }
     // No half-written blob is visible to the store under any key.
@@ -193,10 +209,11 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         let db = sigillum_testkit::postgres_database().await;
         let blobs = sigillum_testkit::s3_blob_url();
-        scenario("postgres+s3", &dir.path().join("data"), vec![
-            ("SIGILLUM_DATABASE_URL".into(), db),
-            ("SIGILLUM_BLOB_URL".into(), blobs),
-        ])
+        scenario(
+            "postgres+s3",
+            &dir.path().join("data"),
+            vec![("SIGILLUM_DATABASE_URL".into(), db), ("SIGILLUM_BLOB_URL".into(), blobs)],
+        )
         .await;
         passed += 1;
     });

@@ -47,7 +47,13 @@ async fn scenario(extra: Vec<(String, String)>) {
     assert_eq!(w["rewrapped"], 1);
     let s = keys(&data, &extra, &["status"]);
     assert_eq!(s["deks_needing_rewrap"], 0);
-    let v2 = s["keks"].as_array().unwrap().iter().find(|k| k["key_id"] == org.id.kek_id() && k["version"] == 2).unwrap().clone();
+    let v2 = s["keks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["key_id"] == org.id.kek_id() && k["version"] == 2)
+        .unwrap()
+        .clone();
     assert_eq!((v2["current"].clone(), v2["deks_wrapped"].clone()), (Value::Bool(true), Value::from(1)));
 
     let after = app.vault.blob_store().get_range(&rec.key, 0..rec.stored_len).await.unwrap();

@@ -91,7 +91,8 @@ async fn only_tls_1_2_and_1_3_are_offered() {
     assert!(!openssl_handshake(&s.addr, "-tls1_1"), "TLS 1.1 accepted");
     assert!(!openssl_handshake(&s.addr, "-tls1"), "TLS 1.0 accepted");
     // Plain HTTP on the TLS port gets no HTTP answer.
-    let plain = reqwest::Client::new().get(format!("http://{}/healthz", s.addr)).timeout(Duration::from_secs(5)).send().await;
+    let plain =
+        reqwest::Client::new().get(format!("http://{}/healthz", s.addr)).timeout(Duration::from_secs(5)).send().await;
     assert!(plain.is_err() || plain.unwrap().status().as_u16() != 200);
     // A TLS 1.2-only client gets through.
     let tls12 = reqwest::Client::builder()
@@ -128,7 +129,13 @@ async fn secrets_never_reach_stdout_or_logs() {
         ("SIGILLUM_SMTP_URL", "smtps://mailer:sm7p-pa55word@smtp.example.org"),
         ("SIGILLUM_PKCS11_PIN", "pin-24680"),
     ];
-    let s = Server::start(&env_with(dir.path(), &[("SIGILLUM_LOG", "trace"), ("SIGILLUM_LOG_FORMAT", "json")]).into_iter().chain(secrets.iter().map(|(k, v)| (k.to_string(), v.to_string()))).collect::<Vec<_>>(), &[]);
+    let s = Server::start(
+        &env_with(dir.path(), &[("SIGILLUM_LOG", "trace"), ("SIGILLUM_LOG_FORMAT", "json")])
+            .into_iter()
+            .chain(secrets.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect::<Vec<_>>(),
+        &[],
+    );
     for p in ["/healthz", "/readyz", "/nope"] {
         s.client().get(s.url(p)).send().await.unwrap();
     }
@@ -160,7 +167,14 @@ async fn request_ids_are_returned_and_logged() {
 async fn config_file_with_environment_overrides() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("sigillum.toml");
-    std::fs::write(&cfg, format!("data_dir = \"{}\"\nlisten = \"127.0.0.1:1\"\njurisdiction = \"DE\"\n", dir.path().join("from-file").display())).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = \"{}\"\nlisten = \"127.0.0.1:1\"\njurisdiction = \"DE\"\n",
+            dir.path().join("from-file").display()
+        ),
+    )
+    .unwrap();
     // The file's listen address is overridden by the environment (port 1 would fail).
     let env = vec![("SIGILLUM_LISTEN".to_string(), "127.0.0.1:0".to_string())];
     let s = Server::start(&env, &["--config", cfg.to_str().unwrap()]);
@@ -198,12 +212,15 @@ async fn production_stack_postgres_s3_pkcs11() {
     let blobs = sigillum_testkit::s3_blob_url();
     let pin = secrecy::ExposeSecret::expose_secret(&hsm.pin).to_owned();
     let s = Server::start(
-        &env_with(dir.path(), &[
-            ("SIGILLUM_DATABASE_URL", &db),
-            ("SIGILLUM_BLOB_URL", &blobs),
-            ("SIGILLUM_KMS", &hsm.kms_spec()),
-            ("SIGILLUM_PKCS11_PIN", &pin),
-        ]),
+        &env_with(
+            dir.path(),
+            &[
+                ("SIGILLUM_DATABASE_URL", &db),
+                ("SIGILLUM_BLOB_URL", &blobs),
+                ("SIGILLUM_KMS", &hsm.kms_spec()),
+                ("SIGILLUM_PKCS11_PIN", &pin),
+            ],
+        ),
         &[],
     );
     let (st, body, _) = get_json(&s, "/readyz").await;

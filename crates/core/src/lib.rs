@@ -2,7 +2,7 @@
 //! built on them. Pure: no network, clock, filesystem or database here; adapters implement the
 //! ports (`sigillum-store`, `sigillum-kms`) and the web tier calls the services.
 #![forbid(unsafe_code)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::await_holding_lock))]
 
 pub mod ids;
 pub mod ports;

@@ -225,7 +225,8 @@ impl Vault {
             len: u64,
             record: BlobRecord,
         }
-        let state = State { source, opener: Some(BlobOpener::new(&dek, dek_id, &ctx)), hasher: Sha256::new(), len: 0, record };
+        let state =
+            State { source, opener: Some(BlobOpener::new(&dek, dek_id, &ctx)), hasher: Sha256::new(), len: 0, record };
         let integrity = |what: &'static str| BlobError::Unavailable(format!("integrity check failed: {what}"));
         let stream = futures::stream::unfold(state, move |mut st| async move {
             loop {
@@ -281,13 +282,23 @@ impl Vault {
     }
 
     /// Encrypts a small value for a database column.
-    pub async fn seal_field(&self, envelope: EnvelopeId, ctx: &FieldContext<'_>, value: &[u8]) -> Result<Vec<u8>, VaultError> {
+    pub async fn seal_field(
+        &self,
+        envelope: EnvelopeId,
+        ctx: &FieldContext<'_>,
+        value: &[u8],
+    ) -> Result<Vec<u8>, VaultError> {
         let (dek, _) = self.dek(envelope, "seal_field").await?;
         Ok(field::seal_field(&dek, ctx, value)?)
     }
 
     /// Decrypts a value sealed by [`Vault::seal_field`].
-    pub async fn open_field(&self, envelope: EnvelopeId, ctx: &FieldContext<'_>, sealed: &[u8]) -> Result<Vec<u8>, VaultError> {
+    pub async fn open_field(
+        &self,
+        envelope: EnvelopeId,
+        ctx: &FieldContext<'_>,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, VaultError> {
         let (dek, _) = self.dek(envelope, "open_field").await?;
         Ok(field::open_field(&dek, ctx, sealed)?)
     }

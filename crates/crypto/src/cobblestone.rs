@@ -63,8 +63,7 @@ fn expand(input_key: &[u8], salt: &[u8; SALT_LEN], context: &[u8]) -> Result<Okm
 
 fn derive(input_key: &[u8], salt: &[u8; SALT_LEN], context: &[u8]) -> Result<Derived, CryptoError> {
     let okm = expand(input_key, salt, context)?;
-    let unbound = UnboundKey::new(&AES_256_GCM, &okm[..KEY_LEN])
-        .map_err(|_| CryptoError::Internal("aead key"))?;
+    let unbound = UnboundKey::new(&AES_256_GCM, &okm[..KEY_LEN]).map_err(|_| CryptoError::Internal("aead key"))?;
     let mut base_nonce = [0u8; NONCE_LEN];
     base_nonce.copy_from_slice(&okm[KEY_LEN..KEY_LEN + NONCE_LEN]);
     let mut commitment = [0u8; COMMITMENT_LEN];
@@ -140,33 +139,18 @@ impl Encryptor {
     }
 
     /// Like [`Encryptor::new`] with a fresh random salt.
-    pub fn with_random_salt(
-        input_key: &[u8],
-        context: &[u8],
-    ) -> Result<(Self, [u8; PREFIX_LEN]), CryptoError> {
+    pub fn with_random_salt(input_key: &[u8], context: &[u8]) -> Result<(Self, [u8; PREFIX_LEN]), CryptoError> {
         Self::new(input_key, crate::random_array()?, context)
     }
 
-    /// Seals one full chunk in place: `chunk` holds exactly [`CHUNK_SIZE`] plaintext bytes followed
-    /// by [`TAG_LEN`] bytes of room for the tag. Lets callers encrypt straight into their output
-    /// buffer without copies. Must not be mixed with buffered data from [`Encryptor::update`].
-    pub fn seal_full_chunk_in_place(&mut self, chunk: &mut [u8]) -> Result<(), CryptoError> {
-        if chunk.len() != SEALED_CHUNK_SIZE || !self.buf.is_empty() {
-            return Err(CryptoError::Internal("chunk layout"));
-        }
-        self.seal_into(chunk)
-    }
-
-    fn seal_into(&mut self, chunk_with_tag_room: &mut [u8]) -> Result<(), CryptoError> {
-        let pt_len = chunk_with_tag_room.len() - TAG_LEN;
+    /// Encrypts `plaintext` (at most one chunk) straight into `out` (plaintext length + tag),
+    /// without staging it: the AEAD reads the input and writes the output in one pass.
+    fn seal_out_of_place(&mut self, plaintext: &[u8], out: &mut [u8]) -> Result<(), CryptoError> {
         let nonce = self.derived.nonce(self.counter)?;
-        let (pt, tag_out) = chunk_with_tag_room.split_at_mut(pt_len);
-        let tag = self
-            .derived
+        self.derived
             .key
-            .seal_in_place_separate_tag(nonce, Aad::empty(), pt)
+            .seal_in_place_scatter(nonce, Aad::empty(), &mut [], plaintext, out)
             .map_err(|_| CryptoError::Internal("seal"))?;
-        tag_out.copy_from_slice(tag.as_ref());
         self.counter += 1;
         Ok(())
     }
@@ -174,25 +158,26 @@ impl Encryptor {
     /// Encrypts `input`, appending every completed chunk's ciphertext to `out`.
     pub fn update(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Result<(), CryptoError> {
         while !input.is_empty() {
-            let room = CHUNK_SIZE - self.buf.len();
-            let take = room.min(input.len());
-            if self.buf.is_empty() && take == CHUNK_SIZE {
-                // Fast path: whole chunk straight into the output buffer.
+            if self.buf.is_empty() && input.len() >= CHUNK_SIZE {
+                // Fast path: whole chunk from the caller's input straight into the output.
                 let start = out.len();
-                out.extend_from_slice(&input[..CHUNK_SIZE]);
                 out.resize(start + SEALED_CHUNK_SIZE, 0);
-                self.seal_into(&mut out[start..])?;
-            } else {
-                self.buf.extend_from_slice(&input[..take]);
-                if self.buf.len() == CHUNK_SIZE {
-                    let start = out.len();
-                    out.extend_from_slice(&self.buf);
-                    out.resize(start + SEALED_CHUNK_SIZE, 0);
-                    self.buf.clear();
-                    self.seal_into(&mut out[start..])?;
-                }
+                self.seal_out_of_place(&input[..CHUNK_SIZE], &mut out[start..])?;
+                input = &input[CHUNK_SIZE..];
+                continue;
             }
+            let take = (CHUNK_SIZE - self.buf.len()).min(input.len());
+            self.buf.extend_from_slice(&input[..take]);
             input = &input[take..];
+            if self.buf.len() == CHUNK_SIZE {
+                let start = out.len();
+                out.resize(start + SEALED_CHUNK_SIZE, 0);
+                let chunk = std::mem::take(&mut self.buf);
+                let r = self.seal_out_of_place(&chunk, &mut out[start..]);
+                self.buf = chunk;
+                self.buf.clear();
+                r?;
+            }
         }
         Ok(())
     }
@@ -200,10 +185,9 @@ impl Encryptor {
     /// Seals the final (short, possibly empty) chunk.
     pub fn finish(mut self, out: &mut Vec<u8>) -> Result<(), CryptoError> {
         let start = out.len();
-        out.extend_from_slice(&self.buf);
         out.resize(start + self.buf.len() + TAG_LEN, 0);
-        self.buf.clear();
-        self.seal_into(&mut out[start..])
+        let last = std::mem::take(&mut self.buf);
+        self.seal_out_of_place(&last, &mut out[start..])
     }
 }
 
@@ -215,6 +199,80 @@ pub fn encrypt(input_key: &[u8], context: &[u8], plaintext: &[u8]) -> Result<Vec
     enc.update(plaintext, &mut out)?;
     enc.finish(&mut out)?;
     Ok(out)
+}
+
+/// Encrypts a whole message without a second buffer: on entry `buf` holds the plaintext; on exit
+/// it holds `prefix_room` zero bytes (for the caller's header), then salt, commitment and chunks.
+/// Chunks are moved into place last to first, so memory use stays one buffer.
+pub fn encrypt_in_place(
+    input_key: &[u8],
+    salt: [u8; SALT_LEN],
+    context: &[u8],
+    buf: &mut Vec<u8>,
+    prefix_room: usize,
+) -> Result<(), CryptoError> {
+    let derived = derive(input_key, &salt, context)?;
+    let pt_len = buf.len();
+    let chunks = pt_len / CHUNK_SIZE + 1;
+    let base = prefix_room + PREFIX_LEN;
+    buf.resize(base + pt_len + chunks * TAG_LEN, 0);
+    for k in (0..chunks).rev() {
+        let src = k * CHUNK_SIZE;
+        let n = CHUNK_SIZE.min(pt_len - src);
+        let dst = base + k * SEALED_CHUNK_SIZE;
+        // Seal where the plaintext lies (cold memory, one pass), then shift the ciphertext while it
+        // is still in cache. Chunks go last to first, so nothing unprocessed is overwritten.
+        let tag = derived
+            .key
+            .seal_in_place_separate_tag(derived.nonce(k as u64)?, Aad::empty(), &mut buf[src..src + n])
+            .map_err(|_| CryptoError::Internal("seal"))?;
+        buf.copy_within(src..src + n, dst);
+        buf[dst + n..dst + n + TAG_LEN].copy_from_slice(tag.as_ref());
+    }
+    buf[..prefix_room].fill(0);
+    buf[prefix_room..prefix_room + SALT_LEN].copy_from_slice(&salt);
+    buf[prefix_room + SALT_LEN..base].copy_from_slice(&derived.commitment);
+    Ok(())
+}
+
+/// Decrypts the message in `buf[offset..]` without a second buffer; on success `buf` holds exactly
+/// the plaintext. On any failure `buf` is wiped and emptied: nothing unauthenticated is released.
+pub fn decrypt_in_place(input_key: &[u8], context: &[u8], buf: &mut Vec<u8>, offset: usize) -> Result<(), CryptoError> {
+    let result = decrypt_in_place_inner(input_key, context, buf, offset);
+    if result.is_err() {
+        buf.fill(0);
+        buf.clear();
+    }
+    result
+}
+
+fn decrypt_in_place_inner(
+    input_key: &[u8],
+    context: &[u8],
+    buf: &mut Vec<u8>,
+    offset: usize,
+) -> Result<(), CryptoError> {
+    let msg_len = buf.len().checked_sub(offset).ok_or(CryptoError::Truncated)?;
+    let pt_len = plaintext_len(msg_len as u64)? as usize;
+    let mut salt = [0u8; SALT_LEN];
+    salt.copy_from_slice(&buf[offset..offset + SALT_LEN]);
+    let derived = derive(input_key, &salt, context)?;
+    if verify_slices_are_equal(&derived.commitment, &buf[offset + SALT_LEN..offset + PREFIX_LEN]).is_err() {
+        return Err(CryptoError::Commitment);
+    }
+    let chunks = pt_len / CHUNK_SIZE + 1;
+    for k in 0..chunks {
+        let src = offset + PREFIX_LEN + k * SEALED_CHUNK_SIZE;
+        let end = (src + SEALED_CHUNK_SIZE).min(buf.len());
+        let n = derived
+            .key
+            .open_in_place(derived.nonce(k as u64)?, Aad::empty(), &mut buf[src..end])
+            .map_err(|_| CryptoError::Authentication)?
+            .len();
+        buf.copy_within(src..src + n, k * CHUNK_SIZE);
+    }
+    buf.truncate(pt_len);
+    Ok(())
 }
 
 /// Streaming decryptor. Releases plaintext only of chunks that authenticated; once an error is
@@ -298,15 +356,15 @@ impl Decryptor {
         Ok(())
     }
 
+    /// Opens one full sealed chunk straight into `out`, without staging it.
     fn open_into(&mut self, sealed: &[u8], out: &mut Vec<u8>) -> Result<(), CryptoError> {
         let derived = self.derived.as_ref().ok_or(CryptoError::Truncated)?;
         let nonce = derived.nonce(self.counter)?;
+        let (ct, tag) = sealed.split_at(sealed.len() - TAG_LEN);
         let start = out.len();
-        out.extend_from_slice(sealed);
-        match derived.key.open_in_place(nonce, Aad::empty(), &mut out[start..]) {
-            Ok(pt) => {
-                let n = pt.len();
-                out.truncate(start + n);
+        out.resize(start + ct.len(), 0);
+        match derived.key.open_separate_gather(nonce, Aad::empty(), ct, tag, &mut out[start..]) {
+            Ok(()) => {
                 self.counter += 1;
                 Ok(())
             }
@@ -320,10 +378,8 @@ impl Decryptor {
     fn open_buffered(&mut self, out: &mut Vec<u8>) -> Result<(), CryptoError> {
         let derived = self.derived.as_ref().ok_or(CryptoError::Truncated)?;
         let nonce = derived.nonce(self.counter)?;
-        let pt = derived
-            .key
-            .open_in_place(nonce, Aad::empty(), &mut self.buf)
-            .map_err(|_| CryptoError::Authentication)?;
+        let pt =
+            derived.key.open_in_place(nonce, Aad::empty(), &mut self.buf).map_err(|_| CryptoError::Authentication)?;
         out.extend_from_slice(pt);
         self.buf.clear();
         self.counter += 1;
@@ -335,8 +391,7 @@ impl Decryptor {
         if self.failed {
             return Err(CryptoError::Poisoned);
         }
-        if self.derived.is_none() || self.buf.len() < TAG_LEN || self.buf.len() >= SEALED_CHUNK_SIZE
-        {
+        if self.derived.is_none() || self.buf.len() < TAG_LEN || self.buf.len() >= SEALED_CHUNK_SIZE {
             return self.fail(CryptoError::Truncated);
         }
         match self.open_buffered(out) {
@@ -366,12 +421,7 @@ pub struct RandomAccess {
 
 impl RandomAccess {
     /// Checks the prefix (salt ‖ commitment) and the ciphertext length.
-    pub fn new(
-        input_key: &[u8],
-        context: &[u8],
-        prefix: &[u8],
-        total_len: u64,
-    ) -> Result<Self, CryptoError> {
+    pub fn new(input_key: &[u8], context: &[u8], prefix: &[u8], total_len: u64) -> Result<Self, CryptoError> {
         if prefix.len() != PREFIX_LEN {
             return Err(CryptoError::Truncated);
         }

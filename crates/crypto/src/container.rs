@@ -125,11 +125,6 @@ impl BlobSealer {
         self.inner.update(input, out)
     }
 
-    /// See [`Encryptor::seal_full_chunk_in_place`].
-    pub fn seal_full_chunk_in_place(&mut self, chunk: &mut [u8]) -> Result<(), CryptoError> {
-        self.inner.seal_full_chunk_in_place(chunk)
-    }
-
     pub fn finish(self, out: &mut Vec<u8>) -> Result<(), CryptoError> {
         self.inner.finish(out)
     }
@@ -143,6 +138,40 @@ pub fn seal(dek: &Dek, dek_id: DekId, ctx: &BlobContext, plaintext: &[u8]) -> Re
     s.update(plaintext, &mut out)?;
     s.finish(&mut out)?;
     Ok(out)
+}
+
+/// Seals a buffer into a container in the same allocation (no second copy of the document in
+/// memory): for documents produced whole in memory, such as a sealed final PDF.
+pub fn seal_vec(dek: &Dek, dek_id: DekId, ctx: &BlobContext, mut buf: Vec<u8>) -> Result<Vec<u8>, CryptoError> {
+    let header = encode_header(&dek_id);
+    cobblestone::encrypt_in_place(
+        dek.expose_secret(),
+        crate::random_array()?,
+        &context(&header, ctx),
+        &mut buf,
+        HEADER_LEN,
+    )?;
+    buf[..HEADER_LEN].copy_from_slice(&header);
+    Ok(buf)
+}
+
+/// Opens a container in the same allocation; on failure the buffer is wiped.
+pub fn open_vec(dek: &Dek, dek_id: DekId, ctx: &BlobContext, mut buf: Vec<u8>) -> Result<Vec<u8>, CryptoError> {
+    let id = match parse_header(&buf) {
+        Ok(id) => id,
+        Err(e) => {
+            buf.fill(0);
+            return Err(e);
+        }
+    };
+    if id != dek_id {
+        buf.fill(0);
+        return Err(CryptoError::WrongDek);
+    }
+    let mut h = [0u8; HEADER_LEN];
+    h.copy_from_slice(&buf[..HEADER_LEN]);
+    cobblestone::decrypt_in_place(dek.expose_secret(), &context(&h, ctx), &mut buf, HEADER_LEN)?;
+    Ok(buf)
 }
 
 /// Streaming opener: releases only authenticated plaintext, and stays failed after an error.
@@ -235,12 +264,8 @@ impl BlobRandomAccess {
         let mut h = [0u8; HEADER_LEN];
         h.copy_from_slice(&first[..HEADER_LEN]);
         let body_len = total_len.checked_sub(HEADER_LEN as u64).ok_or(CryptoError::Truncated)?;
-        let inner = RandomAccess::new(
-            dek.expose_secret(),
-            &context(&h, ctx),
-            &first[HEADER_LEN..OVERHEAD_PREFIX],
-            body_len,
-        )?;
+        let inner =
+            RandomAccess::new(dek.expose_secret(), &context(&h, ctx), &first[HEADER_LEN..OVERHEAD_PREFIX], body_len)?;
         Ok(Self { inner })
     }
 

@@ -5,7 +5,7 @@
 //! No I/O here: callers push bytes in and take bytes out, so the same code serves files, S3 and
 //! database columns, and is checked against fixed vectors. The format is specified in `FORMAT.md`.
 #![forbid(unsafe_code)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::await_holding_lock))]
 
 pub mod cobblestone;
 pub mod container;

@@ -4,7 +4,9 @@
 
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
-use sigillum_crypto::container::{self, container_len, BlobContext, BlobKind, BlobOpener, BlobSealer, HEADER_LEN, OVERHEAD_PREFIX};
+use sigillum_crypto::container::{
+    self, container_len, BlobContext, BlobKind, BlobOpener, BlobSealer, HEADER_LEN, OVERHEAD_PREFIX,
+};
 use sigillum_crypto::{BlobRandomAccess, CryptoError, Dek, DekId};
 
 const CHUNK: usize = 16384;
@@ -130,10 +132,7 @@ fn a_blob_does_not_open_in_another_place_or_under_another_key() {
     assert_eq!(wrong(ctx(7, "original", 2)), Err(CryptoError::Commitment), "other version");
     let other = Dek::generate().unwrap();
     assert_eq!(container::open(&other, f.id, &f.ctx, &f.sealed), Err(CryptoError::Commitment));
-    assert_eq!(
-        container::open(&f.dek, DekId::generate().unwrap(), &f.ctx, &f.sealed),
-        Err(CryptoError::WrongDek)
-    );
+    assert_eq!(container::open(&f.dek, DekId::generate().unwrap(), &f.ctx, &f.sealed), Err(CryptoError::WrongDek));
     // Swap: a blob of envelope 8 put in place of envelope 7's blob, both under their own keys.
     let g = container::seal(&other, f.id, &ctx(8, "original", 1), &f.pt).unwrap();
     assert!(opens(&f, &g).is_err());
@@ -167,8 +166,40 @@ fn random_access_opens_any_chunk_and_authenticates_length() {
         assert_eq!(pt, &f.pt[i as usize * CHUNK..(i as usize * CHUNK + pt.len())]);
     }
     // A container cut to a chunk boundary has no valid length.
-    assert!(BlobRandomAccess::new(&f.dek, f.id, &f.ctx, &f.sealed[..OVERHEAD_PREFIX], (OVERHEAD_PREFIX + 5 * SEALED) as u64).is_err());
+    assert!(BlobRandomAccess::new(
+        &f.dek,
+        f.id,
+        &f.ctx,
+        &f.sealed[..OVERHEAD_PREFIX],
+        (OVERHEAD_PREFIX + 5 * SEALED) as u64
+    )
+    .is_err());
     assert_eq!(HEADER_LEN, 22);
+}
+
+#[test]
+fn in_place_seal_and_open_agree_with_streaming_and_reject_tampering() {
+    for len in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 77] {
+        let f = fixture(len);
+        let sealed = container::seal_vec(&f.dek, f.id, &f.ctx, f.pt.clone()).unwrap();
+        assert_eq!(sealed.len() as u64, container_len(len as u64));
+        assert_eq!(opens(&f, &sealed).unwrap(), f.pt, "streaming opens in-place output");
+        assert_eq!(
+            container::open_vec(&f.dek, f.id, &f.ctx, f.sealed.clone()).unwrap(),
+            f.pt,
+            "in-place opens streaming output"
+        );
+        for pos in [0, 5, HEADER_LEN + 3, OVERHEAD_PREFIX, sealed.len() - 1] {
+            let mut t = sealed.clone();
+            t[pos] ^= 1;
+            assert!(container::open_vec(&f.dek, f.id, &f.ctx, t).is_err(), "len {len}: flip at {pos} accepted");
+        }
+        for cut in [OVERHEAD_PREFIX, sealed.len() - 1, OVERHEAD_PREFIX + SEALED] {
+            if cut < sealed.len() {
+                assert!(container::open_vec(&f.dek, f.id, &f.ctx, sealed[..cut].to_vec()).is_err());
+            }
+        }
+    }
 }
 
 proptest! {

@@ -107,10 +107,7 @@ fn cobblestone_256_all_vectors() {
                 assert_eq!(released.len(), c.msg_length.unwrap(), "tc {}", c.id);
                 assert_eq!(hex::encode(Sha512::digest(&released)), c.msg_sha512.clone().unwrap());
                 assert_eq!(ra.unwrap(), released, "tc {} random access", c.id);
-                assert_eq!(
-                    cobblestone::plaintext_len(ct.len() as u64).unwrap() as usize,
-                    released.len()
-                );
+                assert_eq!(cobblestone::plaintext_len(ct.len() as u64).unwrap() as usize, released.len());
             }
             _ => {
                 assert!(result.is_err(), "tc {} ({:?}) must be rejected", c.id, c.flags);

@@ -2,7 +2,7 @@
 //! configuration (rustls, TLS 1.2+, a self-signed certificate made on first start), request ids
 //! and baseline security headers. The WAF, rate limits and CSRF protection join here.
 #![forbid(unsafe_code)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::await_holding_lock))]
 
 pub mod headers;
 pub mod tls;

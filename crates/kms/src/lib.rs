@@ -5,7 +5,7 @@
 //! - `pkcs11:module=…;token=…` — KEKs generated inside a PKCS#11 token (an HSM; SoftHSM2 in
 //!   tests) as non-extractable, sensitive AES keys; DEK wrap and unwrap run inside the token.
 #![forbid(unsafe_code)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::await_holding_lock))]
 
 pub mod local;
 pub mod pkcs11;
@@ -26,8 +26,8 @@ pub fn open(
         Ok(Arc::new(local::LocalKeyring::open(Path::new(dir), master_key)?))
     } else if let Some(params) = spec.strip_prefix("pkcs11:") {
         let cfg = pkcs11::Pkcs11Config::parse(params)?;
-        let pin = pkcs11_pin
-            .ok_or_else(|| KeyManagerError::Config("SIGILLUM_PKCS11_PIN is required for pkcs11".into()))?;
+        let pin =
+            pkcs11_pin.ok_or_else(|| KeyManagerError::Config("SIGILLUM_PKCS11_PIN is required for pkcs11".into()))?;
         Ok(Arc::new(pkcs11::Pkcs11KeyManager::open(&cfg, pin)?))
     } else {
         Err(KeyManagerError::Config("SIGILLUM_KMS must start with local: or pkcs11:".into()))
@@ -35,8 +35,5 @@ pub fn open(
 }
 
 fn now_unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

@@ -104,8 +104,8 @@ impl LocalKeyring {
 
     fn load(&self) -> Result<KeyringFile, KeyManagerError> {
         let raw = fs::read(self.keys_path()).map_err(|e| io_err("read", e))?;
-        let file: KeyringFile = serde_json::from_slice(&raw)
-            .map_err(|_| KeyManagerError::Unavailable("keyring file is corrupt".into()))?;
+        let file: KeyringFile =
+            serde_json::from_slice(&raw).map_err(|_| KeyManagerError::Unavailable("keyring file is corrupt".into()))?;
         if file.format != 1 {
             return Err(KeyManagerError::Config("unsupported keyring format".into()));
         }
@@ -113,8 +113,8 @@ impl LocalKeyring {
     }
 
     fn store(&self, file: &KeyringFile) -> Result<(), KeyManagerError> {
-        let bytes = serde_json::to_vec_pretty(file)
-            .map_err(|_| KeyManagerError::Unavailable("keyring encode".into()))?;
+        let bytes =
+            serde_json::to_vec_pretty(file).map_err(|_| KeyManagerError::Unavailable("keyring encode".into()))?;
         atomic_write(&self.keys_path(), &bytes)
     }
 
@@ -125,9 +125,7 @@ impl LocalKeyring {
     }
 
     fn unseal(&self, e: &Entry) -> Result<Zeroizing<Vec<u8>>, KeyManagerError> {
-        let ct = B64
-            .decode(&e.sealed)
-            .map_err(|_| KeyManagerError::Unavailable("keyring entry is corrupt".into()))?;
+        let ct = B64.decode(&e.sealed).map_err(|_| KeyManagerError::Unavailable("keyring entry is corrupt".into()))?;
         cobblestone::decrypt(self.master.as_ref(), &seal_context(&e.key_id, e.version), &ct)
             .map(Zeroizing::new)
             .map_err(|_| KeyManagerError::Config("master key does not open the keyring".into()))
@@ -138,9 +136,8 @@ impl LocalKeyring {
             return Err(KeyManagerError::Config("invalid key id".into()));
         }
         let version = file.keys.iter().filter(|e| e.key_id == key_id).map(|e| e.version).max().unwrap_or(0) + 1;
-        let kek: Zeroizing<[u8; 32]> = Zeroizing::new(
-            sigillum_crypto::random_array().map_err(|_| KeyManagerError::Unavailable("rng".into()))?,
-        );
+        let kek: Zeroizing<[u8; 32]> =
+            Zeroizing::new(sigillum_crypto::random_array().map_err(|_| KeyManagerError::Unavailable("rng".into()))?);
         let sealed = self.seal(key_id, version, &kek)?;
         file.destroyed.retain(|t| t.key_id != key_id);
         file.keys.push(Entry { key_id: key_id.to_owned(), version, created_unix_ms: crate::now_unix_ms(), sealed });
@@ -171,13 +168,10 @@ fn current(file: &KeyringFile, key_id: &str) -> Option<KekRef> {
 
 fn parse_master(hexed: &str) -> Result<Zeroizing<[u8; 32]>, KeyManagerError> {
     let bytes = Zeroizing::new(
-        hex::decode(hexed.trim())
-            .map_err(|_| KeyManagerError::Config("master key must be 64 hex digits".into()))?,
+        hex::decode(hexed.trim()).map_err(|_| KeyManagerError::Config("master key must be 64 hex digits".into()))?,
     );
-    let arr: [u8; 32] = bytes
-        .as_slice()
-        .try_into()
-        .map_err(|_| KeyManagerError::Config("master key must be 64 hex digits".into()))?;
+    let arr: [u8; 32] =
+        bytes.as_slice().try_into().map_err(|_| KeyManagerError::Config("master key must be 64 hex digits".into()))?;
     Ok(Zeroizing::new(arr))
 }
 
@@ -290,8 +284,8 @@ impl KeyManager for LocalKeyring {
         let (kek, dek) = (kek.clone(), dek.clone());
         blocking(move || {
             let bytes = kr.kek_bytes(&kek)?;
-            let wrapped = kwp_wrap(&bytes, dek.expose_secret())
-                .map_err(|_| KeyManagerError::Unavailable("wrap".into()))?;
+            let wrapped =
+                kwp_wrap(&bytes, dek.expose_secret()).map_err(|_| KeyManagerError::Unavailable("wrap".into()))?;
             Ok(WrappedDek { kek, wrapped })
         })
         .await

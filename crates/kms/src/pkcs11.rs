@@ -134,13 +134,20 @@ impl Pkcs11KeyManager {
         self.with_session(move |s| {
             let h = find_kek(s, &kek)?;
             let attrs = s
-                .get_attributes(h, &[AttributeType::Sensitive, AttributeType::Extractable, AttributeType::NeverExtractable])
+                .get_attributes(
+                    h,
+                    &[AttributeType::Sensitive, AttributeType::Extractable, AttributeType::NeverExtractable],
+                )
                 .map_err(ck("get attributes"))?;
             let flag = |t: AttributeType| {
-                attrs.iter().any(|a| matches!((a, t),
-                    (Attribute::Sensitive(true), AttributeType::Sensitive)
-                    | (Attribute::Extractable(true), AttributeType::Extractable)
-                    | (Attribute::NeverExtractable(true), AttributeType::NeverExtractable)))
+                attrs.iter().any(|a| {
+                    matches!(
+                        (a, t),
+                        (Attribute::Sensitive(true), AttributeType::Sensitive)
+                            | (Attribute::Extractable(true), AttributeType::Extractable)
+                            | (Attribute::NeverExtractable(true), AttributeType::NeverExtractable)
+                    )
+                })
             };
             let value_readable = matches!(
                 s.get_attributes(h, &[AttributeType::Value]).as_deref(),
@@ -148,13 +155,16 @@ impl Pkcs11KeyManager {
             );
             // Try to wrap the KEK out under a fresh extractable session key we control.
             let probe_key = s
-                .generate_key(&Mechanism::AesKeyGen, &[
-                    Attribute::Token(false),
-                    Attribute::ValueLen(32.into()),
-                    Attribute::Wrap(true),
-                    Attribute::Extractable(true),
-                    Attribute::Sensitive(false),
-                ])
+                .generate_key(
+                    &Mechanism::AesKeyGen,
+                    &[
+                        Attribute::Token(false),
+                        Attribute::ValueLen(32.into()),
+                        Attribute::Wrap(true),
+                        Attribute::Extractable(true),
+                        Attribute::Sensitive(false),
+                    ],
+                )
                 .map_err(ck("generate probe key"))?;
             let wrappable_out = s.wrap_key(&Mechanism::AesKeyWrapPad, probe_key, h).is_ok();
             let _ = s.destroy_object(probe_key);
@@ -200,10 +210,7 @@ fn find_kek(s: &Session, kek: &KekRef) -> Result<ObjectHandle, KeyManagerError> 
     let found = s
         .find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY), Attribute::Id(object_id(&kek.key_id, kek.version))])
         .map_err(ck("find key"))?;
-    found
-        .first()
-        .copied()
-        .ok_or_else(|| KeyManagerError::NotFound(format!("{} v{}", kek.key_id, kek.version)))
+    found.first().copied().ok_or_else(|| KeyManagerError::NotFound(format!("{} v{}", kek.key_id, kek.version)))
 }
 
 struct KekObject {
@@ -214,7 +221,9 @@ struct KekObject {
 }
 
 fn all_keks(s: &Session) -> Result<Vec<KekObject>, KeyManagerError> {
-    let handles = s.find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY), Attribute::Token(true)]).map_err(ck("find keys"))?;
+    let handles = s
+        .find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY), Attribute::Token(true)])
+        .map_err(ck("find keys"))?;
     let mut out = Vec::new();
     for h in handles {
         let attrs = s.get_attributes(h, &[AttributeType::Id, AttributeType::Label]).map_err(ck("get attributes"))?;
@@ -309,13 +318,18 @@ impl KeyManager for Pkcs11KeyManager {
         self.with_session(move |s| {
             let kh = find_kek(s, &wrapped.kek)?;
             let dh = s
-                .unwrap_key(&Mechanism::AesKeyWrapPad, kh, &wrapped.wrapped, &[
-                    Attribute::Class(ObjectClass::SECRET_KEY),
-                    Attribute::KeyType(KeyType::AES),
-                    Attribute::Token(false),
-                    Attribute::Sensitive(false),
-                    Attribute::Extractable(true),
-                ])
+                .unwrap_key(
+                    &Mechanism::AesKeyWrapPad,
+                    kh,
+                    &wrapped.wrapped,
+                    &[
+                        Attribute::Class(ObjectClass::SECRET_KEY),
+                        Attribute::KeyType(KeyType::AES),
+                        Attribute::Token(false),
+                        Attribute::Sensitive(false),
+                        Attribute::Extractable(true),
+                    ],
+                )
                 .map_err(|_| KeyManagerError::Unwrap)?;
             let value = s.get_attributes(dh, &[AttributeType::Value]);
             let _ = s.destroy_object(dh);

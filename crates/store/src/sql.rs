@@ -26,7 +26,9 @@ fn db(e: sqlx::Error) -> RepoError {
     match e {
         sqlx::Error::RowNotFound => RepoError::NotFound,
         sqlx::Error::Database(d) if d.is_unique_violation() => RepoError::Conflict("already exists".into()),
-        sqlx::Error::Database(d) if d.is_foreign_key_violation() => RepoError::Conflict("referenced row missing".into()),
+        sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+            RepoError::Conflict("referenced row missing".into())
+        }
         sqlx::Error::Database(d) => RepoError::Unavailable(format!("database error {}", d.code().unwrap_or_default())),
         e => RepoError::Unavailable(format!("database: {}", kind(&e))),
     }
@@ -215,7 +217,11 @@ impl Repository for SqlRepository {
     }
 
     async fn delete_organisation(&self, id: OrgId) -> Result<(), RepoError> {
-        sqlx::query("DELETE FROM organisations WHERE id = $1").bind(id.to_string()).execute(&self.pool).await.map_err(db)?;
+        sqlx::query("DELETE FROM organisations WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
         Ok(())
     }
 
@@ -250,10 +256,12 @@ impl Repository for SqlRepository {
 
     async fn list_envelope_keys(&self, org: Option<OrgId>) -> Result<Vec<EnvelopeKey>, RepoError> {
         let rows = match org {
-            Some(o) => sqlx::query("SELECT * FROM envelope_keys WHERE org_id = $1 ORDER BY envelope_id")
-                .bind(o.to_string())
-                .fetch_all(&self.pool)
-                .await,
+            Some(o) => {
+                sqlx::query("SELECT * FROM envelope_keys WHERE org_id = $1 ORDER BY envelope_id")
+                    .bind(o.to_string())
+                    .fetch_all(&self.pool)
+                    .await
+            }
             None => sqlx::query("SELECT * FROM envelope_keys ORDER BY envelope_id").fetch_all(&self.pool).await,
         }
         .map_err(db)?;
@@ -286,7 +294,11 @@ impl Repository for SqlRepository {
 
     async fn delete_envelope_key(&self, envelope: EnvelopeId) -> Result<(), RepoError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
-        sqlx::query("DELETE FROM blobs WHERE envelope_id = $1").bind(envelope.to_string()).execute(&mut *tx).await.map_err(db)?;
+        sqlx::query("DELETE FROM blobs WHERE envelope_id = $1")
+            .bind(envelope.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         sqlx::query("DELETE FROM envelope_keys WHERE envelope_id = $1")
             .bind(envelope.to_string())
             .execute(&mut *tx)
@@ -341,10 +353,12 @@ impl Repository for SqlRepository {
 
     async fn list_key_uses(&self, envelope: Option<EnvelopeId>) -> Result<Vec<KeyUse>, RepoError> {
         let rows = match envelope {
-            Some(e) => sqlx::query("SELECT * FROM key_uses WHERE envelope_id = $1 ORDER BY id")
-                .bind(e.to_string())
-                .fetch_all(&self.pool)
-                .await,
+            Some(e) => {
+                sqlx::query("SELECT * FROM key_uses WHERE envelope_id = $1 ORDER BY id")
+                    .bind(e.to_string())
+                    .fetch_all(&self.pool)
+                    .await
+            }
             None => sqlx::query("SELECT * FROM key_uses ORDER BY id").fetch_all(&self.pool).await,
         }
         .map_err(db)?;

@@ -5,7 +5,14 @@ use sigillum_core::{EnvelopeId, OrgId, RepoError, Repository};
 use sigillum_store::SqlRepository;
 
 fn key_use(purpose: &str, env: Option<EnvelopeId>) -> KeyUse {
-    KeyUse { kek_key_id: "org:x".into(), kek_version: 1, purpose: purpose.into(), envelope_id: env, node: "n1".into(), at_unix_ms: 7 }
+    KeyUse {
+        kek_key_id: "org:x".into(),
+        kek_version: 1,
+        purpose: purpose.into(),
+        envelope_id: env,
+        node: "n1".into(),
+        at_unix_ms: 7,
+    }
 }
 
 async fn suite(repo: &SqlRepository) {
@@ -67,7 +74,9 @@ async fn suite(repo: &SqlRepository) {
 
     // Shredding one envelope removes its wrapped key and blob records, nothing else.
     let other = EnvelopeId::new();
-    repo.insert_envelope_key(&EnvelopeKey { envelope_id: other, ..key.clone() }, &key_use("wrap", Some(other))).await.unwrap();
+    repo.insert_envelope_key(&EnvelopeKey { envelope_id: other, ..key.clone() }, &key_use("wrap", Some(other)))
+        .await
+        .unwrap();
     repo.delete_envelope_key(env).await.unwrap();
     assert!(matches!(repo.get_envelope_key(env).await, Err(RepoError::NotFound)));
     assert!(repo.list_blobs(env).await.unwrap().is_empty());

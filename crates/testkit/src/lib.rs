@@ -47,7 +47,11 @@ pub fn softhsm() -> &'static SoftHsm {
         let tokens = dir.path().join("tokens");
         std::fs::create_dir_all(&tokens).unwrap();
         let conf = dir.path().join("softhsm2.conf");
-        std::fs::write(&conf, format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", tokens.display())).unwrap();
+        std::fs::write(
+            &conf,
+            format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", tokens.display()),
+        )
+        .unwrap();
         std::env::set_var("SOFTHSM2_CONF", &conf);
         let token = format!("sigillum-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let out = Command::new("softhsm2-util")

@@ -22,10 +22,7 @@ pub struct Server {
 
 /// Environment for a server on the embedded defaults in `data_dir`, on a random port.
 pub fn embedded_env(data_dir: &Path) -> Vec<(String, String)> {
-    vec![
-        ("SIGILLUM_DATA_DIR".into(), data_dir.display().to_string()),
-        ("SIGILLUM_LISTEN".into(), "127.0.0.1:0".into()),
-    ]
+    vec![("SIGILLUM_DATA_DIR".into(), data_dir.display().to_string()), ("SIGILLUM_LISTEN".into(), "127.0.0.1:0".into())]
 }
 
 impl Server {
@@ -42,7 +39,9 @@ impl Server {
         let stderr = std::fs::File::create(&stderr_path).unwrap();
         let mut cmd = Command::new(crate::sigillum_bin());
         cmd.arg("serve").args(args).env_clear();
-        for keep in ["PATH", "HOME", "SOFTHSM2_CONF", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"] {
+        for keep in
+            ["PATH", "HOME", "SOFTHSM2_CONF", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"]
+        {
             if let Ok(v) = std::env::var(keep) {
                 cmd.env(keep, v);
             }
@@ -58,7 +57,15 @@ impl Server {
                 }
             }
         });
-        let mut s = Server { child, addr: String::new(), data_dir, fingerprint: String::new(), stdout: rx, stdout_seen: vec![], stderr_path };
+        let mut s = Server {
+            child,
+            addr: String::new(),
+            data_dir,
+            fingerprint: String::new(),
+            stdout: rx,
+            stdout_seen: vec![],
+            stderr_path,
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         while s.addr.is_empty() || s.fingerprint.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());

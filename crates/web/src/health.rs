@@ -23,7 +23,11 @@ async fn healthz(State(st): State<Arc<AppState>>) -> Json<Value> {
     Json(json!({ "status": "ok", "version": st.version }))
 }
 
-async fn check<E: std::fmt::Display>(name: &str, backend: &str, f: impl Future<Output = Result<(), E>>) -> (bool, Value) {
+async fn check<E: std::fmt::Display>(
+    name: &str,
+    backend: &str,
+    f: impl Future<Output = Result<(), E>>,
+) -> (bool, Value) {
     let start = Instant::now();
     let result = tokio::time::timeout(CHECK_TIMEOUT, f).await;
     let ms = start.elapsed().as_millis() as u64;

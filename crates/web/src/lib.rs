@@ -1,7 +1,7 @@
 //! The HTTP tier: axum routes, the JSON error shape and the TLS accept loop. Handlers stay thin:
 //! they parse, call an application service from `sigillum-core`, and map the result once.
 #![forbid(unsafe_code)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::await_holding_lock))]
 
 pub mod error;
 pub mod health;

@@ -27,7 +27,11 @@ pub struct ConnLimits {
 
 impl Default for ConnLimits {
     fn default() -> Self {
-        Self { tls_handshake: Duration::from_secs(10), header_read: Duration::from_secs(10), drain: Duration::from_secs(20) }
+        Self {
+            tls_handshake: Duration::from_secs(10),
+            header_read: Duration::from_secs(10),
+            drain: Duration::from_secs(20),
+        }
     }
 }
 

@@ -1,0 +1,228 @@
+//! `cargo run --release --bin bench-storage [-- --check]`
+//!
+//! Measures, in one run and on this machine:
+//! 1. peak RSS while streaming a 200 MiB document through encrypt → blob store → decrypt with the
+//!    real application wiring (SQLite, filesystem blobs, local keyring); target < 64 MiB;
+//! 2. raw AES-256-GCM throughput of aws-lc-rs (in place, 64 KiB chunks) against the Sigillum
+//!    container (Cobblestone-256) sealing and opening a 64 MiB buffer in place; target ratio ≥ 0.90
+//!    both ways. The streaming API, which writes into a second buffer, is printed beside it.
+//!
+//! With `--check` it exits 1 when a target is missed.
+#![forbid(unsafe_code)]
+
+use std::time::Instant;
+
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+use bytes::Bytes;
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+use sigillum::app::App;
+use sigillum::config::Config;
+use sigillum_core::EnvelopeId;
+use sigillum_crypto::container::{self, container_len, BlobContext, BlobKind, BlobOpener, BlobSealer};
+use sigillum_crypto::{Dek, DekId};
+
+const MIB: usize = 1024 * 1024;
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn fill(buf: &mut [u8], seed: u64) {
+    let mut x = seed | 1;
+    for b in buf.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+}
+
+async fn streaming(total: usize) -> anyhow::Result<(u64, u64, f64)> {
+    let dir = tempfile::tempdir()?;
+    let dd = dir.path().join("data").display().to_string();
+    let cfg = Config::from_sources(None, &move |k| (k == "SIGILLUM_DATA_DIR").then(|| dd.clone()))?;
+    let app = App::open(&cfg).await?;
+    let org = app.vault.create_organisation("Bench").await?;
+    let env = EnvelopeId::new();
+    app.vault.create_envelope_key(org.id, env).await?;
+    let before = peak_rss_kib();
+    let piece = 64 * 1024;
+    let mut expected = Sha256::new();
+    let pieces = (0..total / piece).map(move |i| {
+        let mut b = vec![0u8; piece];
+        fill(&mut b, i as u64 + 1);
+        Ok::<_, std::io::Error>(Bytes::from(b))
+    });
+    // Hash what is generated as it flows, without keeping it.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    let producer = tokio::spawn(async move {
+        for p in pieces.flatten() {
+            if tx.send(p).await.is_err() {
+                break;
+            }
+        }
+    });
+    let hashing = futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).map(|b| {
+        expected.update(&b);
+        Ok::<_, std::io::Error>(b)
+    });
+    let start = Instant::now();
+    let rec = app.vault.put_blob(env, "original", 1, Box::pin(hashing)).await?;
+    producer.await?;
+    let mut s = app.vault.open_blob(env, "original", 1).await?;
+    let mut got = Sha256::new();
+    let mut n = 0u64;
+    while let Some(b) = s.next().await {
+        let b = b?;
+        n += b.len() as u64;
+        got.update(&b);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    anyhow::ensure!(n == total as u64 && hex::encode(got.finalize()) == rec.sha256, "round trip mismatch");
+    Ok((before, peak_rss_kib(), secs))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+struct Throughput {
+    raw: f64,
+    raw_open: f64,
+    enc_vec: f64,
+    dec_vec: f64,
+    enc_stream: f64,
+    dec_stream: f64,
+}
+
+fn throughput() -> anyhow::Result<Throughput> {
+    let len = 64 * MIB;
+    let mut plain = vec![0u8; len];
+    fill(&mut plain, 42);
+    let key_bytes: [u8; 32] = sigillum_crypto::random_array()?;
+    let raw_key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &key_bytes).map_err(|_| anyhow::anyhow!("key"))?);
+    let dek = Dek::from_bytes(&key_bytes)?;
+    let dek_id = DekId([7; 16]);
+    let ctx = BlobContext { envelope_id: [1; 16], kind: BlobKind::new("original")?, version: 1 };
+    let mut sealed = Vec::with_capacity(container_len(len as u64) as usize);
+    let mut opened = Vec::with_capacity(len);
+    let mut work = plain.clone();
+    const RAW: usize = 64 * 1024;
+    let nonce = |i: usize| {
+        let mut n = [0u8; 12];
+        n[4..].copy_from_slice(&(i as u64).to_be_bytes());
+        Nonce::assume_unique_for_key(n)
+    };
+    let mut rawbuf = vec![0u8; len / RAW * (RAW + 16)];
+    let (mut raw, mut raw_open) = (vec![], vec![]);
+    let (mut enc, mut dec, mut enc_vec, mut dec_vec) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..7 {
+        // Raw AES-256-GCM, in place, 64 KiB per call, each chunk followed by room for its tag.
+        for (c, p) in rawbuf.chunks_mut(RAW + 16).zip(plain.chunks(RAW)) {
+            c[..RAW].copy_from_slice(p);
+        }
+        let t = Instant::now();
+        for (i, c) in rawbuf.chunks_mut(RAW + 16).enumerate() {
+            let (body, tag_room) = c.split_at_mut(RAW);
+            let tag = raw_key
+                .seal_in_place_separate_tag(nonce(i), Aad::empty(), body)
+                .map_err(|_| anyhow::anyhow!("seal"))?;
+            tag_room.copy_from_slice(tag.as_ref());
+        }
+        raw.push(len as f64 / t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        for (i, c) in rawbuf.chunks_mut(RAW + 16).enumerate() {
+            raw_key.open_in_place(nonce(i), Aad::empty(), c).map_err(|_| anyhow::anyhow!("open"))?;
+        }
+        raw_open.push(len as f64 / t.elapsed().as_secs_f64());
+
+        sealed.clear();
+        let t = Instant::now();
+        let (mut s, first) = BlobSealer::new(&dek, dek_id, &ctx)?;
+        sealed.extend_from_slice(&first);
+        s.update(&plain, &mut sealed)?;
+        s.finish(&mut sealed)?;
+        enc.push(len as f64 / t.elapsed().as_secs_f64());
+
+        opened.clear();
+        let t = Instant::now();
+        let mut o = BlobOpener::new(&dek, dek_id, &ctx);
+        o.update(&sealed, &mut opened)?;
+        o.finish(&mut opened)?;
+        dec.push(len as f64 / t.elapsed().as_secs_f64());
+        anyhow::ensure!(opened == plain, "container round trip mismatch");
+
+        // The buffer API: seal and open in the same allocation.
+        work.copy_from_slice(&plain);
+        let buf = std::mem::take(&mut work);
+        let t = Instant::now();
+        let sealed_vec = container::seal_vec(&dek, dek_id, &ctx, buf)?;
+        enc_vec.push(len as f64 / t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        work = container::open_vec(&dek, dek_id, &ctx, sealed_vec)?;
+        dec_vec.push(len as f64 / t.elapsed().as_secs_f64());
+        anyhow::ensure!(work == plain, "in-place round trip mismatch");
+    }
+    Ok(Throughput {
+        raw: median(raw),
+        raw_open: median(raw_open),
+        enc_vec: median(enc_vec),
+        dec_vec: median(dec_vec),
+        enc_stream: median(enc),
+        dec_stream: median(dec),
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let check = std::env::args().any(|a| a == "--check");
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let (before, peak, secs) = rt.block_on(streaming(200 * MIB))?;
+    let peak_mib = peak as f64 / 1024.0;
+    println!(
+        "streaming 200 MiB encrypt -> fs blob store -> decrypt: {secs:.2} s ({:.0} MiB/s end to end)",
+        400.0 / secs
+    );
+    println!("peak RSS {peak_mib:.1} MiB (before streaming {:.1} MiB); target < 64 MiB", before as f64 / 1024.0);
+    let t = throughput()?;
+    let gb = |x: f64| x / 1e9;
+    println!(
+        "raw AES-256-GCM (aws-lc-rs, in place, 64 KiB chunks): seal {:.2} GB/s, open {:.2} GB/s",
+        gb(t.raw),
+        gb(t.raw_open)
+    );
+    println!(
+        "container seal 64 MiB buffer (seal_vec, in place): {:.2} GB/s, ratio {:.3}",
+        gb(t.enc_vec),
+        t.enc_vec / t.raw
+    );
+    println!(
+        "container open 64 MiB buffer (open_vec, in place): {:.2} GB/s, ratio {:.3}",
+        gb(t.dec_vec),
+        t.dec_vec / t.raw_open
+    );
+    println!(
+        "container streaming API into a second buffer: seal {:.2} GB/s (ratio {:.3}), open {:.2} GB/s (ratio {:.3})",
+        gb(t.enc_stream),
+        t.enc_stream / t.raw,
+        gb(t.dec_stream),
+        t.dec_stream / t.raw_open
+    );
+    let (enc, dec) = (t.enc_vec / t.raw, t.dec_vec / t.raw_open);
+    let ok_rss = peak_mib < 64.0;
+    let ok_ratio = enc >= 0.90 && dec >= 0.90;
+    println!(
+        "targets: rss {} · throughput ratio {}",
+        if ok_rss { "met" } else { "MISSED" },
+        if ok_ratio { "met" } else { "MISSED" }
+    );
+    if check && !(ok_rss && ok_ratio) {
+        std::process::exit(1);
+    }
+    Ok(())
+}
