@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
-use sigillum_crypto::container::{container_len, BlobContext, BlobKind, BlobOpener, BlobSealer};
+use sigillum_crypto::container::{container_len, BlobContext, BlobKind, BlobOpener, BlobSealer, OpenedContainer};
 use sigillum_crypto::field::{self, FieldContext};
 use sigillum_crypto::{CryptoError, Dek, DekId, KekRef, KeyManager, KeyManagerError, WrappedDek};
 
@@ -271,14 +271,24 @@ impl Vault {
         Ok(Box::pin(stream))
     }
 
-    /// Reads a whole document into memory (small blobs only).
+    /// Reads a whole document into memory: the ciphertext is fetched into one buffer and opened in
+    /// place there, then checked against its recorded length and hash.
     pub async fn read_blob(&self, envelope: EnvelopeId, kind: &str, version: u32) -> Result<Vec<u8>, VaultError> {
-        let mut s = self.open_blob(envelope, kind, version).await?;
-        let mut out = Vec::new();
-        while let Some(piece) = s.next().await {
-            out.extend_from_slice(&piece?);
+        let record = self.repo.get_blob(envelope, kind, version).await?;
+        let ctx = BlobContext { envelope_id: envelope.as_bytes(), kind: BlobKind::new(kind)?, version };
+        let (dek, dek_id) = self.dek(envelope, "open_blob").await?;
+        let mut sealed = Vec::with_capacity(record.stored_len as usize);
+        let mut source = self.blobs.get(&record.key).await?;
+        while let Some(piece) = source.next().await {
+            sealed.extend_from_slice(&piece?);
         }
-        Ok(out)
+        let opened =
+            OpenedContainer::open(&dek, dek_id, &ctx, sealed).map_err(|_| VaultError::Integrity("authentication"))?;
+        let plain = opened.to_vec();
+        if plain.len() as u64 != record.plaintext_len || hex::encode(Sha256::digest(&plain)) != record.sha256 {
+            return Err(VaultError::Integrity("length or digest"));
+        }
+        Ok(plain)
     }
 
     /// Encrypts a small value for a database column.

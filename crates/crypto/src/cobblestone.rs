@@ -201,78 +201,71 @@ pub fn encrypt(input_key: &[u8], context: &[u8], plaintext: &[u8]) -> Result<Vec
     Ok(out)
 }
 
-/// Encrypts a whole message without a second buffer: on entry `buf` holds the plaintext; on exit
-/// it holds `prefix_room` zero bytes (for the caller's header), then salt, commitment and chunks.
-/// Chunks are moved into place last to first, so memory use stays one buffer.
-pub fn encrypt_in_place(
+/// Seals, in place, a message laid out in its final shape: `msg` is [`PREFIX_LEN`] bytes of room,
+/// then each chunk's plaintext followed by [`TAG_LEN`] bytes of room (see [`ciphertext_len`]).
+/// Nothing moves: each chunk is encrypted where it lies and its tag written after it.
+pub fn seal_layout_in_place(
     input_key: &[u8],
     salt: [u8; SALT_LEN],
     context: &[u8],
-    buf: &mut Vec<u8>,
-    prefix_room: usize,
+    msg: &mut [u8],
 ) -> Result<(), CryptoError> {
+    let pt_len = plaintext_len(msg.len() as u64)? as usize;
     let derived = derive(input_key, &salt, context)?;
-    let pt_len = buf.len();
-    let chunks = pt_len / CHUNK_SIZE + 1;
-    let base = prefix_room + PREFIX_LEN;
-    buf.resize(base + pt_len + chunks * TAG_LEN, 0);
-    for k in (0..chunks).rev() {
-        let src = k * CHUNK_SIZE;
-        let n = CHUNK_SIZE.min(pt_len - src);
-        let dst = base + k * SEALED_CHUNK_SIZE;
-        // Seal where the plaintext lies (cold memory, one pass), then shift the ciphertext while it
-        // is still in cache. Chunks go last to first, so nothing unprocessed is overwritten.
+    for k in 0..pt_len / CHUNK_SIZE + 1 {
+        let start = PREFIX_LEN + k * SEALED_CHUNK_SIZE;
+        let n = CHUNK_SIZE.min(pt_len - k * CHUNK_SIZE);
+        let (body, rest) = msg[start..].split_at_mut(n);
         let tag = derived
             .key
-            .seal_in_place_separate_tag(derived.nonce(k as u64)?, Aad::empty(), &mut buf[src..src + n])
+            .seal_in_place_separate_tag(derived.nonce(k as u64)?, Aad::empty(), body)
             .map_err(|_| CryptoError::Internal("seal"))?;
-        buf.copy_within(src..src + n, dst);
-        buf[dst + n..dst + n + TAG_LEN].copy_from_slice(tag.as_ref());
+        rest[..TAG_LEN].copy_from_slice(tag.as_ref());
     }
-    buf[..prefix_room].fill(0);
-    buf[prefix_room..prefix_room + SALT_LEN].copy_from_slice(&salt);
-    buf[prefix_room + SALT_LEN..base].copy_from_slice(&derived.commitment);
+    msg[..SALT_LEN].copy_from_slice(&salt);
+    msg[SALT_LEN..PREFIX_LEN].copy_from_slice(&derived.commitment);
     Ok(())
 }
 
-/// Decrypts the message in `buf[offset..]` without a second buffer; on success `buf` holds exactly
-/// the plaintext. On any failure `buf` is wiped and emptied: nothing unauthenticated is released.
-pub fn decrypt_in_place(input_key: &[u8], context: &[u8], buf: &mut Vec<u8>, offset: usize) -> Result<(), CryptoError> {
-    let result = decrypt_in_place_inner(input_key, context, buf, offset);
+/// Opens, in place, every chunk of the message in `msg`, leaving each chunk's plaintext where its
+/// ciphertext was (see [`chunk_plaintext_ranges`]). Returns the plaintext length. On failure the
+/// whole message is wiped, so nothing unauthenticated can be read from it.
+pub fn open_layout_in_place(input_key: &[u8], context: &[u8], msg: &mut [u8]) -> Result<u64, CryptoError> {
+    let result = open_layout_inner(input_key, context, msg);
     if result.is_err() {
-        buf.fill(0);
-        buf.clear();
+        msg.fill(0);
     }
     result
 }
 
-fn decrypt_in_place_inner(
-    input_key: &[u8],
-    context: &[u8],
-    buf: &mut Vec<u8>,
-    offset: usize,
-) -> Result<(), CryptoError> {
-    let msg_len = buf.len().checked_sub(offset).ok_or(CryptoError::Truncated)?;
-    let pt_len = plaintext_len(msg_len as u64)? as usize;
+fn open_layout_inner(input_key: &[u8], context: &[u8], msg: &mut [u8]) -> Result<u64, CryptoError> {
+    let pt_len = plaintext_len(msg.len() as u64)?;
     let mut salt = [0u8; SALT_LEN];
-    salt.copy_from_slice(&buf[offset..offset + SALT_LEN]);
+    salt.copy_from_slice(&msg[..SALT_LEN]);
     let derived = derive(input_key, &salt, context)?;
-    if verify_slices_are_equal(&derived.commitment, &buf[offset + SALT_LEN..offset + PREFIX_LEN]).is_err() {
+    if verify_slices_are_equal(&derived.commitment, &msg[SALT_LEN..PREFIX_LEN]).is_err() {
         return Err(CryptoError::Commitment);
     }
-    let chunks = pt_len / CHUNK_SIZE + 1;
-    for k in 0..chunks {
-        let src = offset + PREFIX_LEN + k * SEALED_CHUNK_SIZE;
-        let end = (src + SEALED_CHUNK_SIZE).min(buf.len());
-        let n = derived
+    for (k, range) in chunk_sealed_ranges(pt_len).enumerate() {
+        derived
             .key
-            .open_in_place(derived.nonce(k as u64)?, Aad::empty(), &mut buf[src..end])
-            .map_err(|_| CryptoError::Authentication)?
-            .len();
-        buf.copy_within(src..src + n, k * CHUNK_SIZE);
+            .open_in_place(derived.nonce(k as u64)?, Aad::empty(), &mut msg[range])
+            .map_err(|_| CryptoError::Authentication)?;
     }
-    buf.truncate(pt_len);
-    Ok(())
+    Ok(pt_len)
+}
+
+fn chunk_sealed_ranges(pt_len: u64) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let pt_len = pt_len as usize;
+    (0..pt_len / CHUNK_SIZE + 1).map(move |k| {
+        let start = PREFIX_LEN + k * SEALED_CHUNK_SIZE;
+        start..start + CHUNK_SIZE.min(pt_len - k * CHUNK_SIZE) + TAG_LEN
+    })
+}
+
+/// Where each chunk's plaintext lies in a message opened by [`open_layout_in_place`].
+pub fn chunk_plaintext_ranges(pt_len: u64) -> impl Iterator<Item = std::ops::Range<usize>> {
+    chunk_sealed_ranges(pt_len).map(|r| r.start..r.end - TAG_LEN)
 }
 
 /// Streaming decryptor. Releases plaintext only of chunks that authenticated; once an error is

@@ -140,38 +140,105 @@ pub fn seal(dek: &Dek, dek_id: DekId, ctx: &BlobContext, plaintext: &[u8]) -> Re
     Ok(out)
 }
 
-/// Seals a buffer into a container in the same allocation (no second copy of the document in
-/// memory): for documents produced whole in memory, such as a sealed final PDF.
-pub fn seal_vec(dek: &Dek, dek_id: DekId, ctx: &BlobContext, mut buf: Vec<u8>) -> Result<Vec<u8>, CryptoError> {
-    let header = encode_header(&dek_id);
-    cobblestone::encrypt_in_place(
-        dek.expose_secret(),
-        crate::random_array()?,
-        &context(&header, ctx),
-        &mut buf,
-        HEADER_LEN,
-    )?;
-    buf[..HEADER_LEN].copy_from_slice(&header);
-    Ok(buf)
+/// A document being written straight into container layout: header room, then each 16 KiB of
+/// plaintext followed by room for its tag. Sealing then encrypts every chunk where it lies, so a
+/// document produced in memory (a sealed final PDF, say) is encrypted without a second buffer and
+/// without moving a byte. Implements [`std::io::Write`].
+pub struct ContainerBuffer {
+    buf: Vec<u8>,
+    plaintext_len: usize,
 }
 
-/// Opens a container in the same allocation; on failure the buffer is wiped.
-pub fn open_vec(dek: &Dek, dek_id: DekId, ctx: &BlobContext, mut buf: Vec<u8>) -> Result<Vec<u8>, CryptoError> {
-    let id = match parse_header(&buf) {
-        Ok(id) => id,
-        Err(e) => {
-            buf.fill(0);
-            return Err(e);
-        }
-    };
-    if id != dek_id {
-        buf.fill(0);
-        return Err(CryptoError::WrongDek);
+impl ContainerBuffer {
+    /// An empty document; `capacity_hint` is the expected plaintext size.
+    pub fn with_capacity(capacity_hint: usize) -> Self {
+        let mut buf = Vec::with_capacity(container_len(capacity_hint as u64) as usize);
+        buf.resize(OVERHEAD_PREFIX, 0);
+        Self { buf, plaintext_len: 0 }
     }
-    let mut h = [0u8; HEADER_LEN];
-    h.copy_from_slice(&buf[..HEADER_LEN]);
-    cobblestone::decrypt_in_place(dek.expose_secret(), &context(&h, ctx), &mut buf, HEADER_LEN)?;
-    Ok(buf)
+
+    /// Appends plaintext.
+    pub fn write_plain(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let in_chunk = self.plaintext_len % cobblestone::CHUNK_SIZE;
+            let take = (cobblestone::CHUNK_SIZE - in_chunk).min(data.len());
+            self.buf.extend_from_slice(&data[..take]);
+            self.plaintext_len += take;
+            data = &data[take..];
+            if self.plaintext_len % cobblestone::CHUNK_SIZE == 0 {
+                self.buf.resize(self.buf.len() + cobblestone::TAG_LEN, 0);
+            }
+        }
+    }
+
+    pub fn plaintext_len(&self) -> usize {
+        self.plaintext_len
+    }
+
+    /// Seals in place and returns the container bytes.
+    pub fn seal(mut self, dek: &Dek, dek_id: DekId, ctx: &BlobContext) -> Result<Vec<u8>, CryptoError> {
+        self.buf.resize(container_len(self.plaintext_len as u64) as usize, 0);
+        let header = encode_header(&dek_id);
+        let salt = crate::random_array()?;
+        cobblestone::seal_layout_in_place(
+            dek.expose_secret(),
+            salt,
+            &context(&header, ctx),
+            &mut self.buf[HEADER_LEN..],
+        )?;
+        self.buf[..HEADER_LEN].copy_from_slice(&header);
+        Ok(self.buf)
+    }
+}
+
+impl std::io::Write for ContainerBuffer {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.write_plain(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A container opened in its own allocation: every chunk's plaintext authenticated and decrypted
+/// where it lay. Read it as chunk slices (zero-copy, e.g. to stream a download) or copy it out.
+pub struct OpenedContainer {
+    buf: Vec<u8>,
+    plaintext_len: u64,
+}
+
+impl OpenedContainer {
+    /// Opens `container` in place. On failure the bytes are wiped.
+    pub fn open(dek: &Dek, dek_id: DekId, ctx: &BlobContext, mut container: Vec<u8>) -> Result<Self, CryptoError> {
+        if parse_header(&container)? != dek_id {
+            return Err(CryptoError::WrongDek);
+        }
+        let mut h = [0u8; HEADER_LEN];
+        h.copy_from_slice(&container[..HEADER_LEN]);
+        let plaintext_len =
+            cobblestone::open_layout_in_place(dek.expose_secret(), &context(&h, ctx), &mut container[HEADER_LEN..])?;
+        Ok(Self { buf: container, plaintext_len })
+    }
+
+    pub fn plaintext_len(&self) -> u64 {
+        self.plaintext_len
+    }
+
+    /// The plaintext, chunk by chunk, in order.
+    pub fn chunks(&self) -> impl Iterator<Item = &[u8]> {
+        cobblestone::chunk_plaintext_ranges(self.plaintext_len)
+            .map(move |r| &self.buf[HEADER_LEN + r.start..HEADER_LEN + r.end])
+    }
+
+    /// The plaintext as one contiguous vector (one copy).
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.plaintext_len as usize);
+        for c in self.chunks() {
+            out.extend_from_slice(c);
+        }
+        out
+    }
 }
 
 /// Streaming opener: releases only authenticated plaintext, and stays failed after an error.

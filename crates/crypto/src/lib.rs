@@ -13,7 +13,9 @@ pub mod field;
 pub mod keys;
 pub mod port;
 
-pub use container::{BlobContext, BlobKind, BlobOpener, BlobRandomAccess, BlobSealer};
+pub use container::{
+    BlobContext, BlobKind, BlobOpener, BlobRandomAccess, BlobSealer, ContainerBuffer, OpenedContainer,
+};
 pub use keys::{Dek, DekId, KekRef, WrappedDek};
 pub use port::{KekInfo, KeyManager, KeyManagerError};
 

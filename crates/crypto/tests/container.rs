@@ -178,25 +178,30 @@ fn random_access_opens_any_chunk_and_authenticates_length() {
 }
 
 #[test]
-fn in_place_seal_and_open_agree_with_streaming_and_reject_tampering() {
+fn container_buffer_and_opened_container_agree_with_streaming_and_reject_tampering() {
+    use sigillum_crypto::{ContainerBuffer, OpenedContainer};
+    use std::io::Write;
     for len in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 77] {
         let f = fixture(len);
-        let sealed = container::seal_vec(&f.dek, f.id, &f.ctx, f.pt.clone()).unwrap();
+        let mut cb = ContainerBuffer::with_capacity(10);
+        for piece in f.pt.chunks(5000) {
+            cb.write_all(piece).unwrap();
+        }
+        assert_eq!(cb.plaintext_len(), len);
+        let sealed = cb.seal(&f.dek, f.id, &f.ctx).unwrap();
         assert_eq!(sealed.len() as u64, container_len(len as u64));
-        assert_eq!(opens(&f, &sealed).unwrap(), f.pt, "streaming opens in-place output");
-        assert_eq!(
-            container::open_vec(&f.dek, f.id, &f.ctx, f.sealed.clone()).unwrap(),
-            f.pt,
-            "in-place opens streaming output"
-        );
+        assert_eq!(opens(&f, &sealed).unwrap(), f.pt, "streaming opens the in-place seal");
+        let opened = OpenedContainer::open(&f.dek, f.id, &f.ctx, f.sealed.clone()).unwrap();
+        assert_eq!(opened.to_vec(), f.pt, "in-place open of the streaming seal");
+        assert_eq!(opened.chunks().count(), len / CHUNK + 1);
         for pos in [0, 5, HEADER_LEN + 3, OVERHEAD_PREFIX, sealed.len() - 1] {
             let mut t = sealed.clone();
             t[pos] ^= 1;
-            assert!(container::open_vec(&f.dek, f.id, &f.ctx, t).is_err(), "len {len}: flip at {pos} accepted");
+            assert!(OpenedContainer::open(&f.dek, f.id, &f.ctx, t).is_err(), "len {len}: flip at {pos} accepted");
         }
         for cut in [OVERHEAD_PREFIX, sealed.len() - 1, OVERHEAD_PREFIX + SEALED] {
             if cut < sealed.len() {
-                assert!(container::open_vec(&f.dek, f.id, &f.ctx, sealed[..cut].to_vec()).is_err());
+                assert!(OpenedContainer::open(&f.dek, f.id, &f.ctx, sealed[..cut].to_vec()).is_err());
             }
         }
     }

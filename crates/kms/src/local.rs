@@ -223,14 +223,10 @@ fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), KeyManagerError> {
     }
 }
 
-fn blocking<T: Send + 'static>(
+async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, KeyManagerError> + Send + 'static,
-) -> impl std::future::Future<Output = Result<T, KeyManagerError>> {
-    async move {
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|_| KeyManagerError::Unavailable("key manager task failed".into()))?
-    }
+) -> Result<T, KeyManagerError> {
+    tokio::task::spawn_blocking(f).await.map_err(|_| KeyManagerError::Unavailable("key manager task failed".into()))?
 }
 
 impl LocalKeyring {

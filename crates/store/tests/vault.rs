@@ -65,6 +65,12 @@ async fn suite(s: Stack) {
     assert_eq!(rec.plaintext_len, doc.len() as u64);
     assert_eq!(rec.sha256, hex::encode(Sha256::digest(&doc)));
     assert_eq!(v.read_blob(env, "original", 1).await.unwrap(), doc);
+    let mut streamed = Vec::new();
+    let mut s = v.open_blob(env, "original", 1).await.unwrap();
+    while let Some(piece) = s.next().await {
+        streamed.extend_from_slice(&piece.unwrap());
+    }
+    assert_eq!(streamed, doc, "streamed read");
 
     // Stored bytes are ciphertext: no 64-byte window of the plaintext appears in them.
     let stored = raw(v.blob_store(), &rec.key).await;
@@ -78,7 +84,7 @@ async fn suite(s: Stack) {
     // Every unwrap left a key-use record.
     let uses = v.repository().list_key_uses(Some(env)).await.unwrap();
     let purposes: Vec<_> = uses.iter().map(|u| u.purpose.as_str()).collect();
-    assert_eq!(purposes, ["wrap", "seal_blob", "open_blob", "seal_field", "open_field"]);
+    assert_eq!(purposes, ["wrap", "seal_blob", "open_blob", "open_blob", "seal_field", "open_field"]);
     assert!(uses.iter().all(|u| u.node == "test-node" && u.kek_key_id == org.id.kek_id()));
 
     // Tampering with the stored blob is detected on read.
@@ -86,6 +92,12 @@ async fn suite(s: Stack) {
     tampered[stored.len() / 2] ^= 0x40;
     put_raw(v.blob_store(), &rec.key, tampered).await;
     assert!(v.read_blob(env, "original", 1).await.is_err());
+    let mut s = v.open_blob(env, "original", 1).await.unwrap();
+    let mut failed = false;
+    while let Some(piece) = s.next().await {
+        failed |= piece.is_err();
+    }
+    assert!(failed, "streamed read of a tampered blob must end in an error");
     put_raw(v.blob_store(), &rec.key, stored.clone()).await;
     assert_eq!(v.read_blob(env, "original", 1).await.unwrap(), doc);
 
