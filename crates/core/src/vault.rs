@@ -65,9 +65,12 @@ pub struct RewrapReport {
     pub already_current: usize,
 }
 
-/// Storage key of a blob: `env/<envelope>/<kind>/v<version>`.
-pub fn blob_key(envelope: EnvelopeId, kind: &BlobKind, version: u32) -> String {
-    format!("env/{}/{}/v{}", envelope.0.simple(), kind.as_str(), version)
+/// Storage key of one write of a blob: `env/<envelope>/<kind>/v<version>-<random>`. Every write
+/// gets a fresh key, so a write that loses a race (or whose record cannot be stored) never
+/// overwrites a committed blob; the database record says which key is the blob.
+pub fn blob_key(envelope: EnvelopeId, kind: &BlobKind, version: u32) -> Result<String, VaultError> {
+    let nonce: [u8; 8] = sigillum_crypto::random_array()?;
+    Ok(format!("env/{}/{}/v{}-{}", envelope.0.simple(), kind.as_str(), version, hex::encode(nonce)))
 }
 
 #[derive(Clone)]
@@ -162,7 +165,7 @@ impl Vault {
         let kind = BlobKind::new(kind)?;
         let (dek, dek_id) = self.dek(envelope, "seal_blob").await?;
         let ctx = BlobContext { envelope_id: envelope.as_bytes(), kind: kind.clone(), version };
-        let key = blob_key(envelope, &kind, version);
+        let key = blob_key(envelope, &kind, version)?;
         let (mut sealer, first) = BlobSealer::new(&dek, dek_id, &ctx)?;
         let mut writer = self.blobs.begin(&key).await?;
         let mut hasher = Sha256::new();
@@ -206,7 +209,13 @@ impl Vault {
             sha256: hex::encode(hasher.finalize()),
             created_unix_ms: self.clock.now_unix_ms(),
         };
-        self.repo.insert_blob(&record).await?;
+        if let Err(e) = self.repo.insert_blob(&record).await {
+            // Not recorded, so not visible: remove the ciphertext rather than leave an orphan.
+            if let Err(de) = self.blobs.delete(&record.key).await {
+                tracing::warn!(key = %record.key, error = %de, "orphan blob left behind");
+            }
+            return Err(e.into());
+        }
         Ok(record)
     }
 

@@ -165,7 +165,7 @@ impl ContainerBuffer {
             self.buf.extend_from_slice(&data[..take]);
             self.plaintext_len += take;
             data = &data[take..];
-            if self.plaintext_len % cobblestone::CHUNK_SIZE == 0 {
+            if self.plaintext_len.is_multiple_of(cobblestone::CHUNK_SIZE) {
                 self.buf.resize(self.buf.len() + cobblestone::TAG_LEN, 0);
             }
         }

@@ -139,7 +139,8 @@ async fn suite(s: Stack) {
     assert!(matches!(v.read_blob(env, "original", 1).await, Err(VaultError::NotFound)));
     assert!(!backup_blob.is_empty());
     assert_eq!(BlobKind::new("original").unwrap().as_str(), "original");
-    assert_eq!(blob_key(env, &BlobKind::new("original").unwrap(), 1), rec.key);
+    assert!(rec.key.starts_with(&format!("env/{}/original/v1-", env.0.simple())));
+    assert_ne!(blob_key(env, &BlobKind::new("original").unwrap(), 1).unwrap(), rec.key, "every write has its own key");
 }
 
 #[tokio::test]
@@ -150,6 +151,20 @@ async fn vault_on_sqlite_fs_local_keyring() {
 #[tokio::test]
 async fn vault_on_postgres_s3_softhsm() {
     suite(server_stack().await).await;
+}
+
+#[tokio::test]
+async fn a_second_write_of_the_same_version_never_replaces_the_first() {
+    let s = local_stack().await;
+    let v = &s.vault;
+    let org = v.create_organisation("Acme").await.unwrap();
+    let env = EnvelopeId::new();
+    v.create_envelope_key(org.id, env).await.unwrap();
+    v.put_blob(env, "original", 1, body(b"first", 5)).await.unwrap();
+    let again = v.put_blob(env, "original", 1, body(b"second", 5)).await;
+    assert!(matches!(again, Err(VaultError::Repo(sigillum_core::RepoError::Conflict(_)))), "{again:?}");
+    assert_eq!(v.read_blob(env, "original", 1).await.unwrap(), b"first");
+    assert_eq!(v.blob_store().list("").await.unwrap().len(), 1, "the losing write's ciphertext is removed");
 }
 
 #[tokio::test]
