@@ -234,3 +234,39 @@ async fn production_stack_postgres_s3_pkcs11() {
     assert!(status.success());
     assert!(!out.contains(&pin) && !err.contains(&pin));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls;
+
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&env_with(dir.path(), &[]), &[]);
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = s.cert_pem();
+    use rustls::pki_types::pem::PemObject;
+    roots.add(rustls::pki_types::CertificateDer::from_pem_slice(&pem).unwrap()).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(&s.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(cfg)).connect(name, tcp).await.unwrap();
+    // Slowloris: the request line and one header, then silence.
+    tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n").await.unwrap();
+    tls.flush().await.unwrap();
+    let start = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), tls.read_to_end(&mut buf)).await;
+    let waited = start.elapsed();
+    assert!(read.is_ok(), "connection still open after 30 s");
+    assert!(waited >= Duration::from_secs(8) && waited < Duration::from_secs(20), "cut off after {waited:?}");
+    assert!(!String::from_utf8_lossy(&buf).contains("200 OK"), "an incomplete request was served");
+    // The server is unharmed.
+    assert_eq!(get_json(&s, "/healthz").await.0, 200);
+}
