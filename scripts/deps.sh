@@ -15,7 +15,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 # PostgreSQL's Debian package starts a cluster of its own; the tests use a private one instead.
 
-if ! python3 -c 'import moto, boto3' >/dev/null 2>&1 || ! command -v moto_server >/dev/null; then
+if ! python3 -c 'import moto.server, boto3, flask' >/dev/null 2>&1; then
   echo "==> pip install moto[server] (S3-compatible server for the S3 tests)"
   python3 -m pip install -q 'moto[server]==5.*' 2>&1 | grep -v "Running pip as the 'root'" || true
 fi

@@ -35,7 +35,7 @@ echo "==> PostgreSQL on 127.0.0.1:$PG_PORT"
 
 S3_PORT=$(free_port)
 export AWS_ACCESS_KEY_ID=sigillum-test AWS_SECRET_ACCESS_KEY=sigillum-test-secret AWS_DEFAULT_REGION=eu-central-2
-moto_server -H 127.0.0.1 -p "$S3_PORT" >"$SVC_DIR/moto.log" 2>&1 &
+python3 -m moto.server -H 127.0.0.1 -p "$S3_PORT" >"$SVC_DIR/moto.log" 2>&1 &
 MOTO_PID=$!
 export SIGILLUM_TEST_S3_ENDPOINT="http://127.0.0.1:$S3_PORT" SIGILLUM_TEST_S3_BUCKET=sigillum-test
 for _ in $(seq 1 100); do
@@ -46,4 +46,7 @@ s3.create_bucket(Bucket="sigillum-test", CreateBucketConfiguration={"LocationCon
 PY
   sleep 0.2
 done
+if ! python3 -c "import boto3; boto3.client('s3', endpoint_url='$SIGILLUM_TEST_S3_ENDPOINT', region_name='eu-central-2').head_bucket(Bucket='sigillum-test')" >/dev/null 2>&1; then
+  echo "!! the S3 test server did not come up:"; cat "$SVC_DIR/moto.log"; exit 1
+fi
 echo "==> S3 (moto) on $SIGILLUM_TEST_S3_ENDPOINT"
