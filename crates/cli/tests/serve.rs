@@ -186,22 +186,21 @@ async fn config_file_with_environment_overrides() {
 #[test]
 fn invalid_configuration_exits_2_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(sigillum_testkit::sigillum_bin())
-        .arg("serve")
-        .env("SIGILLUM_DATA_DIR", dir.path())
-        .env("SIGILLUM_WAF", "sometimes")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("SIGILLUM_WAF must be block, detect or off"));
-    let out = Command::new(sigillum_testkit::sigillum_bin())
-        .arg("serve")
-        .env("SIGILLUM_DATA_DIR", dir.path())
-        .env("SIGILLUM_DATABASE_URL", "mysql://nope")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("opening the database"));
+    let cases = [
+        ("SIGILLUM_WAF", "sometimes", "SIGILLUM_WAF must be block, detect or off"),
+        ("SIGILLUM_DATABASE_URL", "mysql://nope", "opening the database"),
+        ("SIGILLUM_KMS", "vault:elsewhere", "opening the key manager"),
+    ];
+    for (var, value, message) in cases {
+        let out = Command::new(sigillum_testkit::sigillum_bin())
+            .arg("serve")
+            .env("SIGILLUM_DATA_DIR", dir.path())
+            .env(var, value)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{var}={value}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(message), "{var}={value}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

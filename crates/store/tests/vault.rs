@@ -26,6 +26,15 @@ async fn local_stack() -> Stack {
     Stack { vault: Vault::new(Arc::new(repo), blobs, keys, Arc::new(SystemClock), "test-node".into()), _dir: dir }
 }
 
+/// The local stack with one organisation and one envelope key.
+async fn local_stack_with_envelope() -> (Stack, EnvelopeId) {
+    let s = local_stack().await;
+    let org = s.vault.create_organisation("Acme").await.unwrap();
+    let env = EnvelopeId::new();
+    s.vault.create_envelope_key(org.id, env).await.unwrap();
+    (s, env)
+}
+
 async fn server_stack() -> Stack {
     let dir = tempfile::tempdir().unwrap();
     let repo = SqlRepository::connect(&sigillum_testkit::postgres_database().await).await.unwrap();
@@ -155,11 +164,8 @@ async fn vault_on_postgres_s3_softhsm() {
 
 #[tokio::test]
 async fn a_second_write_of_the_same_version_never_replaces_the_first() {
-    let s = local_stack().await;
+    let (s, env) = local_stack_with_envelope().await;
     let v = &s.vault;
-    let org = v.create_organisation("Acme").await.unwrap();
-    let env = EnvelopeId::new();
-    v.create_envelope_key(org.id, env).await.unwrap();
     v.put_blob(env, "original", 1, body(b"first", 5)).await.unwrap();
     let again = v.put_blob(env, "original", 1, body(b"second", 5)).await;
     assert!(matches!(again, Err(VaultError::Repo(sigillum_core::RepoError::Conflict(_)))), "{again:?}");
@@ -169,11 +175,8 @@ async fn a_second_write_of_the_same_version_never_replaces_the_first() {
 
 #[tokio::test]
 async fn failed_upload_leaves_no_blob_and_no_record() {
-    let s = local_stack().await;
+    let (s, env) = local_stack_with_envelope().await;
     let v = &s.vault;
-    let org = v.create_organisation("Acme").await.unwrap();
-    let env = EnvelopeId::new();
-    v.create_envelope_key(org.id, env).await.unwrap();
     let pieces: Vec<Result<Bytes, std::io::Error>> =
         vec![Ok(Bytes::from(vec![1u8; 600_000])), Err(std::io::Error::other("client went away"))];
     let r = v.put_blob(env, "original", 1, futures::stream::iter(pieces)).await;
