@@ -155,3 +155,83 @@ pub trait Repository: Send + Sync {
     async fn record_key_use(&self, u: &KeyUse) -> Result<(), RepoError>;
     async fn list_key_uses(&self, envelope: Option<EnvelopeId>) -> Result<Vec<KeyUse>, RepoError>;
 }
+
+/// A leaf about to be appended to the audit log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewLeaf {
+    pub envelope_id: Option<EnvelopeId>,
+    pub leaf_hash: [u8; 32],
+    /// Canonical event bytes (no personal data).
+    pub event: Vec<u8>,
+    /// The event's disclosure, sealed under the envelope key.
+    pub disclosure: Option<Vec<u8>>,
+}
+
+/// A stored leaf with the hashes of the tree nodes its arrival completed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredLeaf {
+    pub seq: u64,
+    pub envelope_id: Option<EnvelopeId>,
+    pub leaf_hash: [u8; 32],
+    /// Hashes of the nodes at levels 1, 2, … completed when this leaf was appended, concatenated.
+    pub parents: Vec<u8>,
+    pub event: Vec<u8>,
+    pub disclosure: Option<Vec<u8>>,
+    pub created_unix_ms: i64,
+}
+
+/// A signed checkpoint as published.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    pub size: u64,
+    pub root: [u8; 32],
+    pub note: String,
+    pub created_unix_ms: i64,
+}
+
+/// The log's Ed25519 signing key, its seed wrapped by the key manager.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogKeyRecord {
+    pub origin: String,
+    pub verifier_key: String,
+    pub kek_key_id: String,
+    pub kek_version: u32,
+    pub wrapped_seed: Vec<u8>,
+    pub created_unix_ms: i64,
+}
+
+/// Signs the checkpoint for `(size, root)`; called inside the append transaction.
+pub type CheckpointSigner<'a> = &'a (dyn Fn(u64, &[u8; 32]) -> Option<String> + Send + Sync);
+
+/// Storage of the audit log: leaves, the complete-subtree hashes carried by each leaf row, and
+/// every published checkpoint.
+#[async_trait::async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends `leaves` as one transaction that serialises with every other appender (any process
+    /// on the same database): gap-free consecutive sequence numbers, the completed node hashes, and
+    /// a checkpoint for the new size signed by `sign`. Returns the first sequence number and the
+    /// checkpoint. Durable when it returns.
+    async fn append_leaves(
+        &self,
+        leaves: &[NewLeaf],
+        sign: CheckpointSigner<'_>,
+        now_unix_ms: i64,
+    ) -> Result<(u64, StoredCheckpoint), RepoError>;
+    async fn tree_size(&self) -> Result<u64, RepoError>;
+    /// Hashes of complete subtrees `(level, index)`; absent ones are left out.
+    async fn tree_nodes(
+        &self,
+        ids: &[sigillum_audit::NodeId],
+    ) -> Result<std::collections::HashMap<sigillum_audit::NodeId, [u8; 32]>, RepoError>;
+    async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, RepoError>;
+    async fn checkpoint_at(&self, size: u64) -> Result<Option<StoredCheckpoint>, RepoError>;
+    /// Checkpoints with `size >= from`, smallest first.
+    async fn checkpoints_from(&self, from: u64, limit: u32) -> Result<Vec<StoredCheckpoint>, RepoError>;
+    /// Leaves with `seq >= from`, in order.
+    async fn leaves_from(&self, from: u64, limit: u32) -> Result<Vec<StoredLeaf>, RepoError>;
+    /// One envelope's leaves with `seq >= from`, in order.
+    async fn envelope_leaves(&self, envelope: EnvelopeId, from: u64) -> Result<Vec<StoredLeaf>, RepoError>;
+    async fn log_key(&self) -> Result<Option<LogKeyRecord>, RepoError>;
+    /// Stores the log key unless one exists (then `Conflict`).
+    async fn insert_log_key(&self, key: &LogKeyRecord) -> Result<(), RepoError>;
+}

@@ -322,6 +322,33 @@ impl Vault {
         Ok(field::open_field(&dek, ctx, sealed)?)
     }
 
+    /// Decrypts several values of one envelope with a single unwrap of its DEK. The outer error
+    /// is about the key (e.g. `NotFound` once the envelope is shredded); each value has its own.
+    pub async fn open_fields(
+        &self,
+        envelope: EnvelopeId,
+        items: &[(FieldContext<'_>, &[u8])],
+    ) -> Result<Vec<Result<Vec<u8>, VaultError>>, VaultError> {
+        let (dek, _) = self.dek(envelope, "open_field").await?;
+        Ok(items.iter().map(|(ctx, sealed)| field::open_field(&dek, ctx, sealed).map_err(VaultError::from)).collect())
+    }
+
+    /// Wraps a deployment secret (such as the audit log's signing seed) under the KEK `kek_id`,
+    /// creating that KEK on first use.
+    pub async fn wrap_system_secret(&self, kek_id: &str, secret: &Dek) -> Result<WrappedDek, VaultError> {
+        let kek = self.keys.ensure_kek(kek_id).await?;
+        let wrapped = self.keys.wrap_dek(&kek, secret).await?;
+        self.repo.record_key_use(&self.key_use(&kek, "wrap_system", None)).await?;
+        Ok(wrapped)
+    }
+
+    /// Unwraps a secret wrapped by [`Vault::wrap_system_secret`].
+    pub async fn unwrap_system_secret(&self, wrapped: &WrappedDek) -> Result<Dek, VaultError> {
+        let dek = self.keys.unwrap_dek(wrapped).await?;
+        self.repo.record_key_use(&self.key_use(&wrapped.kek, "unwrap_system", None)).await?;
+        Ok(dek)
+    }
+
     /// Crypto-shreds one envelope: its wrapped DEK is deleted (nothing can open its blobs any
     /// more, backups included), then its ciphertext blobs are removed.
     pub async fn shred_envelope(&self, envelope: EnvelopeId) -> Result<(), VaultError> {

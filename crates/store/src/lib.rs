@@ -1,8 +1,10 @@
 //! Storage adapters for the core's ports: the metadata repository on SQLite (embedded default)
-//! or PostgreSQL (several nodes), and the blob store on a local directory or S3.
+//! or PostgreSQL (several nodes), the audit log beside it, and the blob store on a local directory
+//! or S3.
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::await_holding_lock))]
 
+mod audit;
 pub mod blobs;
 pub mod sql;
 

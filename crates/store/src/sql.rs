@@ -18,11 +18,11 @@ pub enum Backend {
 
 #[derive(Clone)]
 pub struct SqlRepository {
-    pool: AnyPool,
+    pub(crate) pool: AnyPool,
     backend: Backend,
 }
 
-fn db(e: sqlx::Error) -> RepoError {
+pub(crate) fn db(e: sqlx::Error) -> RepoError {
     match e {
         sqlx::Error::RowNotFound => RepoError::NotFound,
         sqlx::Error::Database(d) if d.is_unique_violation() => RepoError::Conflict("already exists".into()),

@@ -6,43 +6,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
-use sigillum_core::ports::SystemClock;
 use sigillum_core::vault::blob_key;
-use sigillum_core::{BlobStore, EnvelopeId, Vault, VaultError};
+use sigillum_core::{BlobStore, EnvelopeId, VaultError};
 use sigillum_crypto::field::FieldContext;
 use sigillum_crypto::{BlobKind, WrappedDek};
-use sigillum_store::{open_blob_store, SqlRepository};
 
-struct Stack {
-    vault: Vault,
-    _dir: tempfile::TempDir,
-}
-
-async fn local_stack() -> Stack {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = SqlRepository::connect(&format!("sqlite://{}/db.sqlite", dir.path().display())).await.unwrap();
-    let blobs = open_blob_store(&format!("file://{}/blobs", dir.path().display())).unwrap();
-    let keys = sigillum_kms::open(&format!("local:{}/keyring", dir.path().display()), None, None).unwrap();
-    Stack { vault: Vault::new(Arc::new(repo), blobs, keys, Arc::new(SystemClock), "test-node".into()), _dir: dir }
-}
-
-/// The local stack with one organisation and one envelope key.
-async fn local_stack_with_envelope() -> (Stack, EnvelopeId) {
-    let s = local_stack().await;
-    let org = s.vault.create_organisation("Acme").await.unwrap();
-    let env = EnvelopeId::new();
-    s.vault.create_envelope_key(org.id, env).await.unwrap();
-    (s, env)
-}
-
-async fn server_stack() -> Stack {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = SqlRepository::connect(&sigillum_testkit::postgres_database().await).await.unwrap();
-    let blobs = open_blob_store(&sigillum_testkit::s3_blob_url()).unwrap();
-    let hsm = sigillum_testkit::softhsm();
-    let keys = sigillum_kms::open(&hsm.kms_spec(), None, Some(&hsm.pin)).unwrap();
-    Stack { vault: Vault::new(Arc::new(repo), blobs, keys, Arc::new(SystemClock), "test-node".into()), _dir: dir }
-}
+mod common;
+use common::{local_stack, local_stack_with_envelope, server_stack, Stack};
 
 fn body(data: &[u8], piece: usize) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Unpin + Send {
     let pieces: Vec<_> = data.chunks(piece).map(|c| Ok(Bytes::copy_from_slice(c))).collect();

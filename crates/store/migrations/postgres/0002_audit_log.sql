@@ -1,0 +1,38 @@
+-- Audit log (DESIGN §5): one Merkle tree for the deployment.
+-- `audit_log_head` is the single row every appender locks first, so sequence numbers are gap-free
+-- and unique across processes. Each leaf row carries the hashes of the tree nodes its arrival
+-- completed (`parents`, levels 1.. concatenated), so any node is one primary-key read away.
+CREATE TABLE audit_log_head (
+    id      BIGINT PRIMARY KEY CHECK (id = 1),
+    size    BIGINT NOT NULL,
+    appends BIGINT NOT NULL
+);
+INSERT INTO audit_log_head (id, size, appends) VALUES (1, 0, 0);
+
+CREATE TABLE audit_leaves (
+    seq         BIGINT PRIMARY KEY,
+    envelope_id TEXT,
+    leaf_hash   BYTEA NOT NULL,
+    parents     BYTEA NOT NULL,
+    event       BYTEA NOT NULL,
+    disclosure  BYTEA,
+    created_ms  BIGINT NOT NULL
+);
+CREATE INDEX audit_leaves_envelope ON audit_leaves(envelope_id, seq) WHERE envelope_id IS NOT NULL;
+
+CREATE TABLE audit_checkpoints (
+    size       BIGINT PRIMARY KEY,
+    root       BYTEA NOT NULL,
+    note       TEXT NOT NULL,
+    created_ms BIGINT NOT NULL
+);
+
+CREATE TABLE audit_log_key (
+    id           BIGINT PRIMARY KEY CHECK (id = 1),
+    origin       TEXT NOT NULL,
+    verifier_key TEXT NOT NULL,
+    kek_key_id   TEXT NOT NULL,
+    kek_version  BIGINT NOT NULL,
+    wrapped_seed BYTEA NOT NULL,
+    created_ms   BIGINT NOT NULL
+);

@@ -1,0 +1,289 @@
+//! The audit log on SQLite or PostgreSQL.
+//!
+//! An append is one transaction that first takes the write lock on the single `audit_log_head`
+//! row (PostgreSQL: a row lock; SQLite: the database write lock), so appenders in every process
+//! line up, sequence numbers come out gap-free, and each batch's checkpoint signs exactly the tree
+//! it committed. The tree's right edge (≤ 64 hashes) is read inside that transaction, the new
+//! leaves are pushed through [`Frontier`], and each leaf row stores the node hashes it completed.
+//! A batch of many events costs one commit (one fsync): that is the group commit.
+
+use std::collections::HashMap;
+
+use sigillum_audit::merkle::{range_nodes, Frontier, LeafRange, NodeId};
+use sigillum_core::ports::{AuditStore, CheckpointSigner, LogKeyRecord, NewLeaf, StoredCheckpoint, StoredLeaf};
+use sigillum_core::{EnvelopeId, RepoError};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use crate::sql::{db, SqlRepository};
+
+/// Rows per multi-row INSERT (7 parameters each; far below both databases' limits).
+const INSERT_CHUNK: usize = 256;
+
+fn corrupt(what: &str) -> RepoError {
+    RepoError::Unavailable(format!("audit log storage is inconsistent: {what}"))
+}
+
+fn hash32(v: Vec<u8>) -> Result<[u8; 32], RepoError> {
+    v.try_into().map_err(|_| corrupt("hash is not 32 bytes"))
+}
+
+fn to_i64(v: u64) -> Result<i64, RepoError> {
+    i64::try_from(v).map_err(|_| corrupt("sequence number out of range"))
+}
+
+fn leaf_row(r: &AnyRow) -> Result<StoredLeaf, RepoError> {
+    let env: Option<String> = r.try_get("envelope_id").map_err(db)?;
+    Ok(StoredLeaf {
+        seq: r.try_get::<i64, _>("seq").map_err(db)? as u64,
+        envelope_id: env.as_deref().and_then(EnvelopeId::parse),
+        leaf_hash: hash32(r.try_get("leaf_hash").map_err(db)?)?,
+        parents: r.try_get("parents").map_err(db)?,
+        event: r.try_get("event").map_err(db)?,
+        disclosure: r.try_get("disclosure").map_err(db)?,
+        created_unix_ms: r.try_get("created_ms").map_err(db)?,
+    })
+}
+
+fn checkpoint_row(r: &AnyRow) -> Result<StoredCheckpoint, RepoError> {
+    Ok(StoredCheckpoint {
+        size: r.try_get::<i64, _>("size").map_err(db)? as u64,
+        root: hash32(r.try_get("root").map_err(db)?)?,
+        note: r.try_get("note").map_err(db)?,
+        created_unix_ms: r.try_get("created_ms").map_err(db)?,
+    })
+}
+
+/// The leaf whose arrival completed node `id`: the last leaf of its subtree.
+fn completing_seq(id: &NodeId) -> Option<u64> {
+    id.index.checked_add(1)?.checked_mul(1u64.checked_shl(u32::from(id.level))?)?.checked_sub(1)
+}
+
+/// `$1, $2, …, $n` starting at `$first`.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Reads the hashes of complete nodes; nodes whose completing leaf does not exist are absent.
+async fn read_nodes(conn: &mut AnyConnection, ids: &[NodeId]) -> Result<HashMap<NodeId, [u8; 32]>, RepoError> {
+    let mut seqs: Vec<i64> = ids.iter().filter_map(completing_seq).filter_map(|s| i64::try_from(s).ok()).collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    let mut rows: HashMap<u64, ([u8; 32], Vec<u8>)> = HashMap::new();
+    for chunk in seqs.chunks(500) {
+        let sql =
+            format!("SELECT seq, leaf_hash, parents FROM audit_leaves WHERE seq IN ({})", placeholders(1, chunk.len()));
+        let mut q = sqlx::query(&sql);
+        for s in chunk {
+            q = q.bind(*s);
+        }
+        for r in q.fetch_all(&mut *conn).await.map_err(db)? {
+            let seq = r.try_get::<i64, _>("seq").map_err(db)? as u64;
+            rows.insert(seq, (hash32(r.try_get("leaf_hash").map_err(db)?)?, r.try_get("parents").map_err(db)?));
+        }
+    }
+    let mut out = HashMap::new();
+    for id in ids {
+        let Some((leaf, parents)) = completing_seq(id).and_then(|s| rows.get(&s)) else { continue };
+        let hash = if id.level == 0 {
+            *leaf
+        } else {
+            let at = (usize::from(id.level) - 1) * 32;
+            let slice = parents.get(at..at + 32).ok_or_else(|| corrupt("node hash missing from its leaf row"))?;
+            slice.try_into().map_err(|_| corrupt("node hash"))?
+        };
+        out.insert(*id, hash);
+    }
+    Ok(out)
+}
+
+#[async_trait::async_trait]
+impl AuditStore for SqlRepository {
+    async fn append_leaves(
+        &self,
+        leaves: &[NewLeaf],
+        sign: CheckpointSigner<'_>,
+        now_unix_ms: i64,
+    ) -> Result<(u64, StoredCheckpoint), RepoError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // Take the log's write lock before reading anything.
+        sqlx::query("UPDATE audit_log_head SET appends = appends + 1 WHERE id = 1")
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let size = sqlx::query("SELECT size FROM audit_log_head WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?
+            .try_get::<i64, _>("size")
+            .map_err(db)? as u64;
+        if leaves.is_empty() {
+            // Only a checkpoint was asked for; another node may have signed this size already.
+            let existing = sqlx::query("SELECT * FROM audit_checkpoints WHERE size = $1")
+                .bind(to_i64(size)?)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+            if let Some(r) = existing {
+                let cp = checkpoint_row(&r)?;
+                tx.commit().await.map_err(db)?;
+                return Ok((size, cp));
+            }
+        }
+
+        let edge_ids = range_nodes(LeafRange { start: 0, end: size });
+        let edge_nodes = read_nodes(&mut tx, &edge_ids).await?;
+        let edge = edge_ids.iter().map(|id| edge_nodes.get(id).copied()).collect::<Option<Vec<_>>>();
+        let mut frontier =
+            edge.and_then(|e| Frontier::from_edge(size, e)).ok_or_else(|| corrupt("right edge of the tree"))?;
+
+        let mut rows = Vec::with_capacity(leaves.len());
+        for leaf in leaves {
+            let completed = frontier.push(leaf.leaf_hash);
+            let parents: Vec<u8> = completed.iter().skip(1).flat_map(|(_, h)| h.iter().copied()).collect();
+            rows.push((to_i64(frontier.size() - 1)?, leaf, parents));
+        }
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let values = (0..chunk.len()).map(|i| format!("({})", placeholders(i * 7 + 1, 7))).collect::<Vec<_>>();
+            let sql = format!(
+                "INSERT INTO audit_leaves (seq, envelope_id, leaf_hash, parents, event, disclosure, created_ms) VALUES {}",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for (seq, leaf, parents) in chunk {
+                q = q
+                    .bind(*seq)
+                    .bind(leaf.envelope_id.map(|e| e.to_string()))
+                    .bind(leaf.leaf_hash.to_vec())
+                    .bind(parents.clone())
+                    .bind(leaf.event.clone())
+                    .bind(leaf.disclosure.clone())
+                    .bind(now_unix_ms);
+            }
+            q.execute(&mut *tx).await.map_err(db)?;
+        }
+
+        let root = frontier.root();
+        let new_size = frontier.size();
+        let note = sign(new_size, &root).ok_or_else(|| RepoError::Unavailable("checkpoint signing failed".into()))?;
+        let checkpoint = StoredCheckpoint { size: new_size, root, note, created_unix_ms: now_unix_ms };
+        sqlx::query("INSERT INTO audit_checkpoints (size, root, note, created_ms) VALUES ($1, $2, $3, $4)")
+            .bind(to_i64(new_size)?)
+            .bind(root.to_vec())
+            .bind(&checkpoint.note)
+            .bind(now_unix_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query("UPDATE audit_log_head SET size = $1 WHERE id = 1")
+            .bind(to_i64(new_size)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok((size, checkpoint))
+    }
+
+    async fn tree_size(&self) -> Result<u64, RepoError> {
+        let r = sqlx::query("SELECT size FROM audit_log_head WHERE id = 1").fetch_one(&self.pool).await.map_err(db)?;
+        Ok(r.try_get::<i64, _>("size").map_err(db)? as u64)
+    }
+
+    async fn tree_nodes(&self, ids: &[NodeId]) -> Result<HashMap<NodeId, [u8; 32]>, RepoError> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        read_nodes(&mut conn, ids).await
+    }
+
+    async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, RepoError> {
+        let r = sqlx::query("SELECT * FROM audit_checkpoints ORDER BY size DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        r.as_ref().map(checkpoint_row).transpose()
+    }
+
+    async fn checkpoint_at(&self, size: u64) -> Result<Option<StoredCheckpoint>, RepoError> {
+        let r = sqlx::query("SELECT * FROM audit_checkpoints WHERE size = $1")
+            .bind(to_i64(size)?)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        r.as_ref().map(checkpoint_row).transpose()
+    }
+
+    async fn checkpoints_from(&self, from: u64, limit: u32) -> Result<Vec<StoredCheckpoint>, RepoError> {
+        let rows = sqlx::query("SELECT * FROM audit_checkpoints WHERE size >= $1 ORDER BY size LIMIT $2")
+            .bind(to_i64(from)?)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(checkpoint_row).collect()
+    }
+
+    async fn leaves_from(&self, from: u64, limit: u32) -> Result<Vec<StoredLeaf>, RepoError> {
+        let rows = sqlx::query("SELECT * FROM audit_leaves WHERE seq >= $1 ORDER BY seq LIMIT $2")
+            .bind(to_i64(from)?)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(leaf_row).collect()
+    }
+
+    async fn envelope_leaves(&self, envelope: EnvelopeId, from: u64) -> Result<Vec<StoredLeaf>, RepoError> {
+        let rows = sqlx::query("SELECT * FROM audit_leaves WHERE envelope_id = $1 AND seq >= $2 ORDER BY seq")
+            .bind(envelope.to_string())
+            .bind(to_i64(from)?)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(leaf_row).collect()
+    }
+
+    async fn log_key(&self) -> Result<Option<LogKeyRecord>, RepoError> {
+        let r = sqlx::query("SELECT * FROM audit_log_key WHERE id = 1").fetch_optional(&self.pool).await.map_err(db)?;
+        r.map(|r| {
+            Ok(LogKeyRecord {
+                origin: r.try_get("origin").map_err(db)?,
+                verifier_key: r.try_get("verifier_key").map_err(db)?,
+                kek_key_id: r.try_get("kek_key_id").map_err(db)?,
+                kek_version: r.try_get::<i64, _>("kek_version").map_err(db)? as u32,
+                wrapped_seed: r.try_get("wrapped_seed").map_err(db)?,
+                created_unix_ms: r.try_get("created_ms").map_err(db)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn insert_log_key(&self, k: &LogKeyRecord) -> Result<(), RepoError> {
+        sqlx::query(
+            "INSERT INTO audit_log_key (id, origin, verifier_key, kek_key_id, kek_version, wrapped_seed, created_ms) \
+             VALUES (1, $1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&k.origin)
+        .bind(&k.verifier_key)
+        .bind(&k.kek_key_id)
+        .bind(i64::from(k.kek_version))
+        .bind(k.wrapped_seed.clone())
+        .bind(k.created_unix_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_lives_in_the_row_of_its_last_leaf() {
+        assert_eq!(completing_seq(&NodeId { level: 0, index: 5 }), Some(5));
+        assert_eq!(completing_seq(&NodeId { level: 1, index: 0 }), Some(1));
+        assert_eq!(completing_seq(&NodeId { level: 3, index: 2 }), Some(23));
+        assert_eq!(completing_seq(&NodeId { level: 63, index: 5 }), None);
+        assert_eq!(placeholders(3, 3), "$3, $4, $5");
+    }
+}
