@@ -1,4 +1,4 @@
-//! Wiring: from a [`Config`] to a running [`Vault`] over the configured adapters. First start
+//! Wiring: from a [`Config`] to a running [`Vault`] and [`AuditLog`] over the configured adapters. First start
 //! creates the data directory (0700), the SQLite database with its migrations, the blob
 //! directory and the local keyring.
 
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use secrecy::ExposeSecret;
 use sigillum_core::ports::SystemClock;
-use sigillum_core::Vault;
+use sigillum_core::{AuditLog, Vault};
 use sigillum_store::{open_blob_store, SqlRepository};
 
 use crate::config::Config;
@@ -16,6 +16,7 @@ use crate::config::Config;
 pub struct App {
     pub vault: Vault,
     pub repo: SqlRepository,
+    pub audit: AuditLog,
 }
 
 impl App {
@@ -29,6 +30,9 @@ impl App {
         let keys = sigillum_kms::open(&cfg.kms, cfg.master_key.as_ref(), cfg.pkcs11_pin.as_ref())
             .context("opening the key manager")?;
         let vault = Vault::new(Arc::new(repo.clone()), blobs, keys, Arc::new(SystemClock), cfg.node_id.clone());
-        Ok(Self { vault, repo })
+        let audit = AuditLog::open(Arc::new(repo.clone()), vault.clone(), Arc::new(SystemClock), &cfg.log_origin)
+            .await
+            .context("opening the audit log")?;
+        Ok(Self { vault, repo, audit })
     }
 }

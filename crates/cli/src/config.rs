@@ -36,6 +36,8 @@ pub const KEYS: &[&str] = &[
     "paypal_api_base",
     "node_id",
     "log_format",
+    "trusted_proxies",
+    "log_origin",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -78,6 +80,10 @@ pub struct Config {
     pub paypal_api_base: Option<String>,
     pub node_id: String,
     pub log_format: LogFormat,
+    /// Proxies whose `X-Forwarded-For` is believed (comma-separated addresses or CIDRs).
+    pub trusted_proxies: sigillum_edge::TrustedProxies,
+    /// Name of the audit log (first line of every checkpoint and the key name); fixed at first start.
+    pub log_origin: String,
 }
 
 impl std::fmt::Debug for Config {
@@ -159,7 +165,21 @@ impl Config {
         let node_id = get("node_id").unwrap_or_else(|| {
             std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "node".into())
         });
+        let trusted_proxies = sigillum_edge::TrustedProxies::parse(&get("trusted_proxies").unwrap_or_default())
+            .context("SIGILLUM_TRUSTED_PROXIES must list IP addresses or CIDR networks, comma-separated")?;
+        let log_origin = get("log_origin").unwrap_or_else(|| {
+            let host = public_url.host_str().unwrap_or("localhost");
+            match public_url.port() {
+                Some(p) => format!("{host}:{p}/log"),
+                None => format!("{host}/log"),
+            }
+        });
+        if log_origin.is_empty() || log_origin.contains(|c: char| c.is_whitespace() || c == '+') {
+            bail!("SIGILLUM_LOG_ORIGIN must be non-empty without spaces or '+'");
+        }
         Ok(Self {
+            trusted_proxies,
+            log_origin,
             listen,
             tls_cert,
             tls_key,
@@ -216,6 +236,8 @@ impl Config {
             "paypal_api_base": self.paypal_api_base,
             "node_id": self.node_id,
             "log_format": match self.log_format { LogFormat::Json => "json", LogFormat::Text => "text" },
+            "trusted_proxies": format!("{:?}", self.trusted_proxies),
+            "log_origin": self.log_origin,
         })
     }
 }
@@ -254,6 +276,8 @@ mod tests {
         assert_eq!(c.jurisdiction, "CH");
         assert_eq!(c.waf, WafMode::Block);
         assert!(c.smtp_url.is_none() && c.tsa_url.is_none() && c.stripe_secret_key.is_none());
+        assert!(c.trusted_proxies.is_empty());
+        assert_eq!(c.log_origin, "localhost:8443/log");
     }
 
     #[test]
@@ -276,6 +300,8 @@ mod tests {
             &[("SIGILLUM_JURISDICTION", "Switzerland")],
             &[("SIGILLUM_PUBLIC_URL", "http://x")],
             &[("SIGILLUM_TLS_CERT", "/c.pem")],
+            &[("SIGILLUM_TRUSTED_PROXIES", "10.0.0.0/8, lb.internal")],
+            &[("SIGILLUM_LOG_ORIGIN", "my log")],
         ];
         for pairs in bad {
             let pairs: &'static [(&'static str, &'static str)] = Box::leak(pairs.to_vec().into_boxed_slice());

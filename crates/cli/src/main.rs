@@ -29,6 +29,30 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// The audit log.
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum LogCommand {
+    /// Recompute the whole tree from the stored events and check every checkpoint.
+    /// Exit 0 valid, 1 invalid, 2 error.
+    Verify {
+        /// Verifier key to trust instead of the one stored in the database (text or @file).
+        #[arg(long)]
+        key: Option<String>,
+        /// A checkpoint note kept outside (repeatable); it must match the stored log.
+        #[arg(long = "checkpoint")]
+        checkpoints: Vec<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the latest signed checkpoint.
+    Checkpoint,
 }
 
 #[derive(Subcommand)]
@@ -54,15 +78,14 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let cfg = Config::load(cli.config.as_deref())?;
     init_tracing(cfg.log_format);
     match cli.command {
-        Command::Serve => sigillum::serve::run(cfg).await,
+        Command::Serve => sigillum::serve::run(cfg).await?,
         Command::Migrate => {
             sigillum::app::App::open(&cfg).await?;
             println!("database is at the newest schema");
-            Ok(())
         }
         Command::Keys { command } => {
             let app = sigillum::app::App::open(&cfg).await?;
@@ -72,9 +95,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 KeysCommand::Rewrap => sigillum::keys::rewrap(&app).await?,
             };
             println!("{}", serde_json::to_string_pretty(&out)?);
-            Ok(())
+        }
+        Command::Log { command: LogCommand::Checkpoint } => print!("{}", sigillum::log::checkpoint(&cfg).await?),
+        Command::Log { command: LogCommand::Verify { key, checkpoints, json } } => {
+            let key = match key {
+                Some(k) if k.starts_with('@') => Some(std::fs::read_to_string(&k[1..])?),
+                k => k,
+            };
+            let report = sigillum::log::verify(&cfg, key, &checkpoints).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else if report.ok {
+                println!(
+                    "audit log valid: {} events, {} checkpoints checked, root {}",
+                    report.leaves, report.checkpoints_checked, report.root
+                );
+            } else {
+                println!("audit log INVALID ({} events read):", report.leaves);
+                for p in &report.problems {
+                    println!("  - {p}");
+                }
+            }
+            return Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::from(1) });
         }
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
@@ -87,7 +132,7 @@ fn main() -> ExitCode {
         }
     };
     match rt.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)

@@ -36,7 +36,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     println!("TLS certificate SHA-256 fingerprint {fingerprint}");
     tracing::info!(%addr, fingerprint, self_signed = tls.self_signed, "listening");
 
-    let state = Arc::new(AppState { vault: app.vault.clone(), version: env!("CARGO_PKG_VERSION") });
+    let state = Arc::new(AppState {
+        vault: app.vault.clone(),
+        audit: app.audit.clone(),
+        trusted_proxies: cfg.trusted_proxies.clone(),
+        version: env!("CARGO_PKG_VERSION"),
+    });
     serve(listener, server_config, sigillum_web::router(state), ConnLimits::default(), shutdown_signal()).await;
     app.repo.close().await;
     tracing::info!("shutdown complete");

@@ -3,20 +3,25 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::await_holding_lock))]
 
+pub mod client;
 pub mod error;
 pub mod health;
+pub mod log;
 pub mod server;
 
 use std::sync::Arc;
 
 use axum::Router;
-use sigillum_core::Vault;
+use sigillum_core::{AuditLog, Vault};
+use sigillum_edge::TrustedProxies;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 /// Everything a handler may reach.
 pub struct AppState {
     pub vault: Vault,
+    pub audit: AuditLog,
+    pub trusted_proxies: TrustedProxies,
     pub version: &'static str,
 }
 
@@ -24,6 +29,7 @@ pub struct AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     let mut app = Router::new()
         .merge(health::routes())
+        .merge(log::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state);
