@@ -21,11 +21,12 @@ pub enum DeviceKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Device {
+    // Fields in alphabetical order (canonical JSON, see `Event::canonical_bytes`).
     /// Browser name and major version, e.g. `Chrome 120`.
     pub browser: String,
-    /// Operating system and version, e.g. `Windows 10`, `iOS 17.1`.
-    pub os: String,
     pub kind: DeviceKind,
+    /// Operating system and version, e.g. `Windows 10`, `iPhone 17.1`.
+    pub os: String,
 }
 
 fn known(s: &str) -> Option<&str> {

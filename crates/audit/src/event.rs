@@ -171,17 +171,20 @@ impl<'de> Deserialize<'de> for Commitment {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Actor {
-    pub kind: ActorKind,
+    // Fields in alphabetical order: serde writes them in this order, which is the RFC 8785
+    // order (see `Event::canonical_bytes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<Commitment>,
     /// Non-personal identifier (account, API key or recipient id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    pub kind: ActorKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<Commitment>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<Commitment>,
 }
 
-/// A non-personal detail value. No floating point, so canonical encoding is unambiguous.
+/// A non-personal detail value. No floating point, and integers within ±2^53, so the canonical
+/// encoding is unambiguous and round-trips.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Detail {
@@ -194,32 +197,55 @@ pub enum Detail {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Event {
-    pub v: u32,
-    /// UTC, millisecond precision, RFC 3339 (`2026-11-25T15:40:07.123Z`).
-    pub time: String,
-    pub kind: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub envelope_id: Option<String>,
+    // Fields in alphabetical order (see `canonical_bytes`).
     pub actor: Actor,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ip: Option<Commitment>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_agent: Option<Commitment>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub details: BTreeMap<String, Detail>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<Device>,
     /// Hex SHA-256 of the envelope's document at the time of the event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub document_sha256: Option<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub details: BTreeMap<String, Detail>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envelope_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<Commitment>,
+    pub kind: String,
     /// Commitment to a personal free-text note (decline or void reason).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<Commitment>,
+    /// UTC, millisecond precision, RFC 3339 (`2026-11-25T15:40:07.123Z`).
+    pub time: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<Commitment>,
+    pub v: u32,
 }
 
 impl Event {
     /// RFC 8785 canonical bytes: what the leaf hash covers.
+    ///
+    /// For the events Sigillum writes, plain compact serde_json output already *is* the RFC 8785
+    /// form: struct fields are declared in sorted order, detail keys are ASCII (so byte order is
+    /// UTF-16 order), integers are within ±2^53 (so they print as JCS numbers do), and serde_json
+    /// escapes strings exactly as JCS does. That fast path is taken when those conditions hold
+    /// (a test compares it with the general canonicaliser); anything else goes through
+    /// `serde_json_canonicalizer`.
     pub fn canonical_bytes(&self) -> Result<Vec<u8>, EventError> {
+        const SAFE: i64 = 1 << 53;
+        // JSON numbers are doubles to RFC 8785: larger integers would not survive a round trip.
+        if self.details.values().any(|v| matches!(v, Detail::Int(i) if !(-SAFE..=SAFE).contains(i))) {
+            return Err(EventError::Malformed);
+        }
+        if self.details.keys().all(|k| k.is_ascii()) {
+            serde_json::to_vec(self).map_err(|_| EventError::Malformed)
+        } else {
+            self.general_canonical_bytes()
+        }
+    }
+
+    /// RFC 8785 through the general canonicaliser (sorting every object, formatting numbers as
+    /// IEEE doubles).
+    pub fn general_canonical_bytes(&self) -> Result<Vec<u8>, EventError> {
         serde_json_canonicalizer::to_vec(self).map_err(|_| EventError::Malformed)
     }
 

@@ -129,6 +129,9 @@ async fn public_proofs_verify_and_log_verify_detects_tampering() {
     assert_eq!(code, 1, "{out}");
     let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["ok"], false);
-    assert!(report["problems"].as_array().unwrap().iter().any(|p| p == "leaf 4: event bytes do not match the leaf hash"), "{out}");
+    assert!(
+        report["problems"].as_array().unwrap().iter().any(|p| p == "leaf 4: event bytes do not match the leaf hash"),
+        "{out}"
+    );
     server.terminate();
 }

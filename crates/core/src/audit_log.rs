@@ -31,6 +31,10 @@ use crate::vault::{Vault, VaultError};
 
 /// Key-manager id of the KEK that wraps the log's signing seed.
 pub const LOG_KEK_ID: &str = "system:audit-log";
+/// Personal values an event can carry (actor name and email, IP, user agent, note).
+const PERSONAL_FIELDS: usize = 5;
+/// Distinct user agents whose parsed device is remembered.
+const DEVICE_CACHE_MAX: usize = 1024;
 /// Most leaves in one commit.
 const MAX_BATCH: usize = 4096;
 /// How often other processes' appends are noticed (for live streams).
@@ -144,8 +148,30 @@ struct Pending {
     reply: oneshot::Sender<Result<(u64, StoredCheckpoint), String>>,
 }
 
+/// Parsed devices by user agent: the same browsers come back again and again, and parsing runs
+/// a few dozen regular expressions.
+#[derive(Default)]
+struct DeviceCache(std::sync::Mutex<HashMap<String, Device>>);
+
+impl DeviceCache {
+    fn parse(&self, user_agent: &str) -> Device {
+        if let Some(d) = self.0.lock().ok().and_then(|m| m.get(user_agent).cloned()) {
+            return d;
+        }
+        let device = Device::from_user_agent(user_agent);
+        if let Ok(mut m) = self.0.lock() {
+            if m.len() >= DEVICE_CACHE_MAX {
+                m.clear();
+            }
+            m.insert(user_agent.to_owned(), device.clone());
+        }
+        device
+    }
+}
+
 struct Inner {
     store: Arc<dyn AuditStore>,
+    devices: DeviceCache,
     vault: Vault,
     clock: Arc<dyn Clock>,
     verifier_key: String,
@@ -221,6 +247,7 @@ impl AuditLog {
         let size = watch::Sender::new(store.tree_size().await?);
         let inner = Arc::new(Inner {
             store: store.clone(),
+            devices: DeviceCache::default(),
             vault,
             clock: clock.clone(),
             verifier_key: record.verifier_key.clone(),
@@ -248,7 +275,7 @@ impl AuditLog {
 
     /// Records one event; returns once it is durably in the log.
     pub async fn record(&self, e: NewEvent) -> Result<Recorded, AuditError> {
-        let device = e.client.user_agent.as_deref().map(Device::from_user_agent);
+        let device = e.client.user_agent.as_deref().map(|ua| self.inner.devices.parse(ua));
         let draft = EventDraft {
             kind: e.kind,
             time_unix_ms: self.inner.clock.now_unix_ms(),
@@ -266,16 +293,14 @@ impl AuditLog {
             document_sha256: e.document_sha256,
             details: e.details,
         };
-        let mut rng_error = None;
+        // One draw from the system RNG for all salts: an event has at most five personal values.
+        let salts: [u8; 32 * PERSONAL_FIELDS] = sigillum_crypto::random_array().map_err(VaultError::from)?;
+        let mut chunks = salts.chunks_exact(32).cycle();
         let committed = draft.commit(|| {
-            sigillum_crypto::random_array().unwrap_or_else(|err| {
-                rng_error = Some(err);
-                [0u8; 32]
-            })
+            let mut salt = [0u8; 32];
+            salt.copy_from_slice(chunks.next().unwrap_or(&[0u8; 32]));
+            salt
         })?;
-        if let Some(err) = rng_error {
-            return Err(AuditError::Vault(err.into()));
-        }
         let disclosure = match (e.envelope, committed.disclosure.0.is_empty()) {
             (Some(envelope), false) => {
                 let row = disclosure_context(&committed.leaf_hash);
@@ -420,7 +445,7 @@ async fn writer(
             has_leaf.push(leaf.is_some());
             leaves.extend(leaf);
         }
-        let result = store.append_leaves(&leaves, &sign, clock.now_unix_ms()).await;
+        let result = store.append_leaves(leaves, &sign, clock.now_unix_ms()).await;
         match result {
             Ok((first, checkpoint)) => {
                 if let Some(inner) = inner.upgrade() {
@@ -538,6 +563,8 @@ pub async fn verify_log(
 
     let mut frontier = Frontier::new();
     let mut checkpoints = CheckpointCursor::new(store);
+    // The newest event seen so far of each envelope, to check each envelope's chain.
+    let mut last_of_envelope: HashMap<EnvelopeId, u64> = HashMap::new();
     // Checks every checkpoint (stored or external) whose size the walk has just reached.
     async fn at_size(
         frontier: &Frontier,
@@ -583,6 +610,10 @@ pub async fn verify_log(
             }
             if Event::from_canonical(&leaf.event).is_err() {
                 report.problem(format!("leaf {}: event is not a canonical Sigillum event", leaf.seq));
+            }
+            let expected_prev = leaf.envelope_id.and_then(|e| last_of_envelope.insert(e, leaf.seq));
+            if leaf.prev_in_envelope != expected_prev {
+                report.problem(format!("leaf {}: its envelope's event chain is broken", leaf.seq));
             }
             let completed = frontier.push(recomputed);
             let parents: Vec<u8> = completed.iter().skip(1).flat_map(|(_, h)| h.iter().copied()).collect();

@@ -172,6 +172,8 @@ pub struct NewLeaf {
 pub struct StoredLeaf {
     pub seq: u64,
     pub envelope_id: Option<EnvelopeId>,
+    /// The previous event of the same envelope (the chain a trail is read by).
+    pub prev_in_envelope: Option<u64>,
     pub leaf_hash: [u8; 32],
     /// Hashes of the nodes at levels 1, 2, … completed when this leaf was appended, concatenated.
     pub parents: Vec<u8>,
@@ -213,7 +215,7 @@ pub trait AuditStore: Send + Sync {
     /// checkpoint. Durable when it returns.
     async fn append_leaves(
         &self,
-        leaves: &[NewLeaf],
+        leaves: Vec<NewLeaf>,
         sign: CheckpointSigner<'_>,
         now_unix_ms: i64,
     ) -> Result<(u64, StoredCheckpoint), RepoError>;

@@ -20,6 +20,71 @@ use crate::ports::{
 
 /// Bytes of ciphertext gathered before each write to the blob store.
 const WRITE_BATCH: usize = 256 * 1024;
+/// How long an unwrapped DEK is reused before the key manager is asked again.
+const DEK_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+/// Most DEKs kept unwrapped in memory.
+const DEK_CACHE_MAX: usize = 4096;
+
+/// Recently unwrapped DEKs, so a burst of work on one envelope (an upload, its audit events)
+/// costs one key-manager unwrap, not one per operation. An entry is used only while the stored
+/// wrapped DEK is still byte-for-byte the one it came from, and the row is read every time: a
+/// shredded or rewrapped envelope never reaches a stale key. Keys are zeroised when dropped.
+#[derive(Default)]
+struct DekCache {
+    entries: std::sync::Mutex<std::collections::HashMap<EnvelopeId, CachedDek>>,
+}
+
+struct CachedDek {
+    dek_id: [u8; 16],
+    wrapped: Vec<u8>,
+    kek_version: u32,
+    dek: Dek,
+    loaded: std::time::Instant,
+}
+
+impl DekCache {
+    fn get(&self, rec: &EnvelopeKey) -> Option<Dek> {
+        let entries = self.entries.lock().ok()?;
+        let c = entries.get(&rec.envelope_id)?;
+        let fresh = c.loaded.elapsed() < DEK_CACHE_TTL;
+        (fresh && c.wrapped == rec.wrapped && c.kek_version == rec.kek_version).then(|| c.dek.clone())
+    }
+
+    fn put(&self, rec: &EnvelopeKey, dek: &Dek) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= DEK_CACHE_MAX {
+                entries.retain(|_, c| c.loaded.elapsed() < DEK_CACHE_TTL);
+                if entries.len() >= DEK_CACHE_MAX {
+                    entries.clear();
+                }
+            }
+            entries.insert(
+                rec.envelope_id,
+                CachedDek {
+                    dek_id: rec.dek_id,
+                    wrapped: rec.wrapped.clone(),
+                    kek_version: rec.kek_version,
+                    dek: dek.clone(),
+                    loaded: std::time::Instant::now(),
+                },
+            );
+        }
+    }
+
+    /// A fresh cached DEK without checking the stored wrapping: only for *sealing*, where a key
+    /// shredded a moment ago on another node can do no harm (what it seals is unreadable at once).
+    fn get_for_sealing(&self, envelope: EnvelopeId) -> Option<(Dek, [u8; 16])> {
+        let entries = self.entries.lock().ok()?;
+        let c = entries.get(&envelope)?;
+        (c.loaded.elapsed() < DEK_CACHE_TTL).then(|| (c.dek.clone(), c.dek_id))
+    }
+
+    fn forget(&self, envelope: EnvelopeId) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(&envelope);
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {
@@ -80,6 +145,7 @@ pub struct Vault {
     keys: Arc<dyn KeyManager>,
     clock: Arc<dyn Clock>,
     node: String,
+    deks: Arc<DekCache>,
 }
 
 impl Vault {
@@ -90,7 +156,7 @@ impl Vault {
         clock: Arc<dyn Clock>,
         node: String,
     ) -> Self {
-        Self { repo, blobs, keys, clock, node }
+        Self { repo, blobs, keys, clock, node, deks: Arc::default() }
     }
 
     pub fn repository(&self) -> &Arc<dyn Repository> {
@@ -140,12 +206,17 @@ impl Vault {
         Ok(())
     }
 
-    /// Unwraps the envelope's DEK, recording the KEK use.
+    /// The envelope's DEK: from the cache while its stored wrapping is unchanged, otherwise
+    /// unwrapped by the key manager, recording that KEK use (purpose = the first operation).
     async fn dek(&self, envelope: EnvelopeId, purpose: &str) -> Result<(Dek, DekId), VaultError> {
         let rec = self.repo.get_envelope_key(envelope).await?;
+        if let Some(dek) = self.deks.get(&rec) {
+            return Ok((dek, DekId(rec.dek_id)));
+        }
         let kek = KekRef { key_id: rec.kek_key_id.clone(), version: rec.kek_version };
         let dek = self.keys.unwrap_dek(&WrappedDek { kek: kek.clone(), wrapped: rec.wrapped.clone() }).await?;
         self.repo.record_key_use(&self.key_use(&kek, purpose, Some(envelope))).await?;
+        self.deks.put(&rec, &dek);
         Ok((dek, DekId(rec.dek_id)))
     }
 
@@ -307,7 +378,10 @@ impl Vault {
         ctx: &FieldContext<'_>,
         value: &[u8],
     ) -> Result<Vec<u8>, VaultError> {
-        let (dek, _) = self.dek(envelope, "seal_field").await?;
+        let dek = match self.deks.get_for_sealing(envelope) {
+            Some((dek, _)) => dek,
+            None => self.dek(envelope, "seal_field").await?.0,
+        };
         Ok(field::seal_field(&dek, ctx, value)?)
     }
 
@@ -354,6 +428,7 @@ impl Vault {
     pub async fn shred_envelope(&self, envelope: EnvelopeId) -> Result<(), VaultError> {
         let blobs = self.repo.list_blobs(envelope).await?;
         self.repo.delete_envelope_key(envelope).await?;
+        self.deks.forget(envelope);
         for b in blobs {
             if let Err(e) = self.blobs.delete(&b.key).await {
                 tracing::warn!(key = %b.key, error = %e, "ciphertext left behind after shredding (unreadable)");

@@ -15,9 +15,9 @@ use sigillum_core::{EnvelopeId, RepoError};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use crate::sql::{db, SqlRepository};
+use crate::sql::{db, Backend, SqlRepository};
 
-/// Rows per multi-row INSERT (7 parameters each; far below both databases' limits).
+/// Rows per multi-row INSERT (8 parameters each; far below both databases' limits).
 const INSERT_CHUNK: usize = 256;
 
 fn corrupt(what: &str) -> RepoError {
@@ -37,6 +37,7 @@ fn leaf_row(r: &AnyRow) -> Result<StoredLeaf, RepoError> {
     Ok(StoredLeaf {
         seq: r.try_get::<i64, _>("seq").map_err(db)? as u64,
         envelope_id: env.as_deref().and_then(EnvelopeId::parse),
+        prev_in_envelope: r.try_get::<Option<i64>, _>("prev_in_envelope").map_err(db)?.map(|p| p as u64),
         leaf_hash: hash32(r.try_get("leaf_hash").map_err(db)?)?,
         parents: r.try_get("parents").map_err(db)?,
         event: r.try_get("event").map_err(db)?,
@@ -59,20 +60,30 @@ fn completing_seq(id: &NodeId) -> Option<u64> {
     id.index.checked_add(1)?.checked_mul(1u64.checked_shl(u32::from(id.level))?)?.checked_sub(1)
 }
 
-/// `$1, $2, …, $n` starting at `$first`.
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+/// `n` parameter placeholders, numbered from `first`: `$1, $2, …` on PostgreSQL, plain `?` on
+/// SQLite (numbered names make SQLite's parameter lookup quadratic in long multi-row INSERTs).
+fn placeholders(backend: Backend, first: usize, n: usize) -> String {
+    match backend {
+        Backend::Postgres => (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", "),
+        Backend::Sqlite => vec!["?"; n].join(", "),
+    }
 }
 
 /// Reads the hashes of complete nodes; nodes whose completing leaf does not exist are absent.
-async fn read_nodes(conn: &mut AnyConnection, ids: &[NodeId]) -> Result<HashMap<NodeId, [u8; 32]>, RepoError> {
+async fn read_nodes(
+    backend: Backend,
+    conn: &mut AnyConnection,
+    ids: &[NodeId],
+) -> Result<HashMap<NodeId, [u8; 32]>, RepoError> {
     let mut seqs: Vec<i64> = ids.iter().filter_map(completing_seq).filter_map(|s| i64::try_from(s).ok()).collect();
     seqs.sort_unstable();
     seqs.dedup();
     let mut rows: HashMap<u64, ([u8; 32], Vec<u8>)> = HashMap::new();
     for chunk in seqs.chunks(500) {
-        let sql =
-            format!("SELECT seq, leaf_hash, parents FROM audit_leaves WHERE seq IN ({})", placeholders(1, chunk.len()));
+        let sql = format!(
+            "SELECT seq, leaf_hash, parents FROM audit_leaves WHERE seq IN ({})",
+            placeholders(backend, 1, chunk.len())
+        );
         let mut q = sqlx::query(&sql);
         for s in chunk {
             q = q.bind(*s);
@@ -97,11 +108,60 @@ async fn read_nodes(conn: &mut AnyConnection, ids: &[NodeId]) -> Result<HashMap<
     Ok(out)
 }
 
+/// The newest sequence number of each envelope that `leaves` belong to.
+async fn read_envelope_heads(
+    backend: Backend,
+    conn: &mut AnyConnection,
+    leaves: &[NewLeaf],
+) -> Result<HashMap<String, i64>, RepoError> {
+    let mut envs: Vec<String> = leaves.iter().filter_map(|l| l.envelope_id.map(|e| e.to_string())).collect();
+    envs.sort_unstable();
+    envs.dedup();
+    let mut heads = HashMap::new();
+    for chunk in envs.chunks(500) {
+        let sql = format!(
+            "SELECT envelope_id, last_seq FROM audit_envelope_heads WHERE envelope_id IN ({})",
+            placeholders(backend, 1, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for e in chunk {
+            q = q.bind(e.as_str());
+        }
+        for r in q.fetch_all(&mut *conn).await.map_err(db)? {
+            heads.insert(r.try_get("envelope_id").map_err(db)?, r.try_get("last_seq").map_err(db)?);
+        }
+    }
+    Ok(heads)
+}
+
+/// Moves each envelope's head to its newest event; `updates` maps envelope → (last seq, new events).
+async fn write_envelope_heads(
+    backend: Backend,
+    conn: &mut AnyConnection,
+    updates: HashMap<String, (i64, i64)>,
+) -> Result<(), RepoError> {
+    let updates: Vec<_> = updates.into_iter().collect();
+    for chunk in updates.chunks(500) {
+        let values = (0..chunk.len()).map(|i| format!("({})", placeholders(backend, i * 3 + 1, 3))).collect::<Vec<_>>();
+        let sql = format!(
+            "INSERT INTO audit_envelope_heads (envelope_id, last_seq, events) VALUES {} ON CONFLICT (envelope_id) \
+             DO UPDATE SET last_seq = excluded.last_seq, events = audit_envelope_heads.events + excluded.events",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for (env, (last, count)) in chunk {
+            q = q.bind(env.as_str()).bind(*last).bind(*count);
+        }
+        q.execute(&mut *conn).await.map_err(db)?;
+    }
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl AuditStore for SqlRepository {
     async fn append_leaves(
         &self,
-        leaves: &[NewLeaf],
+        leaves: Vec<NewLeaf>,
         sign: CheckpointSigner<'_>,
         now_unix_ms: i64,
     ) -> Result<(u64, StoredCheckpoint), RepoError> {
@@ -132,36 +192,57 @@ impl AuditStore for SqlRepository {
         }
 
         let edge_ids = range_nodes(LeafRange { start: 0, end: size });
-        let edge_nodes = read_nodes(&mut tx, &edge_ids).await?;
+        let edge_nodes = read_nodes(self.backend, &mut tx, &edge_ids).await?;
         let edge = edge_ids.iter().map(|id| edge_nodes.get(id).copied()).collect::<Option<Vec<_>>>();
         let mut frontier =
             edge.and_then(|e| Frontier::from_edge(size, e)).ok_or_else(|| corrupt("right edge of the tree"))?;
 
+        // The newest event of each envelope in this batch, to chain the new ones onto.
+        let mut heads = read_envelope_heads(self.backend, &mut tx, &leaves).await?;
+        let mut head_updates: HashMap<String, (i64, i64)> = HashMap::new();
         let mut rows = Vec::with_capacity(leaves.len());
         for leaf in leaves {
             let completed = frontier.push(leaf.leaf_hash);
             let parents: Vec<u8> = completed.iter().skip(1).flat_map(|(_, h)| h.iter().copied()).collect();
-            rows.push((to_i64(frontier.size() - 1)?, leaf, parents));
+            let seq = to_i64(frontier.size() - 1)?;
+            let prev = match leaf.envelope_id {
+                Some(env) => {
+                    let key = env.to_string();
+                    let prev = heads.insert(key.clone(), seq);
+                    let entry = head_updates.entry(key).or_insert((seq, 0));
+                    *entry = (seq, entry.1 + 1);
+                    prev
+                }
+                None => None,
+            };
+            rows.push((seq, prev, leaf, parents));
         }
-        for chunk in rows.chunks(INSERT_CHUNK) {
-            let values = (0..chunk.len()).map(|i| format!("({})", placeholders(i * 7 + 1, 7))).collect::<Vec<_>>();
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<_> = rows.by_ref().take(INSERT_CHUNK).collect();
+            let values =
+                (0..chunk.len()).map(|i| format!("({})", placeholders(self.backend, i * 8 + 1, 8))).collect::<Vec<_>>();
             let sql = format!(
-                "INSERT INTO audit_leaves (seq, envelope_id, leaf_hash, parents, event, disclosure, created_ms) VALUES {}",
+                "INSERT INTO audit_leaves (seq, envelope_id, prev_in_envelope, leaf_hash, parents, event, disclosure, \
+                 created_ms) VALUES {}",
                 values.join(", ")
             );
             let mut q = sqlx::query(&sql);
-            for (seq, leaf, parents) in chunk {
+            for (seq, prev, leaf, parents) in chunk {
                 q = q
-                    .bind(*seq)
+                    .bind(seq)
                     .bind(leaf.envelope_id.map(|e| e.to_string()))
+                    .bind(prev)
                     .bind(leaf.leaf_hash.to_vec())
-                    .bind(parents.clone())
-                    .bind(leaf.event.clone())
-                    .bind(leaf.disclosure.clone())
+                    .bind(parents)
+                    .bind(leaf.event)
+                    .bind(leaf.disclosure)
                     .bind(now_unix_ms);
             }
             q.execute(&mut *tx).await.map_err(db)?;
         }
+
+        write_envelope_heads(self.backend, &mut tx, head_updates).await?;
 
         let root = frontier.root();
         let new_size = frontier.size();
@@ -191,7 +272,7 @@ impl AuditStore for SqlRepository {
 
     async fn tree_nodes(&self, ids: &[NodeId]) -> Result<HashMap<NodeId, [u8; 32]>, RepoError> {
         let mut conn = self.pool.acquire().await.map_err(db)?;
-        read_nodes(&mut conn, ids).await
+        read_nodes(self.backend, &mut conn, ids).await
     }
 
     async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, RepoError> {
@@ -232,12 +313,20 @@ impl AuditStore for SqlRepository {
     }
 
     async fn envelope_leaves(&self, envelope: EnvelopeId, from: u64) -> Result<Vec<StoredLeaf>, RepoError> {
-        let rows = sqlx::query("SELECT * FROM audit_leaves WHERE envelope_id = $1 AND seq >= $2 ORDER BY seq")
-            .bind(envelope.to_string())
-            .bind(to_i64(from)?)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
+        // Walk the envelope's chain from its newest event back to `from`, in one statement.
+        let rows = sqlx::query(
+            "WITH RECURSIVE chain(seq) AS ( \
+                 SELECT last_seq FROM audit_envelope_heads WHERE envelope_id = $1 \
+                 UNION ALL \
+                 SELECT l.prev_in_envelope FROM audit_leaves l JOIN chain c ON l.seq = c.seq \
+                 WHERE l.prev_in_envelope IS NOT NULL AND l.prev_in_envelope >= $2) \
+             SELECT l.* FROM audit_leaves l JOIN chain c ON l.seq = c.seq WHERE l.seq >= $2 ORDER BY l.seq",
+        )
+        .bind(envelope.to_string())
+        .bind(to_i64(from)?)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
         rows.iter().map(leaf_row).collect()
     }
 
@@ -284,6 +373,7 @@ mod tests {
         assert_eq!(completing_seq(&NodeId { level: 1, index: 0 }), Some(1));
         assert_eq!(completing_seq(&NodeId { level: 3, index: 2 }), Some(23));
         assert_eq!(completing_seq(&NodeId { level: 63, index: 5 }), None);
-        assert_eq!(placeholders(3, 3), "$3, $4, $5");
+        assert_eq!(placeholders(Backend::Postgres, 3, 3), "$3, $4, $5");
+        assert_eq!(placeholders(Backend::Sqlite, 3, 3), "?, ?, ?");
     }
 }

@@ -19,7 +19,7 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct SqlRepository {
     pub(crate) pool: AnyPool,
-    backend: Backend,
+    pub(crate) backend: Backend,
 }
 
 pub(crate) fn db(e: sqlx::Error) -> RepoError {
@@ -134,6 +134,8 @@ impl SqlRepository {
                         conn.execute("PRAGMA synchronous = FULL").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
                         conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        // Statement journals (multi-row inserts) stay in memory, not temp files.
+                        conn.execute("PRAGMA temp_store = MEMORY").await?;
                     }
                     Ok(())
                 })
@@ -147,6 +149,11 @@ impl SqlRepository {
         };
         migrator.run(&pool).await.map_err(|e| RepoError::Unavailable(format!("migration failed: {e}")))?;
         Ok(Self { pool, backend })
+    }
+
+    /// The connection pool, for tools (benchmarks) that need plain SQL beside the repository.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     pub fn kind(&self) -> Backend {

@@ -58,7 +58,11 @@ async fn key(State(st): State<Arc<AppState>>) -> impl IntoResponse {
 /// Reads a non-negative integer query parameter, with a JSON error naming it otherwise.
 fn param(q: &HashMap<String, String>, name: &'static str) -> Result<u64, ApiError> {
     q.get(name).and_then(|v| v.parse().ok()).ok_or_else(|| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_proof_request", format!("query parameter {name} must be a non-negative integer"))
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_proof_request",
+            format!("query parameter {name} must be a non-negative integer"),
+        )
     })
 }
 

@@ -2,6 +2,8 @@
 -- `audit_log_head` is the single row every appender locks first, so sequence numbers are gap-free
 -- and unique across processes. Each leaf row carries the hashes of the tree nodes its arrival
 -- completed (`parents`, levels 1.. concatenated), so any node is one primary-key read away.
+-- An envelope's events form a chain (`prev_in_envelope`, newest in `audit_envelope_heads`)
+-- instead of a secondary index: appends stay in key order, which keeps group commits small.
 CREATE TABLE audit_log_head (
     id      BIGINT PRIMARY KEY CHECK (id = 1),
     size    BIGINT NOT NULL,
@@ -12,13 +14,19 @@ INSERT INTO audit_log_head (id, size, appends) VALUES (1, 0, 0);
 CREATE TABLE audit_leaves (
     seq         BIGINT PRIMARY KEY,
     envelope_id TEXT,
+    prev_in_envelope BIGINT,
     leaf_hash   BYTEA NOT NULL,
     parents     BYTEA NOT NULL,
     event       BYTEA NOT NULL,
     disclosure  BYTEA,
     created_ms  BIGINT NOT NULL
 );
-CREATE INDEX audit_leaves_envelope ON audit_leaves(envelope_id, seq) WHERE envelope_id IS NOT NULL;
+
+CREATE TABLE audit_envelope_heads (
+    envelope_id TEXT PRIMARY KEY,
+    last_seq    BIGINT NOT NULL,
+    events      BIGINT NOT NULL
+);
 
 CREATE TABLE audit_checkpoints (
     size       BIGINT PRIMARY KEY,

@@ -1,0 +1,209 @@
+//! `cargo run --release --bin bench-audit [-- --check]`
+//!
+//! Measures, in one run and on this machine, with the embedded SQLite settings (WAL,
+//! `synchronous=FULL`: every commit is durable):
+//! 1. audit appends: 512 concurrent callers record realistic envelope events through
+//!    `AuditLog::record` (commitments, disclosure sealed under the envelope key, group commit,
+//!    one signed checkpoint per commit) — events/s and the mean commit size;
+//! 2. raw inserts of rows of the same size into a table of the same shape, committed in batches of
+//!    that same mean size — rows/s — and the ratio of (1) to (2);
+//! 3. inclusion-proof generation in a log of 1 000 000 leaves (mean over 2 000 random proofs).
+//!
+//! `--appends-only` runs (1) alone, for profiling.
+//!
+//! Targets: ≥ 20 000 events/s, ratio ≥ 0.5, proof < 1 ms. With `--check` it exits 1 when one is missed.
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use sigillum::app::App;
+use sigillum::config::Config;
+use sigillum_audit::{ActorKind, Detail, EventDraft, EventKind, LogSigner, Personal};
+use sigillum_core::ports::{AuditStore, NewLeaf, SystemClock};
+use sigillum_core::{Actor, AuditLog, ClientInfo, EnvelopeId, NewEvent};
+use sigillum_store::SqlRepository;
+
+const CALLERS: usize = 512;
+const EVENTS: usize = 60_000;
+const BIG_LOG: u64 = 1_000_000;
+const PROOFS: u64 = 2_000;
+
+fn config(dir: &std::path::Path) -> anyhow::Result<Config> {
+    let dd = dir.display().to_string();
+    Config::from_sources(None, &move |k| (k == "SIGILLUM_DATA_DIR").then(|| dd.clone()))
+}
+
+fn event(env: EnvelopeId, i: usize) -> NewEvent {
+    let actor = Actor {
+        kind: ActorKind::Recipient,
+        id: Some(format!("0195f0a0-0000-7000-8000-{i:012}")),
+        name: Some("Maximilian Mustermann".into()),
+        email: Some(format!("signer{i}@example.org")),
+    };
+    let client = ClientInfo {
+        ip: Some(std::net::IpAddr::from([203, 0, 113, (i % 250) as u8])),
+        user_agent: Some(
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
+                .into(),
+        ),
+    };
+    NewEvent::new(EventKind::DocumentViewed, Some(env), actor, client)
+        .document("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")
+        .detail("page", Detail::Int((i % 12) as i64 + 1))
+}
+
+/// (events/s, mean commit size, mean stored event bytes, mean stored disclosure bytes)
+async fn audit_appends() -> anyhow::Result<(f64, f64, usize, usize)> {
+    let dir = tempfile::tempdir()?;
+    let app = App::open(&config(&dir.path().join("data"))?).await?;
+    let org = app.vault.create_organisation("Bench").await?;
+    let mut envelopes = Vec::new();
+    for _ in 0..64 {
+        let env = EnvelopeId::new();
+        app.vault.create_envelope_key(org.id, env).await?;
+        envelopes.push(env);
+    }
+    let before = app.repo.checkpoints_from(0, u32::MAX).await?.len();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..CALLERS {
+        let log = app.audit.clone();
+        let env = envelopes[c % envelopes.len()];
+        tasks.push(tokio::spawn(async move {
+            for i in 0..EVENTS / CALLERS {
+                log.record(event(env, c * 1000 + i)).await?;
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let total = (EVENTS / CALLERS) * CALLERS;
+    let commits = app.repo.checkpoints_from(0, u32::MAX).await?.len() - before;
+    let sample = app.repo.leaves_from(0, 1000).await?;
+    let event_len = sample.iter().map(|l| l.event.len()).sum::<usize>() / sample.len().max(1);
+    let disclosure_len =
+        sample.iter().map(|l| l.disclosure.as_ref().map_or(0, Vec::len)).sum::<usize>() / sample.len().max(1);
+    Ok((total as f64 / secs, total as f64 / commits.max(1) as f64, event_len, disclosure_len))
+}
+
+/// Rows/s for plain multi-row inserts of the same shape and size, `batch` rows per commit.
+async fn raw_inserts(batch: usize, event_len: usize, disclosure_len: usize) -> anyhow::Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let repo = SqlRepository::connect(&format!("sqlite://{}/raw.db", dir.path().display())).await?;
+    let pool = repo.pool();
+    sqlx::query(
+        "CREATE TABLE raw_rows (seq INTEGER PRIMARY KEY, envelope_id TEXT, leaf_hash BLOB NOT NULL, \
+         parents BLOB NOT NULL, event BLOB NOT NULL, disclosure BLOB, created_ms BIGINT NOT NULL)",
+    )
+    .execute(pool)
+    .await?;
+    let env = EnvelopeId::new().to_string();
+    let (event, disclosure) = (vec![b'x'; event_len], vec![7u8; disclosure_len]);
+    let start = Instant::now();
+    let mut seq = 0i64;
+    while (seq as usize) < EVENTS {
+        let n = batch.min(EVENTS - seq as usize);
+        let mut tx = pool.begin().await?;
+        // `?` placeholders, as the audit store uses on SQLite.
+        for chunk_start in (0..n).step_by(256) {
+            let rows = 256.min(n - chunk_start);
+            let values: Vec<String> = (0..rows).map(|_| "(?, ?, ?, ?, ?, ?, ?)".to_owned()).collect();
+            let sql = format!(
+                "INSERT INTO raw_rows (seq, envelope_id, leaf_hash, parents, event, disclosure, created_ms) VALUES {}",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for _ in 0..rows {
+                q = q
+                    .bind(seq)
+                    .bind(env.clone())
+                    .bind(vec![1u8; 32])
+                    .bind(vec![2u8; 32])
+                    .bind(event.clone())
+                    .bind(disclosure.clone())
+                    .bind(seq);
+                seq += 1;
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(seq as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Mean microseconds per inclusion proof in a log of `BIG_LOG` leaves.
+async fn proof_latency() -> anyhow::Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let app = App::open(&config(&dir.path().join("data"))?).await?;
+    let signer = LogSigner::from_seed("bench/log", &[7u8; 32])?;
+    let sign = |size: u64, root: &[u8; 32]| signer.sign(size, root).ok();
+    let draft = EventDraft {
+        kind: EventKind::DocumentViewed,
+        time_unix_ms: 1_795_621_207_123,
+        envelope_id: Some(EnvelopeId::new().to_string()),
+        actor_kind: ActorKind::Recipient,
+        actor_id: Some("r".into()),
+        personal: Personal { actor_email: Some("a@example.org".into()), ..Personal::default() },
+        device: None,
+        document_sha256: None,
+        details: Default::default(),
+    };
+    let mut appended = app.repo.tree_size().await?;
+    let mut n = 0u64;
+    while appended < BIG_LOG {
+        let count = 8192.min(BIG_LOG - appended);
+        let leaves: Vec<NewLeaf> = (0..count)
+            .map(|_| {
+                n += 1;
+                let mut d = draft.clone();
+                d.details.insert("n".into(), Detail::Int(n as i64));
+                let c = d.commit(|| [n as u8; 32]).map_err(|e| anyhow::anyhow!("{e}"))?;
+                Ok(NewLeaf { envelope_id: None, leaf_hash: c.leaf_hash, event: c.canonical, disclosure: None })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        app.repo.append_leaves(leaves, &sign, 0).await?;
+        appended += count;
+    }
+    let log = AuditLog::open(Arc::new(app.repo.clone()), app.vault.clone(), Arc::new(SystemClock), "bench/log").await?;
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let start = Instant::now();
+    for _ in 0..PROOFS {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let proof = log.inclusion_proof(x % BIG_LOG, BIG_LOG).await?;
+        anyhow::ensure!((1..=20).contains(&proof.len()), "unexpected proof length {}", proof.len());
+    }
+    Ok(start.elapsed().as_secs_f64() * 1e6 / PROOFS as f64)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let check = std::env::args().any(|a| a == "--check");
+    if std::env::args().any(|a| a == "--appends-only") {
+        let (rate, batch, _, _) = audit_appends().await?;
+        println!("audit appends: {rate:.0} events/s, mean commit {batch:.1}");
+        return Ok(());
+    }
+    let (audit_rate, batch, event_len, disclosure_len) = audit_appends().await?;
+    let raw_rate = raw_inserts(batch.round().max(1.0) as usize, event_len, disclosure_len).await?;
+    let ratio = audit_rate / raw_rate;
+    println!(
+        "audit appends: {audit_rate:.0} events/s ({CALLERS} callers, mean commit {batch:.1} events, \
+         event {event_len} B + sealed disclosure {disclosure_len} B)"
+    );
+    println!("raw inserts, same rows and commit size: {raw_rate:.0} rows/s");
+    println!("ratio audit/raw: {ratio:.2} (target >= 0.50); rate target >= 20000 events/s");
+    let proof_us = proof_latency().await?;
+    println!("inclusion proof at {BIG_LOG} leaves: {proof_us:.0} µs mean over {PROOFS} (target < 1000 µs)");
+    let ok = audit_rate >= 20_000.0 && ratio >= 0.5 && proof_us < 1000.0;
+    if check && !ok {
+        eprintln!("bench-audit: a target was missed");
+        std::process::exit(1);
+    }
+    Ok(())
+}
