@@ -62,10 +62,13 @@ pub enum EventKind {
     AuthLogout,
     KeyUsed,
     KeyRotated,
+    AccountCreated,
+    ApiKeyCreated,
+    ApiKeyRevoked,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 25] = [
+    pub const ALL: [EventKind; 28] = [
         Self::EnvelopeCreated,
         Self::DocumentUploaded,
         Self::RecipientAdded,
@@ -91,6 +94,9 @@ impl EventKind {
         Self::AuthLogout,
         Self::KeyUsed,
         Self::KeyRotated,
+        Self::AccountCreated,
+        Self::ApiKeyCreated,
+        Self::ApiKeyRevoked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -120,6 +126,9 @@ impl EventKind {
             Self::AuthLogout => "auth.logout",
             Self::KeyUsed => "key.used",
             Self::KeyRotated => "key.rotated",
+            Self::AccountCreated => "account.created",
+            Self::ApiKeyCreated => "api_key.created",
+            Self::ApiKeyRevoked => "api_key.revoked",
         }
     }
 }

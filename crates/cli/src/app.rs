@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use secrecy::ExposeSecret;
 use sigillum_core::ports::SystemClock;
-use sigillum_core::{AuditLog, Vault};
+use sigillum_core::{Accounts, AuditLog, Vault};
 use sigillum_store::{open_blob_store, SqlRepository};
 
 use crate::config::Config;
@@ -17,6 +17,7 @@ pub struct App {
     pub vault: Vault,
     pub repo: SqlRepository,
     pub audit: AuditLog,
+    pub accounts: Accounts,
 }
 
 impl App {
@@ -33,6 +34,7 @@ impl App {
         let audit = AuditLog::open(Arc::new(repo.clone()), vault.clone(), Arc::new(SystemClock), &cfg.log_origin)
             .await
             .context("opening the audit log")?;
-        Ok(Self { vault, repo, audit })
+        let accounts = Accounts::new(Arc::new(repo.clone()), vault.clone(), audit.clone(), Arc::new(SystemClock));
+        Ok(Self { vault, repo, audit, accounts })
     }
 }

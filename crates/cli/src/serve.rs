@@ -39,6 +39,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let state = Arc::new(AppState {
         vault: app.vault.clone(),
         audit: app.audit.clone(),
+        accounts: app.accounts.clone(),
         trusted_proxies: cfg.trusted_proxies.clone(),
         version: env!("CARGO_PKG_VERSION"),
     });

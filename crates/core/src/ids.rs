@@ -47,3 +47,6 @@ impl OrgId {
         format!("org:{}", self.0)
     }
 }
+
+id_type!(UserId, "An account (a person in an organisation).");
+id_type!(ApiKeyId, "An API key of an organisation.");

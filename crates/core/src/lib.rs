@@ -4,12 +4,14 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::await_holding_lock))]
 
+pub mod accounts;
 pub mod audit_log;
 pub mod ids;
 pub mod ports;
 pub mod vault;
 
+pub use accounts::{AccountError, Accounts, AuthMethod, Principal};
 pub use audit_log::{Actor, AuditError, AuditLog, ClientInfo, NewEvent, Recorded, Trail, TrailEvent};
-pub use ids::{EnvelopeId, OrgId};
+pub use ids::{ApiKeyId, EnvelopeId, OrgId, UserId};
 pub use ports::{BlobError, BlobStore, BlobStream, BlobWriter, Clock, RepoError, Repository};
 pub use vault::{RewrapReport, Vault, VaultError};

@@ -237,3 +237,93 @@ pub trait AuditStore: Send + Sync {
     /// Stores the log key unless one exists (then `Conflict`).
     async fn insert_log_key(&self, key: &LogKeyRecord) -> Result<(), RepoError>;
 }
+
+/// A member's role in their organisation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Owner,
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Member => "member",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "owner" => Some(Role::Owner),
+            "member" => Some(Role::Member),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserRecord {
+    pub id: crate::ids::UserId,
+    pub org_id: OrgId,
+    /// Lower-case.
+    pub email: String,
+    pub name: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    pub role: Role,
+    pub created_unix_ms: i64,
+}
+
+/// A browser session; the token and the CSRF token are kept only as SHA-256 hashes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub token_hash: [u8; 32],
+    pub user_id: crate::ids::UserId,
+    pub csrf_hash: [u8; 32],
+    pub created_unix_ms: i64,
+    pub last_seen_unix_ms: i64,
+    /// Absolute expiry.
+    pub expires_unix_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub id: crate::ids::ApiKeyId,
+    pub org_id: OrgId,
+    pub user_id: crate::ids::UserId,
+    pub name: String,
+    /// The first characters of the key, to recognise it in a list.
+    pub prefix: String,
+    pub key_hash: [u8; 32],
+    pub created_unix_ms: i64,
+    pub last_used_unix_ms: Option<i64>,
+    pub revoked_unix_ms: Option<i64>,
+}
+
+/// Storage of accounts, sessions, API keys and login-failure counters.
+#[async_trait::async_trait]
+pub trait AccountStore: Send + Sync {
+    /// `Conflict` when the email is taken.
+    async fn insert_user(&self, user: &UserRecord) -> Result<(), RepoError>;
+    async fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>, RepoError>;
+    async fn user(&self, id: crate::ids::UserId) -> Result<UserRecord, RepoError>;
+
+    async fn insert_session(&self, session: &SessionRecord) -> Result<(), RepoError>;
+    async fn session(&self, token_hash: &[u8; 32]) -> Result<Option<SessionRecord>, RepoError>;
+    async fn touch_session(&self, token_hash: &[u8; 32], now_unix_ms: i64) -> Result<(), RepoError>;
+    async fn delete_session(&self, token_hash: &[u8; 32]) -> Result<(), RepoError>;
+
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<(), RepoError>;
+    async fn api_key_by_hash(&self, key_hash: &[u8; 32]) -> Result<Option<ApiKeyRecord>, RepoError>;
+    async fn api_keys(&self, org: OrgId) -> Result<Vec<ApiKeyRecord>, RepoError>;
+    /// Revokes a key of `org`; `NotFound` if `org` has no such key.
+    async fn revoke_api_key(&self, org: OrgId, id: crate::ids::ApiKeyId, now_unix_ms: i64) -> Result<(), RepoError>;
+    async fn touch_api_key(&self, id: crate::ids::ApiKeyId, now_unix_ms: i64) -> Result<(), RepoError>;
+
+    /// Failures counted for `scope` in the window that is current at `now` (0 if it expired).
+    async fn login_failures(&self, scope: &str, now_unix_ms: i64, window_ms: i64) -> Result<u32, RepoError>;
+    /// Counts one failure for `scope`, starting a new window if the old one expired.
+    async fn record_login_failure(&self, scope: &str, now_unix_ms: i64, window_ms: i64) -> Result<(), RepoError>;
+    async fn clear_login_failures(&self, scope: &str) -> Result<(), RepoError>;
+}

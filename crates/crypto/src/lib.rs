@@ -53,3 +53,8 @@ pub fn random_array<const N: usize>() -> Result<[u8; N], CryptoError> {
     SystemRandom::new().fill(&mut out).map_err(|_| CryptoError::Internal("rng"))?;
     Ok(out)
 }
+
+/// Compares two secrets (or their hashes) in time independent of where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
+}

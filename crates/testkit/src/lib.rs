@@ -5,6 +5,7 @@
 //! A helper whose service is missing panics with the command that provides it, so a backend can
 //! never be skipped silently.
 
+pub mod api;
 pub mod server;
 
 use std::path::PathBuf;

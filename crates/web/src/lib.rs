@@ -3,16 +3,18 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::await_holding_lock))]
 
+pub mod auth;
 pub mod client;
 pub mod error;
 pub mod health;
+pub mod json;
 pub mod log;
 pub mod server;
 
 use std::sync::Arc;
 
 use axum::Router;
-use sigillum_core::{AuditLog, Vault};
+use sigillum_core::{Accounts, AuditLog, Vault};
 use sigillum_edge::TrustedProxies;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -21,6 +23,7 @@ use tower_http::trace::TraceLayer;
 pub struct AppState {
     pub vault: Vault,
     pub audit: AuditLog,
+    pub accounts: Accounts,
     pub trusted_proxies: TrustedProxies,
     pub version: &'static str,
 }
@@ -30,6 +33,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let mut app = Router::new()
         .merge(health::routes())
         .merge(log::routes())
+        .merge(auth::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state);

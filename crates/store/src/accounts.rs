@@ -1,0 +1,230 @@
+//! Accounts, sessions, API keys and login-failure counters on SQLite or PostgreSQL.
+
+use sigillum_core::ports::{AccountStore, ApiKeyRecord, Role, SessionRecord, UserRecord};
+use sigillum_core::{ApiKeyId, OrgId, RepoError, UserId};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::sql::{db, SqlRepository};
+
+fn corrupt(what: &str) -> RepoError {
+    RepoError::Unavailable(format!("corrupt {what} in database"))
+}
+
+fn hash32(v: Vec<u8>) -> Result<[u8; 32], RepoError> {
+    v.try_into().map_err(|_| corrupt("token hash"))
+}
+
+fn user_row(r: &AnyRow) -> Result<UserRecord, RepoError> {
+    Ok(UserRecord {
+        id: UserId::parse(&r.try_get::<String, _>("id").map_err(db)?).ok_or_else(|| corrupt("user id"))?,
+        org_id: OrgId::parse(&r.try_get::<String, _>("org_id").map_err(db)?).ok_or_else(|| corrupt("org id"))?,
+        email: r.try_get("email").map_err(db)?,
+        name: r.try_get("name").map_err(db)?,
+        password_hash: r.try_get("password_hash").map_err(db)?,
+        role: Role::parse(&r.try_get::<String, _>("role").map_err(db)?).ok_or_else(|| corrupt("role"))?,
+        created_unix_ms: r.try_get("created_ms").map_err(db)?,
+    })
+}
+
+fn session_row(r: &AnyRow) -> Result<SessionRecord, RepoError> {
+    Ok(SessionRecord {
+        token_hash: hash32(r.try_get("token_hash").map_err(db)?)?,
+        user_id: UserId::parse(&r.try_get::<String, _>("user_id").map_err(db)?).ok_or_else(|| corrupt("user id"))?,
+        csrf_hash: hash32(r.try_get("csrf_hash").map_err(db)?)?,
+        created_unix_ms: r.try_get("created_ms").map_err(db)?,
+        last_seen_unix_ms: r.try_get("last_seen_ms").map_err(db)?,
+        expires_unix_ms: r.try_get("expires_ms").map_err(db)?,
+    })
+}
+
+fn key_row(r: &AnyRow) -> Result<ApiKeyRecord, RepoError> {
+    Ok(ApiKeyRecord {
+        id: ApiKeyId::parse(&r.try_get::<String, _>("id").map_err(db)?).ok_or_else(|| corrupt("api key id"))?,
+        org_id: OrgId::parse(&r.try_get::<String, _>("org_id").map_err(db)?).ok_or_else(|| corrupt("org id"))?,
+        user_id: UserId::parse(&r.try_get::<String, _>("user_id").map_err(db)?).ok_or_else(|| corrupt("user id"))?,
+        name: r.try_get("name").map_err(db)?,
+        prefix: r.try_get("prefix").map_err(db)?,
+        key_hash: hash32(r.try_get("key_hash").map_err(db)?)?,
+        created_unix_ms: r.try_get("created_ms").map_err(db)?,
+        last_used_unix_ms: r.try_get("last_used_ms").map_err(db)?,
+        revoked_unix_ms: r.try_get("revoked_ms").map_err(db)?,
+    })
+}
+
+#[async_trait::async_trait]
+impl AccountStore for SqlRepository {
+    async fn insert_user(&self, u: &UserRecord) -> Result<(), RepoError> {
+        sqlx::query(
+            "INSERT INTO users (id, org_id, email, name, password_hash, role, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(u.id.to_string())
+        .bind(u.org_id.to_string())
+        .bind(&u.email)
+        .bind(&u.name)
+        .bind(&u.password_hash)
+        .bind(u.role.as_str())
+        .bind(u.created_unix_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>, RepoError> {
+        let r = sqlx::query("SELECT * FROM users WHERE email = $1")
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        r.as_ref().map(user_row).transpose()
+    }
+
+    async fn user(&self, id: UserId) -> Result<UserRecord, RepoError> {
+        let r = sqlx::query("SELECT * FROM users WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        user_row(&r)
+    }
+
+    async fn insert_session(&self, s: &SessionRecord) -> Result<(), RepoError> {
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, user_id, csrf_hash, created_ms, last_seen_ms, expires_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(s.token_hash.to_vec())
+        .bind(s.user_id.to_string())
+        .bind(s.csrf_hash.to_vec())
+        .bind(s.created_unix_ms)
+        .bind(s.last_seen_unix_ms)
+        .bind(s.expires_unix_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn session(&self, token_hash: &[u8; 32]) -> Result<Option<SessionRecord>, RepoError> {
+        let r = sqlx::query("SELECT * FROM sessions WHERE token_hash = $1")
+            .bind(token_hash.to_vec())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        r.as_ref().map(session_row).transpose()
+    }
+
+    async fn touch_session(&self, token_hash: &[u8; 32], now: i64) -> Result<(), RepoError> {
+        sqlx::query("UPDATE sessions SET last_seen_ms = $1 WHERE token_hash = $2")
+            .bind(now)
+            .bind(token_hash.to_vec())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn delete_session(&self, token_hash: &[u8; 32]) -> Result<(), RepoError> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(token_hash.to_vec())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn insert_api_key(&self, k: &ApiKeyRecord) -> Result<(), RepoError> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, org_id, user_id, name, prefix, key_hash, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(k.id.to_string())
+        .bind(k.org_id.to_string())
+        .bind(k.user_id.to_string())
+        .bind(&k.name)
+        .bind(&k.prefix)
+        .bind(k.key_hash.to_vec())
+        .bind(k.created_unix_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn api_key_by_hash(&self, key_hash: &[u8; 32]) -> Result<Option<ApiKeyRecord>, RepoError> {
+        let r = sqlx::query("SELECT * FROM api_keys WHERE key_hash = $1")
+            .bind(key_hash.to_vec())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        r.as_ref().map(key_row).transpose()
+    }
+
+    async fn api_keys(&self, org: OrgId) -> Result<Vec<ApiKeyRecord>, RepoError> {
+        let rows = sqlx::query("SELECT * FROM api_keys WHERE org_id = $1 ORDER BY created_ms, id")
+            .bind(org.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(key_row).collect()
+    }
+
+    async fn revoke_api_key(&self, org: OrgId, id: ApiKeyId, now: i64) -> Result<(), RepoError> {
+        let r = sqlx::query("UPDATE api_keys SET revoked_ms = COALESCE(revoked_ms, $1) WHERE id = $2 AND org_id = $3")
+            .bind(now)
+            .bind(id.to_string())
+            .bind(org.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        if r.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(RepoError::NotFound)
+        }
+    }
+
+    async fn touch_api_key(&self, id: ApiKeyId, now: i64) -> Result<(), RepoError> {
+        sqlx::query("UPDATE api_keys SET last_used_ms = $1 WHERE id = $2")
+            .bind(now)
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn login_failures(&self, scope: &str, now: i64, window_ms: i64) -> Result<u32, RepoError> {
+        let r = sqlx::query("SELECT window_start_ms, failures FROM login_failures WHERE scope = $1")
+            .bind(scope)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        let Some(r) = r else { return Ok(0) };
+        let start: i64 = r.try_get("window_start_ms").map_err(db)?;
+        let failures: i64 = r.try_get("failures").map_err(db)?;
+        Ok(if now - start >= window_ms { 0 } else { failures.clamp(0, i64::from(u32::MAX)) as u32 })
+    }
+
+    async fn record_login_failure(&self, scope: &str, now: i64, window_ms: i64) -> Result<(), RepoError> {
+        // One statement, so concurrent failures on several nodes all count.
+        sqlx::query(
+            "INSERT INTO login_failures (scope, window_start_ms, failures) VALUES ($1, $2, 1) \
+             ON CONFLICT (scope) DO UPDATE SET \
+               failures = CASE WHEN $2 - login_failures.window_start_ms >= $3 THEN 1 ELSE login_failures.failures + 1 END, \
+               window_start_ms = CASE WHEN $2 - login_failures.window_start_ms >= $3 THEN $2 ELSE login_failures.window_start_ms END",
+        )
+        .bind(scope)
+        .bind(now)
+        .bind(window_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn clear_login_failures(&self, scope: &str) -> Result<(), RepoError> {
+        sqlx::query("DELETE FROM login_failures WHERE scope = $1").bind(scope).execute(&self.pool).await.map_err(db)?;
+        Ok(())
+    }
+}

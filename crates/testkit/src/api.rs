@@ -1,0 +1,107 @@
+//! A small client for the JSON API of a test server: one call shape for every route and every way
+//! of authenticating, so tests (the authorisation matrix above all) read as tables.
+
+use reqwest::header::HeaderMap;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::server::Server;
+
+/// How a request authenticates.
+#[derive(Clone, Debug)]
+pub enum Auth {
+    None,
+    Bearer(String),
+    /// The session cookie, and the CSRF token to send (or not) with unsafe methods.
+    Session {
+        cookie: String,
+        csrf: Option<String>,
+    },
+}
+
+impl Auth {
+    /// The same session without its CSRF token.
+    pub fn without_csrf(&self) -> Auth {
+        match self {
+            Auth::Session { cookie, .. } => Auth::Session { cookie: cookie.clone(), csrf: None },
+            other => other.clone(),
+        }
+    }
+}
+
+pub struct Response {
+    pub status: u16,
+    pub body: Value,
+    pub text: String,
+    pub headers: HeaderMap,
+}
+
+pub struct Api {
+    pub client: reqwest::Client,
+    pub base: String,
+}
+
+impl Api {
+    pub fn new(server: &Server) -> Self {
+        Self { client: server.client(), base: server.url("") }
+    }
+
+    pub async fn call(&self, method: Method, path: &str, auth: &Auth, body: Option<Value>) -> Response {
+        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+        match auth {
+            Auth::None => {}
+            Auth::Bearer(k) => req = req.bearer_auth(k),
+            Auth::Session { cookie, csrf } => {
+                req = req.header("cookie", cookie);
+                if let Some(t) = csrf {
+                    req = req.header("x-csrf-token", t);
+                }
+            }
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Response { status, body, text, headers }
+    }
+
+    pub async fn signup(&self, email: &str, password: &str, name: &str) -> Value {
+        let r = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/signup",
+                &Auth::None,
+                Some(json!({ "email": email, "password": password, "name": name })),
+            )
+            .await;
+        assert_eq!(r.status, 201, "signup: {}", r.text);
+        r.body
+    }
+
+    /// Logs in and returns the session (cookie and CSRF token).
+    pub async fn login(&self, email: &str, password: &str) -> Auth {
+        let r = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                &Auth::None,
+                Some(json!({ "email": email, "password": password })),
+            )
+            .await;
+        assert_eq!(r.status, 200, "login: {}", r.text);
+        let set_cookie = r.headers.get("set-cookie").and_then(|v| v.to_str().ok()).expect("session cookie");
+        let cookie = set_cookie.split(';').next().unwrap_or_default().to_owned();
+        Auth::Session { cookie, csrf: r.body["csrf_token"].as_str().map(str::to_owned) }
+    }
+
+    /// Creates an API key with `auth` and returns its secret.
+    pub async fn api_key(&self, auth: &Auth, name: &str) -> String {
+        let r = self.call(Method::POST, "/api/v1/api-keys", auth, Some(json!({ "name": name }))).await;
+        assert_eq!(r.status, 201, "api key: {}", r.text);
+        r.body["key"].as_str().expect("key").to_owned()
+    }
+}

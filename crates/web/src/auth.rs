@@ -1,0 +1,206 @@
+//! Authentication at the edge of the app tier: who is calling, and is the call allowed to change
+//! anything. `Authorization: Bearer sgl_…` (an API key) or the `__Host-sigillum_session` cookie;
+//! a cookie-authenticated request with an unsafe method must carry the session's CSRF token in
+//! `X-CSRF-Token`. Also the account routes: signup, login, logout, the caller, API keys.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use http::request::Parts;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::json;
+use sigillum_core::accounts::{AccountError, SESSION_ABSOLUTE_MS};
+use sigillum_core::{ApiKeyId, Principal};
+
+use crate::client::Client;
+use crate::error::ApiError;
+use crate::json::ApiJson;
+use crate::AppState;
+
+pub const SESSION_COOKIE: &str = "__Host-sigillum_session";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", m),
+            AccountError::EmailTaken => {
+                ApiError::new(StatusCode::CONFLICT, "email_taken", "an account with this email already exists")
+            }
+            AccountError::InvalidCredentials => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "email or password is wrong")
+            }
+            AccountError::Throttled { .. } => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                "too many failed attempts; try again later",
+            ),
+            AccountError::Unauthenticated => unauthenticated(),
+            AccountError::NotFound => ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource"),
+            e => {
+                tracing::error!(error = %e, "account operation failed");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the service is unavailable")
+            }
+        }
+    }
+}
+
+fn unauthenticated() -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "sign in or send an API key")
+}
+
+fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
+        let (name, value) = c.trim().split_once('=')?;
+        (name == SESSION_COOKIE && !value.is_empty()).then(|| value.to_owned())
+    })
+}
+
+/// The authenticated caller. Rejects with 401 (no or bad credentials) or 403 (missing CSRF token
+/// on a cookie-authenticated unsafe request).
+pub struct Authenticated(pub Principal);
+
+impl FromRequestParts<Arc<AppState>> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, st: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        if let Some(auth) = parts.headers.get(header::AUTHORIZATION) {
+            let key = auth.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).ok_or_else(unauthenticated)?;
+            return Ok(Self(st.accounts.authenticate_api_key(key.trim()).await?));
+        }
+        let token = session_cookie(&parts.headers).ok_or_else(unauthenticated)?;
+        let principal = st.accounts.authenticate_session(&token).await?;
+        let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+        let presented = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+        if !safe && !principal.csrf_ok(presented) {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "csrf_failed", "missing or wrong X-CSRF-Token"));
+        }
+        Ok(Self(principal))
+    }
+}
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/v1/auth/signup", post(signup))
+        .route("/api/v1/auth/login", post(login))
+        .route("/api/v1/auth/logout", post(logout))
+        .route("/api/v1/auth/me", get(me))
+        .route("/api/v1/api-keys", post(create_key).get(list_keys))
+        .route("/api/v1/api-keys/{id}", delete(revoke_key))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Signup {
+    email: String,
+    password: SecretString,
+    name: String,
+}
+
+async fn signup(
+    State(st): State<Arc<AppState>>,
+    Client(client): Client,
+    ApiJson(b): ApiJson<Signup>,
+) -> Result<Response, ApiError> {
+    let user = st.accounts.signup(&b.email, b.password, &b.name, &client).await?;
+    Ok((StatusCode::CREATED, Json(user)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    email: String,
+    password: SecretString,
+    #[serde(default)]
+    #[allow(dead_code)]
+    totp: Option<String>,
+}
+
+async fn login(
+    State(st): State<Arc<AppState>>,
+    Client(client): Client,
+    ApiJson(b): ApiJson<Login>,
+) -> Result<Response, ApiError> {
+    let out = match st.accounts.login(&b.email, b.password, &client).await {
+        Err(AccountError::Throttled { retry_after_s }) => {
+            let mut r = ApiError::from(AccountError::Throttled { retry_after_s }).into_response();
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+            return Ok(r);
+        }
+        other => other?,
+    };
+    let cookie = format!(
+        "{SESSION_COOKIE}={}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={}",
+        out.session_token.expose_secret(),
+        SESSION_ABSOLUTE_MS / 1000
+    );
+    let mut r = Json(json!({ "csrf_token": out.csrf_token, "user": out.user, "expires_unix_ms": out.expires_unix_ms }))
+        .into_response();
+    let value = HeaderValue::from_str(&cookie).map_err(|_| ApiError::internal())?;
+    r.headers_mut().insert(header::SET_COOKIE, value);
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
+async fn logout(
+    State(st): State<Arc<AppState>>,
+    Client(client): Client,
+    Authenticated(p): Authenticated,
+) -> Result<Response, ApiError> {
+    st.accounts.logout(&p, &client).await?;
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("__Host-sigillum_session=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    Ok(r)
+}
+
+async fn me(Authenticated(p): Authenticated) -> Json<serde_json::Value> {
+    Json(json!({
+        "id": p.user_id, "organisation_id": p.org_id, "email": p.email, "name": p.name, "role": p.role,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKey {
+    name: String,
+}
+
+async fn create_key(
+    State(st): State<Arc<AppState>>,
+    Client(client): Client,
+    Authenticated(p): Authenticated,
+    ApiJson(b): ApiJson<NewKey>,
+) -> Result<Response, ApiError> {
+    let (view, secret) = st.accounts.create_api_key(&p, &b.name, &client).await?;
+    let body = json!({ "id": view.id, "key": secret.expose_secret(), "name": view.name, "prefix": view.prefix });
+    let mut r = (StatusCode::CREATED, Json(body)).into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
+async fn list_keys(
+    State(st): State<Arc<AppState>>,
+    Authenticated(p): Authenticated,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(json!({ "api_keys": st.accounts.list_api_keys(&p).await? })))
+}
+
+async fn revoke_key(
+    State(st): State<Arc<AppState>>,
+    Client(client): Client,
+    Authenticated(p): Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id =
+        ApiKeyId::parse(&id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource"))?;
+    st.accounts.revoke_api_key(&p, id, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
