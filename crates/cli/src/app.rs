@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use secrecy::ExposeSecret;
 use sigillum_core::ports::SystemClock;
-use sigillum_core::{Accounts, AuditLog, Vault};
+use sigillum_core::{Accounts, AuditLog, Envelopes, Vault};
 use sigillum_store::{open_blob_store, SqlRepository};
 
 use crate::config::Config;
@@ -18,6 +18,7 @@ pub struct App {
     pub repo: SqlRepository,
     pub audit: AuditLog,
     pub accounts: Accounts,
+    pub envelopes: Envelopes,
 }
 
 impl App {
@@ -35,6 +36,9 @@ impl App {
             .await
             .context("opening the audit log")?;
         let accounts = Accounts::new(Arc::new(repo.clone()), vault.clone(), audit.clone(), Arc::new(SystemClock));
-        Ok(Self { vault, repo, audit, accounts })
+        let limits = sigillum_pdf::Limits { max_bytes: cfg.max_upload_bytes, ..sigillum_pdf::Limits::default() };
+        let envelopes =
+            Envelopes::new(Arc::new(repo.clone()), vault.clone(), audit.clone(), Arc::new(SystemClock), limits);
+        Ok(Self { vault, repo, audit, accounts, envelopes })
     }
 }

@@ -38,6 +38,7 @@ pub const KEYS: &[&str] = &[
     "log_format",
     "trusted_proxies",
     "log_origin",
+    "max_upload_mb",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -84,6 +85,8 @@ pub struct Config {
     pub trusted_proxies: sigillum_edge::TrustedProxies,
     /// Name of the audit log (first line of every checkpoint and the key name); fixed at first start.
     pub log_origin: String,
+    /// Largest document accepted for upload.
+    pub max_upload_bytes: usize,
 }
 
 impl std::fmt::Debug for Config {
@@ -177,7 +180,14 @@ impl Config {
         if log_origin.is_empty() || log_origin.contains(|c: char| c.is_whitespace() || c == '+') {
             bail!("SIGILLUM_LOG_ORIGIN must be non-empty without spaces or '+'");
         }
+        let max_upload_mb: usize = get("max_upload_mb")
+            .unwrap_or_else(|| "25".into())
+            .parse()
+            .ok()
+            .filter(|mb| (1..=1024).contains(mb))
+            .context("SIGILLUM_MAX_UPLOAD_MB must be a whole number of MiB from 1 to 1024")?;
         Ok(Self {
+            max_upload_bytes: max_upload_mb * 1024 * 1024,
             trusted_proxies,
             log_origin,
             listen,
@@ -238,6 +248,7 @@ impl Config {
             "log_format": match self.log_format { LogFormat::Json => "json", LogFormat::Text => "text" },
             "trusted_proxies": format!("{:?}", self.trusted_proxies),
             "log_origin": self.log_origin,
+            "max_upload_bytes": self.max_upload_bytes,
         })
     }
 }

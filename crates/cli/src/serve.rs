@@ -40,6 +40,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         vault: app.vault.clone(),
         audit: app.audit.clone(),
         accounts: app.accounts.clone(),
+        envelopes: app.envelopes.clone(),
         trusted_proxies: cfg.trusted_proxies.clone(),
         version: env!("CARGO_PKG_VERSION"),
     });

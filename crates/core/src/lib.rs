@@ -6,12 +6,15 @@
 
 pub mod accounts;
 pub mod audit_log;
+pub mod envelopes;
 pub mod ids;
+pub mod lifecycle;
 pub mod ports;
 pub mod vault;
 
 pub use accounts::{AccountError, Accounts, AuthMethod, Principal};
 pub use audit_log::{Actor, AuditError, AuditLog, ClientInfo, NewEvent, Recorded, Trail, TrailEvent};
+pub use envelopes::{EnvelopeError, EnvelopeView, Envelopes};
 pub use ids::{ApiKeyId, EnvelopeId, OrgId, UserId};
 pub use ports::{BlobError, BlobStore, BlobStream, BlobWriter, Clock, RepoError, Repository};
 pub use vault::{RewrapReport, Vault, VaultError};

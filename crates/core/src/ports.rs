@@ -327,3 +327,31 @@ pub trait AccountStore: Send + Sync {
     async fn record_login_failure(&self, scope: &str, now_unix_ms: i64, window_ms: i64) -> Result<(), RepoError>;
     async fn clear_login_failures(&self, scope: &str) -> Result<(), RepoError>;
 }
+
+/// An envelope's stored record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EnvelopeRecord {
+    pub id: EnvelopeId,
+    pub org_id: OrgId,
+    pub created_by: crate::ids::UserId,
+    /// The title, sealed under the envelope key.
+    pub title_sealed: Vec<u8>,
+    pub status: crate::lifecycle::EnvelopeStatus,
+    /// Hex SHA-256 of the current document.
+    pub document_sha256: String,
+    pub document_bytes: u64,
+    /// JSON array of `{width, height}` in PDF points.
+    pub pages: String,
+    pub created_unix_ms: i64,
+    pub updated_unix_ms: i64,
+}
+
+#[async_trait::async_trait]
+pub trait EnvelopeStore: Send + Sync {
+    async fn insert_envelope(&self, e: &EnvelopeRecord) -> Result<(), RepoError>;
+    /// The envelope if it belongs to `org` (otherwise `None`: existence is not revealed).
+    async fn envelope(&self, org: OrgId, id: EnvelopeId) -> Result<Option<EnvelopeRecord>, RepoError>;
+    /// The organisation's envelopes, newest first.
+    async fn envelopes(&self, org: OrgId, limit: u32) -> Result<Vec<EnvelopeRecord>, RepoError>;
+    async fn delete_envelope(&self, org: OrgId, id: EnvelopeId) -> Result<(), RepoError>;
+}

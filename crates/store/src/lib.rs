@@ -7,6 +7,7 @@
 mod accounts;
 mod audit;
 pub mod blobs;
+mod envelopes;
 pub mod sql;
 
 pub use blobs::open_blob_store;

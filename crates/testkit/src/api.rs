@@ -105,3 +105,30 @@ impl Api {
         r.body["key"].as_str().expect("key").to_owned()
     }
 }
+
+impl Api {
+    /// Uploads `pdf` as a new envelope titled `title`.
+    pub async fn upload(&self, auth: &Auth, title: &str, pdf: Vec<u8>) -> Response {
+        let form = reqwest::multipart::Form::new().text("title", title.to_owned()).part(
+            "file",
+            reqwest::multipart::Part::bytes(pdf).file_name("contract.pdf").mime_str("application/pdf").expect("mime"),
+        );
+        let mut req = self.client.post(format!("{}/api/v1/envelopes", self.base)).multipart(form);
+        match auth {
+            Auth::None => {}
+            Auth::Bearer(k) => req = req.bearer_auth(k),
+            Auth::Session { cookie, csrf } => {
+                req = req.header("cookie", cookie);
+                if let Some(t) = csrf {
+                    req = req.header("x-csrf-token", t);
+                }
+            }
+        }
+        let r = req.send().await.expect("upload");
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Response { status, body, text, headers }
+    }
+}

@@ -6,6 +6,7 @@
 //! never be skipped silently.
 
 pub mod api;
+pub mod pdf;
 pub mod server;
 
 use std::path::PathBuf;

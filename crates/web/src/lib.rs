@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod envelopes;
 pub mod error;
 pub mod health;
 pub mod json;
@@ -14,7 +15,7 @@ pub mod server;
 use std::sync::Arc;
 
 use axum::Router;
-use sigillum_core::{Accounts, AuditLog, Vault};
+use sigillum_core::{Accounts, AuditLog, Envelopes, Vault};
 use sigillum_edge::TrustedProxies;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -24,6 +25,7 @@ pub struct AppState {
     pub vault: Vault,
     pub audit: AuditLog,
     pub accounts: Accounts,
+    pub envelopes: Envelopes,
     pub trusted_proxies: TrustedProxies,
     pub version: &'static str,
 }
@@ -34,6 +36,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(health::routes())
         .merge(log::routes())
         .merge(auth::routes())
+        .merge(envelopes::routes(state.envelopes.limits().max_bytes))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state);

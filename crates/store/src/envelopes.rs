@@ -1,0 +1,84 @@
+//! Envelope records on SQLite or PostgreSQL. Every query is scoped by organisation.
+
+use sigillum_core::lifecycle::EnvelopeStatus;
+use sigillum_core::ports::{EnvelopeRecord, EnvelopeStore};
+use sigillum_core::{EnvelopeId, OrgId, RepoError, UserId};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::sql::{db, SqlRepository};
+
+fn corrupt(what: &str) -> RepoError {
+    RepoError::Unavailable(format!("corrupt {what} in database"))
+}
+
+fn envelope_row(r: &AnyRow) -> Result<EnvelopeRecord, RepoError> {
+    Ok(EnvelopeRecord {
+        id: EnvelopeId::parse(&r.try_get::<String, _>("id").map_err(db)?).ok_or_else(|| corrupt("envelope id"))?,
+        org_id: OrgId::parse(&r.try_get::<String, _>("org_id").map_err(db)?).ok_or_else(|| corrupt("org id"))?,
+        created_by: UserId::parse(&r.try_get::<String, _>("created_by").map_err(db)?)
+            .ok_or_else(|| corrupt("user id"))?,
+        title_sealed: r.try_get("title_sealed").map_err(db)?,
+        status: EnvelopeStatus::parse(&r.try_get::<String, _>("status").map_err(db)?)
+            .ok_or_else(|| corrupt("status"))?,
+        document_sha256: r.try_get("document_sha256").map_err(db)?,
+        document_bytes: r.try_get::<i64, _>("document_bytes").map_err(db)? as u64,
+        pages: r.try_get("pages").map_err(db)?,
+        created_unix_ms: r.try_get("created_ms").map_err(db)?,
+        updated_unix_ms: r.try_get("updated_ms").map_err(db)?,
+    })
+}
+
+#[async_trait::async_trait]
+impl EnvelopeStore for SqlRepository {
+    async fn insert_envelope(&self, e: &EnvelopeRecord) -> Result<(), RepoError> {
+        sqlx::query(
+            "INSERT INTO envelopes (id, org_id, created_by, title_sealed, status, document_sha256, document_bytes, \
+             pages, created_ms, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(e.id.to_string())
+        .bind(e.org_id.to_string())
+        .bind(e.created_by.to_string())
+        .bind(e.title_sealed.clone())
+        .bind(e.status.as_str())
+        .bind(&e.document_sha256)
+        .bind(e.document_bytes as i64)
+        .bind(&e.pages)
+        .bind(e.created_unix_ms)
+        .bind(e.updated_unix_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn envelope(&self, org: OrgId, id: EnvelopeId) -> Result<Option<EnvelopeRecord>, RepoError> {
+        let r = sqlx::query("SELECT * FROM envelopes WHERE id = $1 AND org_id = $2")
+            .bind(id.to_string())
+            .bind(org.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        r.as_ref().map(envelope_row).transpose()
+    }
+
+    async fn envelopes(&self, org: OrgId, limit: u32) -> Result<Vec<EnvelopeRecord>, RepoError> {
+        let rows = sqlx::query("SELECT * FROM envelopes WHERE org_id = $1 ORDER BY created_ms DESC, id DESC LIMIT $2")
+            .bind(org.to_string())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(envelope_row).collect()
+    }
+
+    async fn delete_envelope(&self, org: OrgId, id: EnvelopeId) -> Result<(), RepoError> {
+        sqlx::query("DELETE FROM envelopes WHERE id = $1 AND org_id = $2")
+            .bind(id.to_string())
+            .bind(org.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,325 @@
+//! Envelope routes: upload, list, detail, download, delete, and the envelope's audit trail as
+//! JSON (with inclusion proofs), CSV, and a live Server-Sent Events stream.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures::{Stream, StreamExt};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sigillum_core::audit_log::TrailEvent;
+use sigillum_core::{EnvelopeError, EnvelopeId, Principal};
+use sigillum_pdf::PdfError;
+
+use crate::auth::Authenticated;
+use crate::client::Client;
+use crate::error::ApiError;
+use crate::AppState;
+
+/// Multipart overhead allowed on top of the document size limit.
+const MULTIPART_SLACK: usize = 64 * 1024;
+
+pub fn routes(max_upload: usize) -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/v1/envelopes", get(list).post(create).layer(DefaultBodyLimit::max(max_upload + MULTIPART_SLACK)))
+        .route("/api/v1/envelopes/{id}", get(detail).delete(remove))
+        .route("/api/v1/envelopes/{id}/document", get(document))
+        .route("/api/v1/envelopes/{id}/events", get(events))
+        .route("/api/v1/envelopes/{id}/events/stream", get(stream))
+}
+
+impl From<EnvelopeError> for ApiError {
+    fn from(e: EnvelopeError) -> Self {
+        let unprocessable = |code, m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, m);
+        match e {
+            EnvelopeError::NotFound => ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource"),
+            EnvelopeError::Invalid(m) => unprocessable("invalid_input", m),
+            EnvelopeError::TooLarge(max) => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "document_too_large",
+                format!("the document is larger than {max} bytes"),
+            ),
+            EnvelopeError::Pdf(p) => {
+                let code = match p {
+                    PdfError::TooLarge(_) => "document_too_large",
+                    PdfError::NotPdf => "not_a_pdf",
+                    PdfError::Encrypted => "encrypted_pdf",
+                    PdfError::Malformed => "damaged_pdf",
+                    PdfError::NoPages => "pdf_without_pages",
+                    PdfError::TooManyPages(_) => "too_many_pages",
+                    PdfError::BadPageSize(_) => "bad_page_size",
+                };
+                unprocessable(code, p.to_string())
+            }
+            EnvelopeError::Conflict(c) => ApiError::new(StatusCode::CONFLICT, c.code, c.message),
+            EnvelopeError::Internal(m) => {
+                tracing::error!(error = %m, "envelope operation failed");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+fn envelope_id(raw: &str) -> Result<EnvelopeId, ApiError> {
+    EnvelopeId::parse(raw).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource"))
+}
+
+async fn create(
+    State(st): State<Arc<AppState>>,
+    Client(client): Client,
+    Authenticated(p): Authenticated,
+    mut form: Multipart,
+) -> Result<Response, ApiError> {
+    let bad = |m: &str| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", m);
+    let mut title: Option<String> = None;
+    loop {
+        let field = form.next_field().await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "document_too_large", "the upload is too large")
+            } else {
+                bad("the body is not valid multipart/form-data")
+            }
+        })?;
+        let Some(field) = field else {
+            return Err(bad("a `file` part with the PDF is required"));
+        };
+        match field.name() {
+            Some("title") => {
+                let text = field.text().await.map_err(|_| bad("the title could not be read"))?;
+                title = Some(text);
+            }
+            Some("file") => {
+                let fallback = field.file_name().map(|n| n.trim_end_matches(".pdf").to_owned());
+                let title = title.or(fallback).unwrap_or_else(|| "Untitled".to_owned());
+                // The body limit can also strike inside the file part; say so, not "malformed".
+                let over_limit = Arc::new(AtomicBool::new(false));
+                let flag = over_limit.clone();
+                let body = field.map(move |piece| {
+                    piece.inspect_err(|e| {
+                        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                            flag.store(true, Ordering::SeqCst);
+                        }
+                    })
+                });
+                return match st.envelopes.create(&p, &title, body, &client).await {
+                    Ok(view) => Ok((StatusCode::CREATED, Json(view)).into_response()),
+                    Err(_) if over_limit.load(Ordering::SeqCst) => {
+                        Err(EnvelopeError::TooLarge(st.envelopes.limits().max_bytes as u64).into())
+                    }
+                    Err(e) => Err(e.into()),
+                };
+            }
+            _ => return Err(bad("unknown form part; send `title`, then `file`")),
+        }
+    }
+}
+
+async fn list(State(st): State<Arc<AppState>>, Authenticated(p): Authenticated) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "envelopes": st.envelopes.list(&p).await? })))
+}
+
+async fn detail(
+    State(st): State<Arc<AppState>>,
+    Authenticated(p): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(serde_json::to_value(st.envelopes.get(&p, envelope_id(&id)?).await?).map_err(|_| ApiError::internal())?))
+}
+
+async fn remove(
+    State(st): State<Arc<AppState>>,
+    Client(client): Client,
+    Authenticated(p): Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    st.envelopes.delete(&p, envelope_id(&id)?, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct DocumentQuery {
+    version: Option<String>,
+}
+
+async fn document(
+    State(st): State<Arc<AppState>>,
+    Client(client): Client,
+    Authenticated(p): Authenticated,
+    Path(id): Path<String>,
+    Query(q): Query<DocumentQuery>,
+) -> Result<Response, ApiError> {
+    let id = envelope_id(&id)?;
+    match q.version.as_deref().unwrap_or("original") {
+        "original" => {}
+        "final" => {
+            st.envelopes.authorize(&p, id).await?;
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "no_final_document",
+                "the final document exists once every signer has completed",
+            ));
+        }
+        _ => return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "version is original or final")),
+    }
+    let (view, bytes) = st.envelopes.download(&p, id, &client).await?;
+    let name: String =
+        view.title.chars().map(|c| if c.is_ascii_alphanumeric() || " -_.".contains(c) { c } else { '_' }).collect();
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}.pdf\""))
+        .unwrap_or_else(|_| HeaderValue::from_static("attachment; filename=\"document.pdf\""));
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/pdf")),
+            (header::CONTENT_DISPOSITION, disposition),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    format: Option<String>,
+    from: Option<u64>,
+}
+
+async fn events(
+    State(st): State<Arc<AppState>>,
+    Authenticated(p): Authenticated,
+    Path(id): Path<String>,
+    Query(q): Query<EventsQuery>,
+) -> Result<Response, ApiError> {
+    let trail = st.envelopes.trail(&p, envelope_id(&id)?, q.from.unwrap_or(0)).await?;
+    match q.format.as_deref().unwrap_or("json") {
+        "json" => Ok(Json(trail).into_response()),
+        "csv" => Ok((
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8")),
+                (header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment; filename=\"audit-trail.csv\"")),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            ],
+            csv(&trail.events),
+        )
+            .into_response()),
+        _ => Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "format is json or csv")),
+    }
+}
+
+/// One CSV cell: quoted when needed, and never starting with a character a spreadsheet would
+/// run as a formula (OWASP CSV injection).
+fn cell(v: &str) -> String {
+    let v = if v.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{v}") } else { v.to_owned() };
+    if v.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v
+    }
+}
+
+fn csv(events: &[TrailEvent]) -> String {
+    let mut out = String::from(
+        "seq,time,kind,actor_kind,actor_id,actor_name,actor_email,ip,user_agent,device,document_sha256,details,leaf_hash\r\n",
+    );
+    for e in events {
+        let ev = &e.event;
+        let text = |v: &Value| v.as_str().map(str::to_owned).unwrap_or_default();
+        let disclosed = |path: &str| e.disclosed.as_ref().and_then(|d| d.0.get(path)).map(|d| d.value.clone());
+        let device = ev
+            .get("device")
+            .map(|d| format!("{} · {} · {}", text(&d["browser"]), text(&d["os"]), text(&d["kind"])))
+            .unwrap_or_default();
+        let details = ev.get("details").map(|d| d.to_string()).unwrap_or_default();
+        let row = [
+            e.seq.to_string(),
+            text(&ev["time"]),
+            text(&ev["kind"]),
+            text(&ev["actor"]["kind"]),
+            text(&ev["actor"]["id"]),
+            disclosed("actor.name").unwrap_or_default(),
+            disclosed("actor.email").unwrap_or_default(),
+            disclosed("ip").unwrap_or_default(),
+            disclosed("user_agent").unwrap_or_default(),
+            device,
+            text(&ev["document_sha256"]),
+            details,
+            e.leaf_hash.clone(),
+        ];
+        out.push_str(&row.iter().map(|c| cell(c)).collect::<Vec<_>>().join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// State of one live stream.
+struct Live {
+    st: Arc<AppState>,
+    principal: Principal,
+    id: EnvelopeId,
+    next: u64,
+    pending: VecDeque<Event>,
+    sizes: tokio::sync::watch::Receiver<u64>,
+}
+
+impl Live {
+    /// The next SSE message: queued events first, then new ones as the log grows. Ends when the
+    /// envelope is gone or the log stops.
+    async fn next_event(mut self) -> Option<(Result<Event, Infallible>, Self)> {
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                return Some((Ok(e), self));
+            }
+            self.sizes.borrow_and_update();
+            let trail = self.st.envelopes.trail(&self.principal, self.id, self.next).await.ok()?;
+            for e in trail.events {
+                self.next = e.seq + 1;
+                let data = json!({ "tree_size": trail.tree_size, "checkpoint": trail.checkpoint, "event": e });
+                let msg = Event::default().event("audit").id(e.seq.to_string()).json_data(data).ok()?;
+                self.pending.push_back(msg);
+            }
+            if self.pending.is_empty() {
+                self.sizes.changed().await.ok()?;
+            }
+        }
+    }
+}
+
+async fn stream(
+    State(st): State<Arc<AppState>>,
+    Authenticated(p): Authenticated,
+    Path(id): Path<String>,
+    Query(q): Query<EventsQuery>,
+    headers: axum::http::HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let id = envelope_id(&id)?;
+    st.envelopes.authorize(&p, id).await?;
+    // A reconnecting EventSource resumes after the last event it saw.
+    let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let next = resume.map(|s| s + 1).or(q.from).unwrap_or(0);
+    let live = Live { sizes: st.envelopes.audit().subscribe(), st, principal: p, id, next, pending: VecDeque::new() };
+    let events = futures::stream::unfold(live, Live::next_event);
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cell;
+
+    #[test]
+    fn csv_cells_are_quoted_and_defused() {
+        assert_eq!(cell("plain"), "plain");
+        assert_eq!(cell("a,b"), "\"a,b\"");
+        assert_eq!(cell("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(cell("+1"), "'+1");
+        assert_eq!(cell("@SUM(A1)"), "'@SUM(A1)");
+    }
+}
