@@ -109,6 +109,11 @@ impl Api {
 impl Api {
     /// Uploads `pdf` as a new envelope titled `title`.
     pub async fn upload(&self, auth: &Auth, title: &str, pdf: Vec<u8>) -> Response {
+        self.try_upload(auth, title, pdf).await.expect("upload")
+    }
+
+    /// [`Api::upload`], with transport errors (a killed server) returned instead of panicking.
+    pub async fn try_upload(&self, auth: &Auth, title: &str, pdf: Vec<u8>) -> reqwest::Result<Response> {
         let form = reqwest::multipart::Form::new().text("title", title.to_owned()).part(
             "file",
             reqwest::multipart::Part::bytes(pdf).file_name("contract.pdf").mime_str("application/pdf").expect("mime"),
@@ -124,11 +129,11 @@ impl Api {
                 }
             }
         }
-        let r = req.send().await.expect("upload");
+        let r = req.send().await?;
         let status = r.status().as_u16();
         let headers = r.headers().clone();
-        let text = r.text().await.unwrap_or_default();
+        let text = r.text().await?;
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Response { status, body, text, headers }
+        Ok(Response { status, body, text, headers })
     }
 }
