@@ -80,21 +80,24 @@ async fn create(
     mut form: Multipart,
 ) -> Result<Response, ApiError> {
     let bad = |m: &str| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", m);
+    // The body limit may strike while any part is read (the reader runs ahead of the parts).
+    let multipart_error = |e: axum::extract::multipart::MultipartError, what: &str| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::from(EnvelopeError::TooLarge(st.envelopes.limits().max_bytes as u64))
+        } else {
+            bad(what)
+        }
+    };
     let mut title: Option<String> = None;
     loop {
-        let field = form.next_field().await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "document_too_large", "the upload is too large")
-            } else {
-                bad("the body is not valid multipart/form-data")
-            }
-        })?;
+        let field =
+            form.next_field().await.map_err(|e| multipart_error(e, "the body is not valid multipart/form-data"))?;
         let Some(field) = field else {
             return Err(bad("a `file` part with the PDF is required"));
         };
         match field.name() {
             Some("title") => {
-                let text = field.text().await.map_err(|_| bad("the title could not be read"))?;
+                let text = field.text().await.map_err(|e| multipart_error(e, "the title could not be read"))?;
                 title = Some(text);
             }
             Some("file") => {
