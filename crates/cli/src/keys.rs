@@ -1,8 +1,15 @@
 //! `sigillum keys status|rotate|rewrap`: key management from the command line.
 
 use serde_json::json;
+use sigillum_audit::{Detail, EventKind};
+use sigillum_core::{Actor, ClientInfo, NewEvent};
 
 use crate::app::App;
+
+/// The operator at the command line, as an audit actor.
+fn operator(command: &str) -> Actor {
+    Actor { name: Some(format!("sigillum {command}")), ..Actor::system() }
+}
 
 /// KEK versions, how many DEKs each wraps, and which DEKs wait for a rewrap.
 pub async fn status(app: &App) -> anyhow::Result<serde_json::Value> {
@@ -43,6 +50,13 @@ pub async fn rotate(app: &App, org: Option<&str>) -> anyhow::Result<serde_json::
     let mut rotated = Vec::new();
     for o in orgs {
         let k = v.key_manager().rotate_kek(&o.id.kek_id()).await?;
+        app.audit
+            .record(
+                NewEvent::new(EventKind::KeyRotated, None, operator("keys rotate"), ClientInfo::default())
+                    .detail("key_id", Detail::Text(k.key_id.clone()))
+                    .detail("version", Detail::Int(i64::from(k.version))),
+            )
+            .await?;
         rotated.push(json!({ "organisation": o.id, "key_id": k.key_id, "version": k.version }));
     }
     Ok(json!({ "rotated": rotated }))
@@ -50,5 +64,14 @@ pub async fn rotate(app: &App, org: Option<&str>) -> anyhow::Result<serde_json::
 
 /// Moves every DEK to its organisation's newest KEK version.
 pub async fn rewrap(app: &App) -> anyhow::Result<serde_json::Value> {
-    Ok(serde_json::to_value(app.vault.rewrap_all().await?)?)
+    let report = app.vault.rewrap_all().await?;
+    app.audit
+        .record(
+            NewEvent::new(EventKind::KeyUsed, None, operator("keys rewrap"), ClientInfo::default())
+                .detail("purpose", Detail::Text("rewrap".into()))
+                .detail("rewrapped", Detail::Int(report.rewrapped as i64))
+                .detail("examined", Detail::Int(report.examined as i64)),
+        )
+        .await?;
+    Ok(serde_json::to_value(report)?)
 }

@@ -45,6 +45,13 @@ async fn scenario(extra: Vec<(String, String)>) {
 
     let w = keys(&data, &extra, &["rewrap"]);
     assert_eq!(w["rewrapped"], 1);
+    // Both operations are in the audit log.
+    let leaves = sigillum_core::ports::AuditStore::leaves_from(&app.repo, 0, 1000).await.unwrap();
+    let kinds: Vec<String> = leaves
+        .iter()
+        .map(|l| serde_json::from_slice::<Value>(&l.event).unwrap()["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(kinds.contains(&"key.rotated".to_owned()) && kinds.contains(&"key.used".to_owned()), "{kinds:?}");
     let s = keys(&data, &extra, &["status"]);
     assert_eq!(s["deks_needing_rewrap"], 0);
     let v2 = s["keks"]
