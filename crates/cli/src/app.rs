@@ -37,8 +37,14 @@ impl App {
             .context("opening the audit log")?;
         let accounts = Accounts::new(Arc::new(repo.clone()), vault.clone(), audit.clone(), Arc::new(SystemClock));
         let limits = sigillum_pdf::Limits { max_bytes: cfg.max_upload_bytes, ..sigillum_pdf::Limits::default() };
-        let envelopes =
-            Envelopes::new(Arc::new(repo.clone()), vault.clone(), audit.clone(), Arc::new(SystemClock), limits);
+        let envelopes = Envelopes::new(
+            Arc::new(repo.clone()),
+            Arc::new(repo.clone()),
+            vault.clone(),
+            audit.clone(),
+            Arc::new(SystemClock),
+            limits,
+        );
         Ok(Self { vault, repo, audit, accounts, envelopes })
     }
 }

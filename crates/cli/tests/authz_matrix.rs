@@ -40,6 +40,8 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/envelopes", Access::Member),
     ("GET", "/api/v1/envelopes/{id}", Access::Member),
     ("DELETE", "/api/v1/envelopes/{id}", Access::Member),
+    ("POST", "/api/v1/envelopes/{id}/recipients", Access::Member),
+    ("POST", "/api/v1/envelopes/{id}/fields", Access::Member),
     ("GET", "/api/v1/envelopes/{id}/document", Access::Member),
     ("GET", "/api/v1/envelopes/{id}/events", Access::Member),
     ("GET", "/api/v1/envelopes/{id}/events/stream", Access::Member),
@@ -122,6 +124,13 @@ async fn nobody_reaches_anyone_elses_data() {
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         let body = match (method.as_str(), *template) {
             ("POST", "/api/v1/api-keys") => Some(json!({"name": "x"})),
+            ("POST", "/api/v1/envelopes/{id}/recipients") => {
+                Some(json!({"name": "Mallory", "email": "m@example.net", "role": "signer", "routing_order": 1}))
+            }
+            ("POST", "/api/v1/envelopes/{id}/fields") => Some(json!({
+                "recipient_id": "00000000-0000-7000-8000-000000000000", "kind": "signature",
+                "page": 1, "x": 10, "y": 10, "width": 100, "height": 30
+            })),
             _ => None,
         };
         if method == Method::POST && *template == "/api/v1/envelopes" {

@@ -16,7 +16,7 @@ use crate::accounts::Principal;
 use crate::audit_log::{AuditLog, ClientInfo, NewEvent, Trail};
 use crate::ids::EnvelopeId;
 use crate::lifecycle::{self, Action, Conflict, EnvelopeStatus};
-use crate::ports::{Clock, EnvelopeRecord, EnvelopeStore, RepoError};
+use crate::ports::{Clock, EnvelopeRecord, EnvelopeStore, FieldRecord, RecipientRecord, RecipientStore, RepoError};
 use crate::vault::{Vault, VaultError};
 
 pub const ORIGINAL: &str = "original";
@@ -80,9 +80,90 @@ fn check_title(title: &str) -> Result<String, EnvelopeError> {
     Ok(t.to_owned())
 }
 
+/// Field kinds (DESIGN §7).
+pub const FIELD_KINDS: [&str; 7] = ["signature", "initials", "date_signed", "name", "email", "text", "checkbox"];
+/// Recipient roles.
+pub const ROLES: [&str; 3] = ["signer", "approver", "cc"];
+/// Most recipients and fields per envelope.
+const MAX_RECIPIENTS: usize = 100;
+const MAX_FIELDS: usize = 1000;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RecipientView {
+    pub id: uuid::Uuid,
+    pub name: String,
+    pub email: String,
+    pub role: String,
+    pub routing_order: u32,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FieldView {
+    pub id: uuid::Uuid,
+    pub recipient_id: uuid::Uuid,
+    pub kind: String,
+    pub page: u32,
+    pub x: f64,
+    pub y: f64,
+    pub width: f64,
+    pub height: f64,
+    pub required: bool,
+}
+
+impl From<&FieldRecord> for FieldView {
+    fn from(f: &FieldRecord) -> Self {
+        Self {
+            id: f.id,
+            recipient_id: f.recipient_id,
+            kind: f.kind.clone(),
+            page: f.page,
+            x: f.x,
+            y: f.y,
+            width: f.width,
+            height: f.height,
+            required: f.required,
+        }
+    }
+}
+
+/// An envelope with its recipients and fields.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnvelopeDetail {
+    #[serde(flatten)]
+    pub envelope: EnvelopeView,
+    pub recipients: Vec<RecipientView>,
+    pub fields: Vec<FieldView>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRecipient {
+    pub name: String,
+    pub email: String,
+    pub role: String,
+    pub routing_order: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewField {
+    pub recipient_id: String,
+    pub kind: String,
+    pub page: u32,
+    pub x: f64,
+    pub y: f64,
+    pub width: f64,
+    pub height: f64,
+    pub required: bool,
+}
+
+fn recipient_ctx<'a>(id: &'a str, column: &'a str) -> FieldContext<'a> {
+    FieldContext { table: "recipients", column, row_id: id }
+}
+
 #[derive(Clone)]
 pub struct Envelopes {
     store: Arc<dyn EnvelopeStore>,
+    parties: Arc<dyn RecipientStore>,
     vault: Vault,
     audit: AuditLog,
     clock: Arc<dyn Clock>,
@@ -92,12 +173,13 @@ pub struct Envelopes {
 impl Envelopes {
     pub fn new(
         store: Arc<dyn EnvelopeStore>,
+        parties: Arc<dyn RecipientStore>,
         vault: Vault,
         audit: AuditLog,
         clock: Arc<dyn Clock>,
         limits: Limits,
     ) -> Self {
-        Self { store, vault, audit, clock, limits }
+        Self { store, parties, vault, audit, clock, limits }
     }
 
     pub fn limits(&self) -> Limits {
@@ -224,6 +306,160 @@ impl Envelopes {
     pub async fn get(&self, p: &Principal, id: EnvelopeId) -> Result<EnvelopeView, EnvelopeError> {
         let r = self.authorize(p, id).await?;
         self.view(&r).await
+    }
+
+    /// The envelope with its recipients (personal data opened) and fields.
+    pub async fn detail(&self, p: &Principal, id: EnvelopeId) -> Result<EnvelopeDetail, EnvelopeError> {
+        let r = self.authorize(p, id).await?;
+        let envelope = self.view(&r).await?;
+        let mut recipients = Vec::new();
+        for rec in self.parties.recipients(id).await? {
+            recipients.push(self.recipient_view(&rec).await?);
+        }
+        let fields = self.parties.fields(id).await?.iter().map(FieldView::from).collect();
+        Ok(EnvelopeDetail { envelope, recipients, fields })
+    }
+
+    async fn recipient_view(&self, r: &RecipientRecord) -> Result<RecipientView, EnvelopeError> {
+        let id = r.id.to_string();
+        let open = |bytes: Vec<u8>| String::from_utf8(bytes).map_err(|_| EnvelopeError::Internal("not UTF-8".into()));
+        let name = open(self.vault.open_field(r.envelope_id, &recipient_ctx(&id, "name"), &r.name_sealed).await?)?;
+        let email = open(self.vault.open_field(r.envelope_id, &recipient_ctx(&id, "email"), &r.email_sealed).await?)?;
+        Ok(RecipientView {
+            id: r.id,
+            name,
+            email,
+            role: r.role.clone(),
+            routing_order: r.routing_order,
+            status: r.status.clone(),
+        })
+    }
+
+    /// Adds a recipient to a draft.
+    pub async fn add_recipient(
+        &self,
+        p: &Principal,
+        id: EnvelopeId,
+        input: NewRecipient,
+        client: &ClientInfo,
+    ) -> Result<RecipientView, EnvelopeError> {
+        let env = self.authorize(p, id).await?;
+        lifecycle::next(env.status, Action::Edit).map_err(EnvelopeError::Conflict)?;
+        let name = check_title(&input.name)
+            .map_err(|_| EnvelopeError::Invalid("name must be 1 to 300 printable characters".into()))?;
+        let email =
+            crate::accounts::normalise_email(&input.email).map_err(|e| EnvelopeError::Invalid(e.to_string()))?;
+        if !ROLES.contains(&input.role.as_str()) {
+            return Err(EnvelopeError::Invalid("role must be signer, approver or cc".into()));
+        }
+        if !(1..=100).contains(&input.routing_order) {
+            return Err(EnvelopeError::Invalid("routing_order must be from 1 to 100".into()));
+        }
+        if self.parties.recipients(id).await?.len() >= MAX_RECIPIENTS {
+            return Err(EnvelopeError::Invalid(format!("an envelope has at most {MAX_RECIPIENTS} recipients")));
+        }
+        let rid = uuid::Uuid::now_v7();
+        let rid_text = rid.to_string();
+        let record = RecipientRecord {
+            id: rid,
+            envelope_id: id,
+            name_sealed: self.vault.seal_field(id, &recipient_ctx(&rid_text, "name"), name.as_bytes()).await?,
+            email_sealed: self.vault.seal_field(id, &recipient_ctx(&rid_text, "email"), email.as_bytes()).await?,
+            role: input.role.clone(),
+            routing_order: input.routing_order,
+            status: "created".into(),
+            created_unix_ms: self.clock.now_unix_ms(),
+        };
+        self.parties.insert_recipient(&record).await?;
+        self.record(
+            NewEvent::new(EventKind::RecipientAdded, Some(id), p.actor(), client.clone())
+                .document(env.document_sha256)
+                .detail("recipient_id", Detail::Text(rid_text))
+                .detail("role", Detail::Text(input.role))
+                .detail("routing_order", Detail::Int(i64::from(input.routing_order))),
+        )
+        .await?;
+        Ok(RecipientView {
+            id: rid,
+            name,
+            email,
+            role: record.role,
+            routing_order: record.routing_order,
+            status: record.status,
+        })
+    }
+
+    /// Places a field for one of the draft's signers or approvers, inside its page.
+    pub async fn add_field(
+        &self,
+        p: &Principal,
+        id: EnvelopeId,
+        input: NewField,
+        client: &ClientInfo,
+    ) -> Result<FieldView, EnvelopeError> {
+        let env = self.authorize(p, id).await?;
+        lifecycle::next(env.status, Action::Edit).map_err(EnvelopeError::Conflict)?;
+        if !FIELD_KINDS.contains(&input.kind.as_str()) {
+            return Err(EnvelopeError::Invalid(format!("kind must be one of {}", FIELD_KINDS.join(", "))));
+        }
+        let recipient = uuid::Uuid::parse_str(&input.recipient_id)
+            .ok()
+            .ok_or_else(|| EnvelopeError::Invalid("recipient_id is not a recipient of this envelope".into()))?;
+        let recipients = self.parties.recipients(id).await?;
+        let r = recipients
+            .iter()
+            .find(|r| r.id == recipient)
+            .ok_or_else(|| EnvelopeError::Invalid("recipient_id is not a recipient of this envelope".into()))?;
+        if r.role == "cc" {
+            return Err(EnvelopeError::Invalid("a cc recipient fills no fields".into()));
+        }
+        let pages: Vec<PageSize> =
+            serde_json::from_str(&env.pages).map_err(|e| EnvelopeError::Internal(e.to_string()))?;
+        let page = pages
+            .get((input.page as usize).wrapping_sub(1))
+            .ok_or_else(|| EnvelopeError::Invalid(format!("page must be from 1 to {}", pages.len())))?;
+        let (x, y, w, h) = (input.x, input.y, input.width, input.height);
+        let finite = [x, y, w, h].iter().all(|v| v.is_finite());
+        if !finite
+            || x < 0.0
+            || y < 0.0
+            || w < 4.0
+            || h < 4.0
+            || x + w > f64::from(page.width)
+            || y + h > f64::from(page.height)
+        {
+            return Err(EnvelopeError::Invalid(format!(
+                "the field must lie inside page {} ({} × {} points, origin top-left) and be at least 4 points wide and high",
+                input.page, page.width, page.height
+            )));
+        }
+        if self.parties.fields(id).await?.len() >= MAX_FIELDS {
+            return Err(EnvelopeError::Invalid(format!("an envelope has at most {MAX_FIELDS} fields")));
+        }
+        let record = FieldRecord {
+            id: uuid::Uuid::now_v7(),
+            envelope_id: id,
+            recipient_id: recipient,
+            kind: input.kind,
+            page: input.page,
+            x,
+            y,
+            width: w,
+            height: h,
+            required: input.required,
+            created_unix_ms: self.clock.now_unix_ms(),
+        };
+        self.parties.insert_field(&record).await?;
+        self.record(
+            NewEvent::new(EventKind::FieldAdded, Some(id), p.actor(), client.clone())
+                .document(env.document_sha256)
+                .detail("field_id", Detail::Text(record.id.to_string()))
+                .detail("recipient_id", Detail::Text(recipient.to_string()))
+                .detail("kind", Detail::Text(record.kind.clone()))
+                .detail("page", Detail::Int(i64::from(record.page))),
+        )
+        .await?;
+        Ok(FieldView::from(&record))
     }
 
     pub async fn list(&self, p: &Principal) -> Result<Vec<EnvelopeView>, EnvelopeError> {

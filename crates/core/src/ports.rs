@@ -355,3 +355,43 @@ pub trait EnvelopeStore: Send + Sync {
     async fn envelopes(&self, org: OrgId, limit: u32) -> Result<Vec<EnvelopeRecord>, RepoError>;
     async fn delete_envelope(&self, org: OrgId, id: EnvelopeId) -> Result<(), RepoError>;
 }
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecipientRecord {
+    pub id: uuid::Uuid,
+    pub envelope_id: EnvelopeId,
+    pub name_sealed: Vec<u8>,
+    pub email_sealed: Vec<u8>,
+    /// `signer`, `approver` or `cc`.
+    pub role: String,
+    pub routing_order: u32,
+    /// `created`, `sent`, `delivered`, `signed` or `declined`.
+    pub status: String,
+    pub created_unix_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct FieldRecord {
+    pub id: uuid::Uuid,
+    pub envelope_id: EnvelopeId,
+    pub recipient_id: uuid::Uuid,
+    pub kind: String,
+    /// 1-based.
+    pub page: u32,
+    /// PDF points, origin top-left.
+    pub x: f64,
+    pub y: f64,
+    pub width: f64,
+    pub height: f64,
+    pub required: bool,
+    pub created_unix_ms: i64,
+}
+
+/// Recipients and fields of envelopes (always read through an envelope already authorised).
+#[async_trait::async_trait]
+pub trait RecipientStore: Send + Sync {
+    async fn insert_recipient(&self, r: &RecipientRecord) -> Result<(), RepoError>;
+    async fn recipients(&self, envelope: EnvelopeId) -> Result<Vec<RecipientRecord>, RepoError>;
+    async fn insert_field(&self, f: &FieldRecord) -> Result<(), RepoError>;
+    async fn fields(&self, envelope: EnvelopeId) -> Result<Vec<FieldRecord>, RepoError>;
+}

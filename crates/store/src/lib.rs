@@ -8,6 +8,7 @@ mod accounts;
 mod audit;
 pub mod blobs;
 mod envelopes;
+mod recipients;
 pub mod sql;
 
 pub use blobs::open_blob_store;

@@ -11,18 +11,20 @@ use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sigillum_core::audit_log::TrailEvent;
+use sigillum_core::envelopes::{NewField, NewRecipient};
 use sigillum_core::{EnvelopeError, EnvelopeId, Principal};
 use sigillum_pdf::PdfError;
 
 use crate::auth::Authenticated;
 use crate::client::Client;
 use crate::error::ApiError;
+use crate::json::ApiJson;
 use crate::AppState;
 
 /// Multipart overhead allowed on top of the document size limit.
@@ -32,6 +34,8 @@ pub fn routes(max_upload: usize) -> Router<Arc<AppState>> {
     Router::new()
         .route("/api/v1/envelopes", get(list).post(create).layer(DefaultBodyLimit::max(max_upload + MULTIPART_SLACK)))
         .route("/api/v1/envelopes/{id}", get(detail).delete(remove))
+        .route("/api/v1/envelopes/{id}/recipients", post(add_recipient))
+        .route("/api/v1/envelopes/{id}/fields", post(add_field))
         .route("/api/v1/envelopes/{id}/document", get(document))
         .route("/api/v1/envelopes/{id}/events", get(events))
         .route("/api/v1/envelopes/{id}/events/stream", get(stream))
@@ -135,7 +139,67 @@ async fn detail(
     Authenticated(p): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(serde_json::to_value(st.envelopes.get(&p, envelope_id(&id)?).await?).map_err(|_| ApiError::internal())?))
+    Ok(Json(serde_json::to_value(st.envelopes.detail(&p, envelope_id(&id)?).await?).map_err(|_| ApiError::internal())?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecipientBody {
+    name: String,
+    email: String,
+    role: String,
+    routing_order: u32,
+}
+
+async fn add_recipient(
+    State(st): State<Arc<AppState>>,
+    Client(client): Client,
+    Authenticated(p): Authenticated,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<RecipientBody>,
+) -> Result<Response, ApiError> {
+    let input = NewRecipient { name: b.name, email: b.email, role: b.role, routing_order: b.routing_order };
+    let view = st.envelopes.add_recipient(&p, envelope_id(&id)?, input, &client).await?;
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FieldBody {
+    recipient_id: String,
+    kind: String,
+    page: u32,
+    x: f64,
+    y: f64,
+    width: f64,
+    height: f64,
+    #[serde(default = "yes")]
+    required: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+async fn add_field(
+    State(st): State<Arc<AppState>>,
+    Client(client): Client,
+    Authenticated(p): Authenticated,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<FieldBody>,
+) -> Result<Response, ApiError> {
+    let input = NewField {
+        recipient_id: b.recipient_id,
+        kind: b.kind,
+        page: b.page,
+        x: b.x,
+        y: b.y,
+        width: b.width,
+        height: b.height,
+        required: b.required,
+    };
+    let view = st.envelopes.add_field(&p, envelope_id(&id)?, input, &client).await?;
+    Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
 async fn remove(
