@@ -238,14 +238,20 @@ impl Accounts {
         Self { store, vault, audit, clock }
     }
 
-    async fn event(&self, kind: EventKind, actor: Actor, client: &ClientInfo, detail: Option<(&str, Detail)>) {
+    /// Records an account event. If the log cannot take it the operation fails: nothing about
+    /// an account changes without its event.
+    async fn event(
+        &self,
+        kind: EventKind,
+        actor: Actor,
+        client: &ClientInfo,
+        detail: Option<(&str, Detail)>,
+    ) -> Result<(), AccountError> {
         let mut e = NewEvent::new(kind, None, actor, client.clone());
         if let Some((k, v)) = detail {
             e = e.detail(k, v);
         }
-        if let Err(err) = self.audit.record(e).await {
-            tracing::error!(error = %err, kind = kind.as_str(), "audit event could not be recorded");
-        }
+        self.audit.record(e).await.map(|_| ()).map_err(|err| AccountError::Internal(format!("audit: {err}")))
     }
 
     /// Creates an organisation and its first account (owner).
@@ -294,7 +300,7 @@ impl Accounts {
             client,
             Some(("organisation_id", Detail::Text(org.id.to_string()))),
         )
-        .await;
+        .await?;
         Ok(UserView::from(&user))
     }
 
@@ -329,7 +335,7 @@ impl Accounts {
                 self.store.record_login_failure(scope, now, THROTTLE_WINDOW_MS).await?;
             }
             let actor = Actor { kind: ActorKind::Anonymous, id: None, name: None, email: Some(email) };
-            self.event(EventKind::AuthLoginFailed, actor, client, None).await;
+            self.event(EventKind::AuthLoginFailed, actor, client, None).await?;
             return Err(AccountError::InvalidCredentials);
         };
         self.store.clear_login_failures(&scopes[0].0).await?;
@@ -350,7 +356,7 @@ impl Accounts {
             name: Some(user.name.clone()),
             email: Some(user.email.clone()),
         };
-        self.event(EventKind::AuthLogin, actor, client, None).await;
+        self.event(EventKind::AuthLogin, actor, client, None).await?;
         Ok(LoginOutcome {
             session_token: SecretString::from(session_token),
             csrf_token,
@@ -403,7 +409,7 @@ impl Accounts {
     pub async fn logout(&self, p: &Principal, client: &ClientInfo) -> Result<(), AccountError> {
         if let AuthMethod::Session { token_hash, .. } = &p.method {
             self.store.delete_session(token_hash).await?;
-            self.event(EventKind::AuthLogout, p.actor(), client, None).await;
+            self.event(EventKind::AuthLogout, p.actor(), client, None).await?;
         }
         Ok(())
     }
@@ -435,7 +441,7 @@ impl Accounts {
             client,
             Some(("api_key_id", Detail::Text(record.id.to_string()))),
         )
-        .await;
+        .await?;
         Ok((ApiKeyView::from(&record), SecretString::from(secret)))
     }
 
@@ -447,7 +453,7 @@ impl Accounts {
     pub async fn revoke_api_key(&self, p: &Principal, id: ApiKeyId, client: &ClientInfo) -> Result<(), AccountError> {
         self.store.revoke_api_key(p.org_id, id, self.clock.now_unix_ms()).await?;
         self.event(EventKind::ApiKeyRevoked, p.actor(), client, Some(("api_key_id", Detail::Text(id.to_string()))))
-            .await;
+            .await?;
         Ok(())
     }
 }
