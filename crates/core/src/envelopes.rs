@@ -136,7 +136,9 @@ pub struct EnvelopeDetail {
     pub fields: Vec<FieldView>,
 }
 
-#[derive(Debug, Clone)]
+/// A recipient to add (the API's request body).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewRecipient {
     pub name: String,
     pub email: String,
@@ -144,7 +146,9 @@ pub struct NewRecipient {
     pub routing_order: u32,
 }
 
-#[derive(Debug, Clone)]
+/// A field to place (the API's request body); `required` defaults to true.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewField {
     pub recipient_id: String,
     pub kind: String,
@@ -153,7 +157,12 @@ pub struct NewField {
     pub y: f64,
     pub width: f64,
     pub height: f64,
+    #[serde(default = "required_by_default")]
     pub required: bool,
+}
+
+fn required_by_default() -> bool {
+    true
 }
 
 fn recipient_ctx<'a>(id: &'a str, column: &'a str) -> FieldContext<'a> {

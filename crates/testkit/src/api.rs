@@ -48,25 +48,10 @@ impl Api {
 
     pub async fn call(&self, method: Method, path: &str, auth: &Auth, body: Option<Value>) -> Response {
         let mut req = self.client.request(method, format!("{}{}", self.base, path));
-        match auth {
-            Auth::None => {}
-            Auth::Bearer(k) => req = req.bearer_auth(k),
-            Auth::Session { cookie, csrf } => {
-                req = req.header("cookie", cookie);
-                if let Some(t) = csrf {
-                    req = req.header("x-csrf-token", t);
-                }
-            }
-        }
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let r = req.send().await.expect("request");
-        let status = r.status().as_u16();
-        let headers = r.headers().clone();
-        let text = r.text().await.unwrap_or_default();
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Response { status, body, text, headers }
+        send(req, auth).await.expect("request")
     }
 
     pub async fn signup(&self, email: &str, password: &str, name: &str) -> Value {
@@ -118,22 +103,26 @@ impl Api {
             "file",
             reqwest::multipart::Part::bytes(pdf).file_name("contract.pdf").mime_str("application/pdf").expect("mime"),
         );
-        let mut req = self.client.post(format!("{}/api/v1/envelopes", self.base)).multipart(form);
-        match auth {
-            Auth::None => {}
-            Auth::Bearer(k) => req = req.bearer_auth(k),
-            Auth::Session { cookie, csrf } => {
-                req = req.header("cookie", cookie);
-                if let Some(t) = csrf {
-                    req = req.header("x-csrf-token", t);
-                }
+        send(self.client.post(format!("{}/api/v1/envelopes", self.base)).multipart(form), auth).await
+    }
+}
+
+/// Adds the credentials of `auth` to `req`, sends it and reads the whole response.
+async fn send(mut req: reqwest::RequestBuilder, auth: &Auth) -> reqwest::Result<Response> {
+    match auth {
+        Auth::None => {}
+        Auth::Bearer(k) => req = req.bearer_auth(k),
+        Auth::Session { cookie, csrf } => {
+            req = req.header("cookie", cookie);
+            if let Some(t) = csrf {
+                req = req.header("x-csrf-token", t);
             }
         }
-        let r = req.send().await?;
-        let status = r.status().as_u16();
-        let headers = r.headers().clone();
-        let text = r.text().await?;
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Ok(Response { status, body, text, headers })
     }
+    let r = req.send().await?;
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let text = r.text().await?;
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Ok(Response { status, body, text, headers })
 }

@@ -142,43 +142,15 @@ async fn detail(
     Ok(Json(serde_json::to_value(st.envelopes.detail(&p, envelope_id(&id)?).await?).map_err(|_| ApiError::internal())?))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RecipientBody {
-    name: String,
-    email: String,
-    role: String,
-    routing_order: u32,
-}
-
 async fn add_recipient(
     State(st): State<Arc<AppState>>,
     Client(client): Client,
     Authenticated(p): Authenticated,
     Path(id): Path<String>,
-    ApiJson(b): ApiJson<RecipientBody>,
+    ApiJson(input): ApiJson<NewRecipient>,
 ) -> Result<Response, ApiError> {
-    let input = NewRecipient { name: b.name, email: b.email, role: b.role, routing_order: b.routing_order };
     let view = st.envelopes.add_recipient(&p, envelope_id(&id)?, input, &client).await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FieldBody {
-    recipient_id: String,
-    kind: String,
-    page: u32,
-    x: f64,
-    y: f64,
-    width: f64,
-    height: f64,
-    #[serde(default = "yes")]
-    required: bool,
-}
-
-fn yes() -> bool {
-    true
 }
 
 async fn add_field(
@@ -186,18 +158,8 @@ async fn add_field(
     Client(client): Client,
     Authenticated(p): Authenticated,
     Path(id): Path<String>,
-    ApiJson(b): ApiJson<FieldBody>,
+    ApiJson(input): ApiJson<NewField>,
 ) -> Result<Response, ApiError> {
-    let input = NewField {
-        recipient_id: b.recipient_id,
-        kind: b.kind,
-        page: b.page,
-        x: b.x,
-        y: b.y,
-        width: b.width,
-        height: b.height,
-        required: b.required,
-    };
     let view = st.envelopes.add_field(&p, envelope_id(&id)?, input, &client).await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
