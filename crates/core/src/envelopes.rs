@@ -238,13 +238,17 @@ impl Envelopes {
         let max = self.limits.max_bytes as u64;
         let seen = Arc::new(AtomicU64::new(0));
         let too_large = Arc::new(AtomicBool::new(false));
-        let (seen2, too_large2) = (seen.clone(), too_large.clone());
+        // The plaintext is kept beside the encrypted write for inspection (bounded by the limit),
+        // so the document is not read back and decrypted again.
+        let copy = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (seen2, too_large2, copy2) = (seen.clone(), too_large.clone(), copy.clone());
         let limited = body.map(move |piece| {
             let piece = piece.map_err(|e| e.to_string())?;
             if seen2.fetch_add(piece.len() as u64, Ordering::SeqCst) + piece.len() as u64 > max {
                 too_large2.store(true, Ordering::SeqCst);
                 return Err("too large".to_owned());
             }
+            copy2.lock().map_err(|_| "upload buffer unavailable".to_owned())?.extend_from_slice(&piece);
             Ok(piece)
         });
         let stored = self.vault.put_blob(id, ORIGINAL, 1, limited).await;
@@ -259,7 +263,8 @@ impl Envelopes {
                 });
             }
         };
-        let info = match self.inspect(id).await {
+        let plain = std::mem::take(&mut *copy.lock().map_err(|_| EnvelopeError::Internal("upload buffer".into()))?);
+        let info = match self.inspect(plain).await {
             Ok(info) => info,
             Err(e) => {
                 self.discard(id).await;
@@ -296,8 +301,7 @@ impl Envelopes {
         self.view(&record).await
     }
 
-    async fn inspect(&self, id: EnvelopeId) -> Result<sigillum_pdf::PdfInfo, EnvelopeError> {
-        let bytes = self.vault.read_blob(id, ORIGINAL, 1).await?;
+    async fn inspect(&self, bytes: Vec<u8>) -> Result<sigillum_pdf::PdfInfo, EnvelopeError> {
         let limits = self.limits;
         tokio::task::spawn_blocking(move || sigillum_pdf::inspect(&bytes, &limits))
             .await

@@ -5,20 +5,12 @@ use sigillum_core::{ApiKeyId, OrgId, RepoError, UserId};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::sql::{db, SqlRepository};
-
-fn corrupt(what: &str) -> RepoError {
-    RepoError::Unavailable(format!("corrupt {what} in database"))
-}
-
-fn hash32(v: Vec<u8>) -> Result<[u8; 32], RepoError> {
-    v.try_into().map_err(|_| corrupt("token hash"))
-}
+use crate::sql::{corrupt, db, hash_column, id_column, SqlRepository};
 
 fn user_row(r: &AnyRow) -> Result<UserRecord, RepoError> {
     Ok(UserRecord {
-        id: UserId::parse(&r.try_get::<String, _>("id").map_err(db)?).ok_or_else(|| corrupt("user id"))?,
-        org_id: OrgId::parse(&r.try_get::<String, _>("org_id").map_err(db)?).ok_or_else(|| corrupt("org id"))?,
+        id: id_column(r, "id", UserId::parse)?,
+        org_id: id_column(r, "org_id", OrgId::parse)?,
         email: r.try_get("email").map_err(db)?,
         name: r.try_get("name").map_err(db)?,
         password_hash: r.try_get("password_hash").map_err(db)?,
@@ -29,9 +21,9 @@ fn user_row(r: &AnyRow) -> Result<UserRecord, RepoError> {
 
 fn session_row(r: &AnyRow) -> Result<SessionRecord, RepoError> {
     Ok(SessionRecord {
-        token_hash: hash32(r.try_get("token_hash").map_err(db)?)?,
-        user_id: UserId::parse(&r.try_get::<String, _>("user_id").map_err(db)?).ok_or_else(|| corrupt("user id"))?,
-        csrf_hash: hash32(r.try_get("csrf_hash").map_err(db)?)?,
+        token_hash: hash_column(r, "token_hash")?,
+        user_id: id_column(r, "user_id", UserId::parse)?,
+        csrf_hash: hash_column(r, "csrf_hash")?,
         created_unix_ms: r.try_get("created_ms").map_err(db)?,
         last_seen_unix_ms: r.try_get("last_seen_ms").map_err(db)?,
         expires_unix_ms: r.try_get("expires_ms").map_err(db)?,
@@ -40,12 +32,12 @@ fn session_row(r: &AnyRow) -> Result<SessionRecord, RepoError> {
 
 fn key_row(r: &AnyRow) -> Result<ApiKeyRecord, RepoError> {
     Ok(ApiKeyRecord {
-        id: ApiKeyId::parse(&r.try_get::<String, _>("id").map_err(db)?).ok_or_else(|| corrupt("api key id"))?,
-        org_id: OrgId::parse(&r.try_get::<String, _>("org_id").map_err(db)?).ok_or_else(|| corrupt("org id"))?,
-        user_id: UserId::parse(&r.try_get::<String, _>("user_id").map_err(db)?).ok_or_else(|| corrupt("user id"))?,
+        id: id_column(r, "id", ApiKeyId::parse)?,
+        org_id: id_column(r, "org_id", OrgId::parse)?,
+        user_id: id_column(r, "user_id", UserId::parse)?,
         name: r.try_get("name").map_err(db)?,
         prefix: r.try_get("prefix").map_err(db)?,
-        key_hash: hash32(r.try_get("key_hash").map_err(db)?)?,
+        key_hash: hash_column(r, "key_hash")?,
         created_unix_ms: r.try_get("created_ms").map_err(db)?,
         last_used_unix_ms: r.try_get("last_used_ms").map_err(db)?,
         revoked_unix_ms: r.try_get("revoked_ms").map_err(db)?,

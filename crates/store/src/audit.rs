@@ -15,17 +15,13 @@ use sigillum_core::{EnvelopeId, RepoError};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use crate::sql::{db, Backend, SqlRepository};
+use crate::sql::{db, hash_column, Backend, SqlRepository};
 
 /// Rows per multi-row INSERT (8 parameters each; far below both databases' limits).
 const INSERT_CHUNK: usize = 256;
 
 fn corrupt(what: &str) -> RepoError {
     RepoError::Unavailable(format!("audit log storage is inconsistent: {what}"))
-}
-
-fn hash32(v: Vec<u8>) -> Result<[u8; 32], RepoError> {
-    v.try_into().map_err(|_| corrupt("hash is not 32 bytes"))
 }
 
 fn to_i64(v: u64) -> Result<i64, RepoError> {
@@ -38,7 +34,7 @@ fn leaf_row(r: &AnyRow) -> Result<StoredLeaf, RepoError> {
         seq: r.try_get::<i64, _>("seq").map_err(db)? as u64,
         envelope_id: env.as_deref().and_then(EnvelopeId::parse),
         prev_in_envelope: r.try_get::<Option<i64>, _>("prev_in_envelope").map_err(db)?.map(|p| p as u64),
-        leaf_hash: hash32(r.try_get("leaf_hash").map_err(db)?)?,
+        leaf_hash: hash_column(r, "leaf_hash")?,
         parents: r.try_get("parents").map_err(db)?,
         event: r.try_get("event").map_err(db)?,
         disclosure: r.try_get("disclosure").map_err(db)?,
@@ -49,7 +45,7 @@ fn leaf_row(r: &AnyRow) -> Result<StoredLeaf, RepoError> {
 fn checkpoint_row(r: &AnyRow) -> Result<StoredCheckpoint, RepoError> {
     Ok(StoredCheckpoint {
         size: r.try_get::<i64, _>("size").map_err(db)? as u64,
-        root: hash32(r.try_get("root").map_err(db)?)?,
+        root: hash_column(r, "root")?,
         note: r.try_get("note").map_err(db)?,
         created_unix_ms: r.try_get("created_ms").map_err(db)?,
     })
@@ -90,7 +86,7 @@ async fn read_nodes(
         }
         for r in q.fetch_all(&mut *conn).await.map_err(db)? {
             let seq = r.try_get::<i64, _>("seq").map_err(db)? as u64;
-            rows.insert(seq, (hash32(r.try_get("leaf_hash").map_err(db)?)?, r.try_get("parents").map_err(db)?));
+            rows.insert(seq, (hash_column(&r, "leaf_hash")?, r.try_get("parents").map_err(db)?));
         }
     }
     let mut out = HashMap::new();

@@ -6,18 +6,13 @@ use sigillum_core::{EnvelopeId, OrgId, RepoError, UserId};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::sql::{db, SqlRepository};
-
-fn corrupt(what: &str) -> RepoError {
-    RepoError::Unavailable(format!("corrupt {what} in database"))
-}
+use crate::sql::{corrupt, db, id_column, SqlRepository};
 
 fn envelope_row(r: &AnyRow) -> Result<EnvelopeRecord, RepoError> {
     Ok(EnvelopeRecord {
-        id: EnvelopeId::parse(&r.try_get::<String, _>("id").map_err(db)?).ok_or_else(|| corrupt("envelope id"))?,
-        org_id: OrgId::parse(&r.try_get::<String, _>("org_id").map_err(db)?).ok_or_else(|| corrupt("org id"))?,
-        created_by: UserId::parse(&r.try_get::<String, _>("created_by").map_err(db)?)
-            .ok_or_else(|| corrupt("user id"))?,
+        id: id_column(r, "id", EnvelopeId::parse)?,
+        org_id: id_column(r, "org_id", OrgId::parse)?,
+        created_by: id_column(r, "created_by", UserId::parse)?,
         title_sealed: r.try_get("title_sealed").map_err(db)?,
         status: EnvelopeStatus::parse(&r.try_get::<String, _>("status").map_err(db)?)
             .ok_or_else(|| corrupt("status"))?,

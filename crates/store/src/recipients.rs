@@ -5,11 +5,10 @@ use sigillum_core::{EnvelopeId, RepoError};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::sql::{db, SqlRepository};
+use crate::sql::{db, id_column, SqlRepository};
 
 fn uuid(r: &AnyRow, col: &str) -> Result<uuid::Uuid, RepoError> {
-    uuid::Uuid::parse_str(&r.try_get::<String, _>(col).map_err(db)?)
-        .map_err(|_| RepoError::Unavailable(format!("corrupt {col} in database")))
+    id_column(r, col, |s| uuid::Uuid::parse_str(s).ok())
 }
 
 fn recipient_row(r: &AnyRow) -> Result<RecipientRecord, RepoError> {

@@ -47,6 +47,21 @@ fn kind(e: &sqlx::Error) -> &'static str {
     }
 }
 
+/// A stored value that cannot be what it claims to be.
+pub(crate) fn corrupt(what: &str) -> RepoError {
+    RepoError::Unavailable(format!("corrupt {what} in database"))
+}
+
+/// An id column, parsed by `parse` (`OrgId::parse`, …).
+pub(crate) fn id_column<T>(r: &AnyRow, column: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T, RepoError> {
+    parse(&r.try_get::<String, _>(column).map_err(db)?).ok_or_else(|| corrupt(column))
+}
+
+/// A 32-byte hash column.
+pub(crate) fn hash_column(r: &AnyRow, column: &str) -> Result<[u8; 32], RepoError> {
+    r.try_get::<Vec<u8>, _>(column).map_err(db)?.try_into().map_err(|_| corrupt(column))
+}
+
 fn parse_uuid<T>(s: &str, f: impl Fn(&str) -> Option<T>) -> Result<T, RepoError> {
     f(s).ok_or_else(|| RepoError::Unavailable("corrupt id in database".into()))
 }
