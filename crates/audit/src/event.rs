@@ -65,10 +65,13 @@ pub enum EventKind {
     AccountCreated,
     ApiKeyCreated,
     ApiKeyRevoked,
+    SigningLinkCreated,
+    WebhookCreated,
+    WebhookDisabled,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 28] = [
+    pub const ALL: [EventKind; 31] = [
         Self::EnvelopeCreated,
         Self::DocumentUploaded,
         Self::RecipientAdded,
@@ -97,6 +100,9 @@ impl EventKind {
         Self::AccountCreated,
         Self::ApiKeyCreated,
         Self::ApiKeyRevoked,
+        Self::SigningLinkCreated,
+        Self::WebhookCreated,
+        Self::WebhookDisabled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -129,6 +135,9 @@ impl EventKind {
             Self::AccountCreated => "account.created",
             Self::ApiKeyCreated => "api_key.created",
             Self::ApiKeyRevoked => "api_key.revoked",
+            Self::SigningLinkCreated => "signing_link.created",
+            Self::WebhookCreated => "webhook.created",
+            Self::WebhookDisabled => "webhook.disabled",
         }
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use secrecy::ExposeSecret;
 use sigillum_core::ports::SystemClock;
-use sigillum_core::{Accounts, AuditLog, Envelopes, Vault};
+use sigillum_core::{Accounts, AuditLog, Envelopes, Vault, Workflow, WorkflowConfig, WorkflowPorts};
 use sigillum_store::{open_blob_store, SqlRepository};
 
 use crate::config::Config;
@@ -19,6 +19,7 @@ pub struct App {
     pub audit: AuditLog,
     pub accounts: Accounts,
     pub envelopes: Envelopes,
+    pub workflow: Workflow,
 }
 
 impl App {
@@ -45,6 +46,32 @@ impl App {
             Arc::new(SystemClock),
             limits,
         );
-        Ok(Self { vault, repo, audit, accounts, envelopes })
+        let smtp = cfg.smtp_url.as_ref().map(|s| s.expose_secret().to_owned());
+        let mailer = sigillum_mail::LettreMailer::new(&cfg.mail_from, smtp.as_deref(), cfg.data_dir.join("outbox"))
+            .context("configuring mail (SIGILLUM_SMTP_URL, SIGILLUM_MAIL_FROM)")?;
+        tracing::info!(mail = %mailer.describe(), "mail transport");
+        let shared = Arc::new(repo.clone());
+        let workflow = Workflow::new(
+            WorkflowPorts {
+                envelopes: shared.clone(),
+                parties: shared.clone(),
+                signing: shared.clone(),
+                jobs: shared.clone(),
+                webhooks: shared.clone(),
+                accounts: shared,
+                mailer: Arc::new(mailer),
+                hooks: Arc::new(sigillum_web::webhooks::HttpWebhookSender { allow_private: cfg.webhook_allow_private }),
+            },
+            envelopes.clone(),
+            vault.clone(),
+            audit.clone(),
+            Arc::new(SystemClock),
+            WorkflowConfig {
+                public_url: cfg.public_url.as_str().to_owned(),
+                node: cfg.node_id.clone(),
+                allow_insecure_webhooks: cfg.webhook_allow_private,
+            },
+        );
+        Ok(Self { vault, repo, audit, accounts, envelopes, workflow })
     }
 }

@@ -39,6 +39,8 @@ pub const KEYS: &[&str] = &[
     "trusted_proxies",
     "log_origin",
     "max_upload_mb",
+    "mail_from",
+    "webhook_allow_private",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -87,6 +89,10 @@ pub struct Config {
     pub log_origin: String,
     /// Largest document accepted for upload.
     pub max_upload_bytes: usize,
+    /// Sender of every mail, e.g. `Sigillum <no-reply@sign.example.com>`.
+    pub mail_from: String,
+    /// Let webhooks reach private and loopback addresses over plain HTTP (tests only).
+    pub webhook_allow_private: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -186,7 +192,17 @@ impl Config {
             .ok()
             .filter(|mb| (1..=1024).contains(mb))
             .context("SIGILLUM_MAX_UPLOAD_MB must be a whole number of MiB from 1 to 1024")?;
+        let mail_from = get("mail_from").unwrap_or_else(|| {
+            format!("Sigillum <no-reply@{}>", public_url.host_str().unwrap_or("localhost"))
+        });
+        let webhook_allow_private = match get("webhook_allow_private").as_deref() {
+            None | Some("false" | "0" | "") => false,
+            Some("true" | "1") => true,
+            Some(other) => bail!("SIGILLUM_WEBHOOK_ALLOW_PRIVATE must be true or false, not {other:?}"),
+        };
         Ok(Self {
+            mail_from,
+            webhook_allow_private,
             max_upload_bytes: max_upload_mb * 1024 * 1024,
             trusted_proxies,
             log_origin,

@@ -41,10 +41,18 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         audit: app.audit.clone(),
         accounts: app.accounts.clone(),
         envelopes: app.envelopes.clone(),
+        workflow: app.workflow.clone(),
         trusted_proxies: cfg.trusted_proxies.clone(),
         version: env!("CARGO_PKG_VERSION"),
     });
+    // The job runner of this node: invitations, reminders, expiry, final documents, webhooks.
+    let (stop_jobs, jobs_stop) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(sigillum_core::workflow::Worker::new(app.workflow.clone()).run(jobs_stop));
     serve(listener, server_config, sigillum_web::router(state), ConnLimits::default(), shutdown_signal()).await;
+    let _ = stop_jobs.send(true);
+    if tokio::time::timeout(std::time::Duration::from_secs(30), worker).await.is_err() {
+        tracing::warn!("the job runner did not stop within 30 s; its leased job will be retried");
+    }
     app.repo.close().await;
     tracing::info!("shutdown complete");
     println!("Sigillum stopped");

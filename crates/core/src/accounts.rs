@@ -150,11 +150,11 @@ impl From<&ApiKeyRecord> for ApiKeyView {
     }
 }
 
-fn sha256(data: &[u8]) -> [u8; 32] {
+pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
 }
 
-fn random_token() -> Result<String, AccountError> {
+pub(crate) fn random_token() -> Result<String, AccountError> {
     let bytes: [u8; 32] = sigillum_crypto::random_array().map_err(|e| AccountError::Internal(e.to_string()))?;
     Ok(B64URL.encode(bytes))
 }
@@ -164,7 +164,7 @@ fn argon2() -> Result<Argon2<'static>, AccountError> {
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
-async fn hash_password(password: SecretString) -> Result<String, AccountError> {
+pub(crate) async fn hash_password(password: SecretString) -> Result<String, AccountError> {
     let salt: [u8; 16] = sigillum_crypto::random_array().map_err(|e| AccountError::Internal(e.to_string()))?;
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::encode_b64(&salt).map_err(|e| AccountError::Internal(e.to_string()))?;
@@ -179,7 +179,7 @@ async fn hash_password(password: SecretString) -> Result<String, AccountError> {
 
 /// Verifies against `hash`, or against a fixed dummy hash when there is no account, so an unknown
 /// email costs the same time as a wrong password.
-async fn verify_password(password: SecretString, hash: Option<String>) -> Result<bool, AccountError> {
+pub(crate) async fn verify_password(password: SecretString, hash: Option<String>) -> Result<bool, AccountError> {
     const DUMMY: &str =
         "$argon2id$v=19$m=19456,t=2,p=1$c2lnaWxsdW1kdW1teXNhbHQ$3wYp0e3QzE7l3GZ6Y1p4oQm8m2v1rW9x0n5kXj2b8aM";
     tokio::task::spawn_blocking(move || {

@@ -20,6 +20,7 @@ use crate::ports::{Clock, EnvelopeRecord, EnvelopeStore, FieldRecord, RecipientR
 use crate::vault::{Vault, VaultError};
 
 pub const ORIGINAL: &str = "original";
+pub const FINAL: &str = "final";
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnvelopeError {
@@ -33,6 +34,15 @@ pub enum EnvelopeError {
     Pdf(PdfError),
     #[error(transparent)]
     Conflict(Conflict),
+    /// A signing link that no longer works (expired, or the envelope ended); the code says why.
+    #[error("the signing link no longer works: {0}")]
+    Gone(&'static str),
+    /// The sender set an access code: missing or wrong (the code says which).
+    #[error("access code: {0}")]
+    AccessCode(&'static str),
+    /// Too many failed access codes; retry after this many seconds.
+    #[error("too many attempts")]
+    Throttled(u64),
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -66,6 +76,11 @@ pub struct EnvelopeView {
     pub pages: Vec<PageSize>,
     pub created_unix_ms: i64,
     pub updated_unix_ms: i64,
+    pub sent_unix_ms: Option<i64>,
+    pub expires_unix_ms: Option<i64>,
+    pub finished_unix_ms: Option<i64>,
+    /// Hex SHA-256 of the final document, once completed.
+    pub final_sha256: Option<String>,
 }
 
 fn title_ctx(id: &str) -> FieldContext<'_> {
@@ -144,6 +159,10 @@ pub struct NewRecipient {
     pub email: String,
     pub role: String,
     pub routing_order: u32,
+    /// A code the sender tells the recipient separately (4 to 64 characters); asked before the
+    /// document opens.
+    #[serde(default)]
+    pub access_code: Option<String>,
 }
 
 /// A field to place (the API's request body); `required` defaults to true.
@@ -216,6 +235,10 @@ impl Envelopes {
             pages: serde_json::from_str(&r.pages).map_err(|e| EnvelopeError::Internal(e.to_string()))?,
             created_unix_ms: r.created_unix_ms,
             updated_unix_ms: r.updated_unix_ms,
+            sent_unix_ms: r.sent_unix_ms,
+            expires_unix_ms: r.expires_unix_ms,
+            finished_unix_ms: r.finished_unix_ms,
+            final_sha256: r.final_sha256.clone(),
         })
     }
 
@@ -284,6 +307,13 @@ impl Envelopes {
             pages: serde_json::to_string(&info.pages).map_err(|e| EnvelopeError::Internal(e.to_string()))?,
             created_unix_ms: now,
             updated_unix_ms: now,
+            message_sealed: None,
+            sent_unix_ms: None,
+            expires_unix_ms: None,
+            remind_every_days: None,
+            finished_unix_ms: None,
+            final_sha256: None,
+            reason_sealed: None,
         };
         if let Err(e) = self.store.insert_envelope(&record).await {
             self.discard(id).await;
@@ -371,6 +401,15 @@ impl Envelopes {
         if self.parties.recipients(id).await?.len() >= MAX_RECIPIENTS {
             return Err(EnvelopeError::Invalid(format!("an envelope has at most {MAX_RECIPIENTS} recipients")));
         }
+        let access_code_hash = match input.access_code.as_deref() {
+            None => None,
+            Some(code) if (4..=64).contains(&code.chars().count()) => Some(
+                crate::accounts::hash_password(code.to_owned().into())
+                    .await
+                    .map_err(|e| EnvelopeError::Internal(e.to_string()))?,
+            ),
+            Some(_) => return Err(EnvelopeError::Invalid("access_code must be 4 to 64 characters".into())),
+        };
         let rid = uuid::Uuid::now_v7();
         let rid_text = rid.to_string();
         let record = RecipientRecord {
@@ -382,6 +421,11 @@ impl Envelopes {
             routing_order: input.routing_order,
             status: "created".into(),
             created_unix_ms: self.clock.now_unix_ms(),
+            access_code_hash,
+            consented_unix_ms: None,
+            finished_unix_ms: None,
+            signature_kind: None,
+            signature_sealed: None,
         };
         self.parties.insert_recipient(&record).await?;
         self.record(
@@ -483,19 +527,32 @@ impl Envelopes {
         Ok(out)
     }
 
-    /// The original document's bytes (audited as a download).
+    /// The original or the final document's bytes (audited as a download).
     pub async fn download(
         &self,
         p: &Principal,
         id: EnvelopeId,
+        version: &str,
         client: &ClientInfo,
     ) -> Result<(EnvelopeView, Vec<u8>), EnvelopeError> {
         let r = self.authorize(p, id).await?;
-        let bytes = self.vault.read_blob(id, ORIGINAL, 1).await?;
+        let sha = match (version, &r.final_sha256) {
+            (ORIGINAL, _) => r.document_sha256.clone(),
+            (FINAL, Some(sha)) if r.status == EnvelopeStatus::Completed => sha.clone(),
+            (FINAL, _) => {
+                return Err(EnvelopeError::Conflict(Conflict {
+                    code: "no_final_document",
+                    message: "the final document exists once every signer has completed",
+                }))
+            }
+            _ => return Err(EnvelopeError::Invalid("version is original or final".into())),
+        };
+        let version = if version == FINAL { FINAL } else { ORIGINAL };
+        let bytes = self.vault.read_blob(id, version, 1).await?;
         self.record(
             NewEvent::new(EventKind::DocumentDownloaded, Some(id), p.actor(), client.clone())
-                .document(r.document_sha256.clone())
-                .detail("version", Detail::Text(ORIGINAL.into())),
+                .document(sha)
+                .detail("version", Detail::Text(version.into())),
         )
         .await?;
         Ok((self.view(&r).await?, bytes))

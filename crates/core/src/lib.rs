@@ -10,7 +10,9 @@ pub mod envelopes;
 pub mod ids;
 pub mod lifecycle;
 pub mod ports;
+pub mod routing;
 pub mod vault;
+pub mod workflow;
 
 pub use accounts::{AccountError, Accounts, AuthMethod, Principal};
 pub use audit_log::{Actor, AuditError, AuditLog, ClientInfo, NewEvent, Recorded, Trail, TrailEvent};
@@ -18,3 +20,4 @@ pub use envelopes::{EnvelopeError, EnvelopeView, Envelopes};
 pub use ids::{ApiKeyId, EnvelopeId, OrgId, UserId};
 pub use ports::{BlobError, BlobStore, BlobStream, BlobWriter, Clock, RepoError, Repository};
 pub use vault::{RewrapReport, Vault, VaultError};
+pub use workflow::{Workflow, WorkflowConfig, WorkflowPorts};

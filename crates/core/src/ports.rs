@@ -344,6 +344,17 @@ pub struct EnvelopeRecord {
     pub pages: String,
     pub created_unix_ms: i64,
     pub updated_unix_ms: i64,
+    /// What the sender said when sending, sealed.
+    pub message_sealed: Option<Vec<u8>>,
+    pub sent_unix_ms: Option<i64>,
+    pub expires_unix_ms: Option<i64>,
+    pub remind_every_days: Option<u32>,
+    /// When it reached completed, declined, voided or expired.
+    pub finished_unix_ms: Option<i64>,
+    /// Hex SHA-256 of the final document.
+    pub final_sha256: Option<String>,
+    /// Why it was voided or declined, sealed.
+    pub reason_sealed: Option<Vec<u8>>,
 }
 
 #[async_trait::async_trait]
@@ -368,6 +379,15 @@ pub struct RecipientRecord {
     /// `created`, `sent`, `delivered`, `signed` or `declined`.
     pub status: String,
     pub created_unix_ms: i64,
+    /// Argon2id hash of the access code the sender set, if any.
+    pub access_code_hash: Option<String>,
+    pub consented_unix_ms: Option<i64>,
+    /// When the recipient signed or declined.
+    pub finished_unix_ms: Option<i64>,
+    /// `drawn` or `typed`.
+    pub signature_kind: Option<String>,
+    /// The PNG or the typed text, sealed.
+    pub signature_sealed: Option<Vec<u8>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -394,4 +414,210 @@ pub trait RecipientStore: Send + Sync {
     async fn recipients(&self, envelope: EnvelopeId) -> Result<Vec<RecipientRecord>, RepoError>;
     async fn insert_field(&self, f: &FieldRecord) -> Result<(), RepoError>;
     async fn fields(&self, envelope: EnvelopeId) -> Result<Vec<FieldRecord>, RepoError>;
+}
+
+/// A field's value as the signer gave it, sealed under the envelope key.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FieldValueRecord {
+    pub field_id: uuid::Uuid,
+    pub envelope_id: EnvelopeId,
+    pub recipient_id: uuid::Uuid,
+    pub value_sealed: Vec<u8>,
+    pub created_unix_ms: i64,
+}
+
+/// A signer's capability token, kept only as its SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SigningTokenRecord {
+    pub token_hash: [u8; 32],
+    pub recipient_id: uuid::Uuid,
+    pub envelope_id: EnvelopeId,
+    /// `email` or `embedded`.
+    pub purpose: String,
+    pub created_unix_ms: i64,
+    pub expires_unix_ms: i64,
+}
+
+/// Work for the job queue. A job id is chosen by the caller: a deterministic id (`invite:<recipient>`)
+/// makes enqueueing idempotent, since a second job with the same id is ignored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewJob {
+    pub id: String,
+    pub kind: String,
+    /// JSON; never personal data (jobs name rows, the rows hold the sealed values).
+    pub payload: String,
+    pub run_at_unix_ms: i64,
+    pub max_attempts: u32,
+}
+
+/// A leased job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Job {
+    pub id: String,
+    pub kind: String,
+    pub payload: String,
+    /// Attempts including this one.
+    pub attempts: u32,
+    pub max_attempts: u32,
+}
+
+/// A change of an envelope's status, applied only if the status is still `from`, together with
+/// the recipient status changes and jobs that belong to it (one transaction).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EnvelopeChange {
+    pub envelope_id: EnvelopeId,
+    pub from: crate::lifecycle::EnvelopeStatus,
+    pub to: crate::lifecycle::EnvelopeStatus,
+    pub now_unix_ms: i64,
+    /// Set by sending: message, expiry, reminder interval.
+    pub send: Option<SendOptions>,
+    pub reason_sealed: Option<Vec<u8>>,
+    pub final_sha256: Option<String>,
+    pub jobs: Vec<NewJob>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SendOptions {
+    pub message_sealed: Option<Vec<u8>>,
+    pub expires_unix_ms: i64,
+    pub remind_every_days: Option<u32>,
+}
+
+/// What a signer submits, sealed, stored in one transaction with the jobs that follow.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecipientOutcome {
+    pub envelope_id: EnvelopeId,
+    pub recipient_id: uuid::Uuid,
+    /// `signed` or `declined`.
+    pub status: &'static str,
+    pub now_unix_ms: i64,
+    pub values: Vec<FieldValueRecord>,
+    pub signature_kind: Option<String>,
+    pub signature_sealed: Option<Vec<u8>>,
+    /// A decline ends the envelope: its reason, sealed, goes on the envelope.
+    pub decline_reason_sealed: Option<Vec<u8>>,
+    pub jobs: Vec<NewJob>,
+}
+
+/// Sending and signing state.
+#[async_trait::async_trait]
+pub trait SigningStore: Send + Sync {
+    /// Applies `change`; `Conflict` if the envelope's status is no longer `change.from`.
+    async fn change_envelope(&self, change: &EnvelopeChange) -> Result<(), RepoError>;
+    /// Moves recipients from `created` to `sent` and enqueues `jobs`; returns the ids that moved.
+    async fn activate_recipients(
+        &self,
+        envelope: EnvelopeId,
+        ids: &[uuid::Uuid],
+        jobs: &[NewJob],
+    ) -> Result<Vec<uuid::Uuid>, RepoError>;
+    /// Marks a recipient `delivered` (first view) if it was `sent`; true if it changed.
+    async fn mark_delivered(&self, recipient: uuid::Uuid) -> Result<bool, RepoError>;
+    async fn record_consent(&self, recipient: uuid::Uuid, now_unix_ms: i64) -> Result<(), RepoError>;
+    /// Stores a signer's completion or decline. Serialises with every other outcome of the same
+    /// envelope (the envelope row is locked first); `Conflict` if the envelope is no longer `sent`
+    /// or the recipient already finished.
+    async fn record_outcome(&self, outcome: &RecipientOutcome) -> Result<(), RepoError>;
+    async fn field_values(&self, envelope: EnvelopeId) -> Result<Vec<FieldValueRecord>, RepoError>;
+    /// The envelope with this id, whatever its organisation (for jobs and signing tokens).
+    async fn envelope_by_id(&self, id: EnvelopeId) -> Result<Option<EnvelopeRecord>, RepoError>;
+
+    async fn insert_signing_token(&self, t: &SigningTokenRecord) -> Result<(), RepoError>;
+    async fn signing_token(&self, token_hash: &[u8; 32]) -> Result<Option<SigningTokenRecord>, RepoError>;
+}
+
+/// The job queue in the database, shared by every node.
+#[async_trait::async_trait]
+pub trait JobStore: Send + Sync {
+    /// Enqueues jobs; a job whose id exists already is left as it is.
+    async fn enqueue(&self, jobs: &[NewJob]) -> Result<(), RepoError>;
+    /// Leases the next due job to `node` until `now + lease_ms`.
+    async fn claim(&self, node: &str, now_unix_ms: i64, lease_ms: i64) -> Result<Option<Job>, RepoError>;
+    async fn finish(&self, id: &str, now_unix_ms: i64) -> Result<(), RepoError>;
+    /// Records a failed attempt: runs again at `retry_at` or, with `None`, gives up.
+    async fn fail(&self, id: &str, error: &str, retry_at_unix_ms: Option<i64>, now_unix_ms: i64) -> Result<(), RepoError>;
+    /// Jobs not done yet (due or not), for tests and operations.
+    async fn pending_jobs(&self) -> Result<Vec<(String, i64)>, RepoError>;
+}
+
+/// A webhook subscription; the signing secret is wrapped by the key manager.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookRecord {
+    pub id: uuid::Uuid,
+    pub org_id: OrgId,
+    pub url: String,
+    /// Event types, comma-separated (`*` for all).
+    pub events: String,
+    pub kek_key_id: String,
+    pub kek_version: u32,
+    pub secret_wrapped: Vec<u8>,
+    pub created_unix_ms: i64,
+    pub disabled_unix_ms: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DeliveryRecord {
+    pub id: uuid::Uuid,
+    pub webhook_id: uuid::Uuid,
+    pub event: String,
+    pub payload: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    pub attempts: u32,
+    pub response_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub created_unix_ms: i64,
+    pub delivered_unix_ms: Option<i64>,
+}
+
+#[async_trait::async_trait]
+pub trait WebhookStore: Send + Sync {
+    async fn insert_webhook(&self, w: &WebhookRecord) -> Result<(), RepoError>;
+    async fn webhooks(&self, org: OrgId) -> Result<Vec<WebhookRecord>, RepoError>;
+    async fn webhook(&self, id: uuid::Uuid) -> Result<Option<WebhookRecord>, RepoError>;
+    /// Disables a webhook of `org`; `NotFound` otherwise.
+    async fn disable_webhook(&self, org: OrgId, id: uuid::Uuid, now_unix_ms: i64) -> Result<(), RepoError>;
+    /// Stores deliveries together with the jobs that send them.
+    async fn insert_deliveries(&self, d: &[DeliveryRecord], jobs: &[NewJob]) -> Result<(), RepoError>;
+    async fn delivery(&self, id: uuid::Uuid) -> Result<Option<DeliveryRecord>, RepoError>;
+    async fn update_delivery(&self, d: &DeliveryRecord) -> Result<(), RepoError>;
+    async fn deliveries(&self, webhook: uuid::Uuid, limit: u32) -> Result<Vec<DeliveryRecord>, RepoError>;
+}
+
+/// An email to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mail {
+    pub to_name: String,
+    pub to_email: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub attachments: Vec<MailAttachment>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MailAttachment {
+    pub filename: String,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("invalid message: {0}")]
+    Invalid(String),
+    #[error("mail transport failed: {0}")]
+    Transport(String),
+}
+
+/// Delivers mail (SMTP, or the outbox directory).
+#[async_trait::async_trait]
+pub trait Mailer: Send + Sync {
+    async fn send(&self, mail: &Mail) -> Result<(), MailError>;
+}
+
+/// Posts a webhook delivery; returns the HTTP status, or why nothing was delivered.
+#[async_trait::async_trait]
+pub trait WebhookSender: Send + Sync {
+    async fn post(&self, url: &str, headers: &[(String, String)], body: &[u8]) -> Result<u16, String>;
 }

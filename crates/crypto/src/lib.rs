@@ -58,3 +58,21 @@ pub fn random_array<const N: usize>() -> Result<[u8; N], CryptoError> {
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
 }
+
+/// HMAC-SHA256 (RFC 2104) of `message` under `key` (webhook signatures).
+pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    let tag = aws_lc_rs::hmac::sign(&aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key), message);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(tag.as_ref());
+    out
+}
+
+#[cfg(test)]
+mod hmac_tests {
+    /// RFC 4231 test case 2.
+    #[test]
+    fn rfc4231_case_2() {
+        let tag = super::hmac_sha256(b"Jefe", b"what do ya want for nothing?");
+        assert_eq!(hex::encode(tag), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    }
+}

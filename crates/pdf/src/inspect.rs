@@ -54,7 +54,7 @@ const MAX_SIDE: f32 = 14_400.0;
 /// Deepest page-tree inheritance followed.
 const MAX_DEPTH: usize = 32;
 
-fn number(o: &Object) -> Option<f32> {
+pub(crate) fn number(o: &Object) -> Option<f32> {
     match o {
         Object::Integer(i) => Some(*i as f32),
         Object::Real(r) => Some(*r),
@@ -63,7 +63,7 @@ fn number(o: &Object) -> Option<f32> {
 }
 
 /// An inheritable page attribute: on the page, or on the nearest ancestor that has it.
-fn inherited<'a>(doc: &'a Document, page: &'a Dictionary, key: &[u8]) -> Option<&'a Object> {
+pub(crate) fn inherited<'a>(doc: &'a Document, page: &'a Dictionary, key: &[u8]) -> Option<&'a Object> {
     let mut dict = page;
     for _ in 0..MAX_DEPTH {
         if let Ok(v) = dict.get(key) {
@@ -131,7 +131,7 @@ pub fn inspect(bytes: &[u8], limits: &Limits) -> Result<PdfInfo, PdfError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use lopdf::{dictionary, Stream};
 

@@ -8,7 +8,7 @@ use sqlx::Row;
 
 use crate::sql::{corrupt, db, id_column, SqlRepository};
 
-fn envelope_row(r: &AnyRow) -> Result<EnvelopeRecord, RepoError> {
+pub(crate) fn envelope_row(r: &AnyRow) -> Result<EnvelopeRecord, RepoError> {
     Ok(EnvelopeRecord {
         id: id_column(r, "id", EnvelopeId::parse)?,
         org_id: id_column(r, "org_id", OrgId::parse)?,
@@ -21,6 +21,13 @@ fn envelope_row(r: &AnyRow) -> Result<EnvelopeRecord, RepoError> {
         pages: r.try_get("pages").map_err(db)?,
         created_unix_ms: r.try_get("created_ms").map_err(db)?,
         updated_unix_ms: r.try_get("updated_ms").map_err(db)?,
+        message_sealed: r.try_get("message_sealed").map_err(db)?,
+        sent_unix_ms: r.try_get("sent_ms").map_err(db)?,
+        expires_unix_ms: r.try_get("expires_ms").map_err(db)?,
+        remind_every_days: r.try_get::<Option<i64>, _>("remind_every_days").map_err(db)?.map(|d| d as u32),
+        finished_unix_ms: r.try_get("finished_ms").map_err(db)?,
+        final_sha256: r.try_get("final_sha256").map_err(db)?,
+        reason_sealed: r.try_get("reason_sealed").map_err(db)?,
     })
 }
 

@@ -9,6 +9,7 @@ mod audit;
 pub mod blobs;
 mod envelopes;
 mod recipients;
+mod signing;
 pub mod sql;
 
 pub use blobs::open_blob_store;

@@ -7,7 +7,7 @@ use sqlx::Row;
 
 use crate::sql::{db, id_column, SqlRepository};
 
-fn uuid(r: &AnyRow, col: &str) -> Result<uuid::Uuid, RepoError> {
+pub(crate) fn uuid(r: &AnyRow, col: &str) -> Result<uuid::Uuid, RepoError> {
     id_column(r, col, |s| uuid::Uuid::parse_str(s).ok())
 }
 
@@ -21,6 +21,11 @@ fn recipient_row(r: &AnyRow) -> Result<RecipientRecord, RepoError> {
         routing_order: r.try_get::<i64, _>("routing_order").map_err(db)? as u32,
         status: r.try_get("status").map_err(db)?,
         created_unix_ms: r.try_get("created_ms").map_err(db)?,
+        access_code_hash: r.try_get("access_code_hash").map_err(db)?,
+        consented_unix_ms: r.try_get("consented_ms").map_err(db)?,
+        finished_unix_ms: r.try_get("finished_ms").map_err(db)?,
+        signature_kind: r.try_get("signature_kind").map_err(db)?,
+        signature_sealed: r.try_get("signature_sealed").map_err(db)?,
     })
 }
 
@@ -44,8 +49,8 @@ fn field_row(r: &AnyRow) -> Result<FieldRecord, RepoError> {
 impl RecipientStore for SqlRepository {
     async fn insert_recipient(&self, r: &RecipientRecord) -> Result<(), RepoError> {
         sqlx::query(
-            "INSERT INTO recipients (id, envelope_id, name_sealed, email_sealed, role, routing_order, status, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO recipients (id, envelope_id, name_sealed, email_sealed, role, routing_order, status, created_ms, \
+             access_code_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(r.id.to_string())
         .bind(r.envelope_id.to_string())
@@ -55,6 +60,7 @@ impl RecipientStore for SqlRepository {
         .bind(i64::from(r.routing_order))
         .bind(&r.status)
         .bind(r.created_unix_ms)
+        .bind(r.access_code_hash.clone())
         .execute(&self.pool)
         .await
         .map_err(db)?;

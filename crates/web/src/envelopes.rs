@@ -18,13 +18,14 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sigillum_core::audit_log::TrailEvent;
 use sigillum_core::envelopes::{NewField, NewRecipient};
+use sigillum_core::workflow::SendRequest;
 use sigillum_core::{EnvelopeError, EnvelopeId, Principal};
 use sigillum_pdf::PdfError;
 
 use crate::auth::Authenticated;
 use crate::client::Client;
 use crate::error::ApiError;
-use crate::json::ApiJson;
+use crate::json::{ApiJson, OptionalJson};
 use crate::AppState;
 
 /// Multipart overhead allowed on top of the document size limit.
@@ -36,6 +37,9 @@ pub fn routes(max_upload: usize) -> Router<Arc<AppState>> {
         .route("/api/v1/envelopes/{id}", get(detail).delete(remove))
         .route("/api/v1/envelopes/{id}/recipients", post(add_recipient))
         .route("/api/v1/envelopes/{id}/fields", post(add_field))
+        .route("/api/v1/envelopes/{id}/send", post(send))
+        .route("/api/v1/envelopes/{id}/void", post(void))
+        .route("/api/v1/envelopes/{id}/recipients/{rid}/signing-link", post(signing_link))
         .route("/api/v1/envelopes/{id}/document", get(document))
         .route("/api/v1/envelopes/{id}/events", get(events))
         .route("/api/v1/envelopes/{id}/events/stream", get(stream))
@@ -65,6 +69,18 @@ impl From<EnvelopeError> for ApiError {
                 unprocessable(code, p.to_string())
             }
             EnvelopeError::Conflict(c) => ApiError::new(StatusCode::CONFLICT, c.code, c.message),
+            EnvelopeError::Gone(code) => {
+                ApiError::new(StatusCode::GONE, code, "this signing link no longer works; ask the sender for a new one")
+            }
+            EnvelopeError::AccessCode(code) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                code,
+                "enter the access code the sender gave you (header X-Access-Code)",
+            ),
+            EnvelopeError::Throttled(s) => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", "too many attempts; try again later")
+                    .retry_after(s)
+            }
             EnvelopeError::Internal(m) => {
                 tracing::error!(error = %m, "envelope operation failed");
                 ApiError::internal()
@@ -187,24 +203,21 @@ async fn document(
     Query(q): Query<DocumentQuery>,
 ) -> Result<Response, ApiError> {
     let id = envelope_id(&id)?;
-    match q.version.as_deref().unwrap_or("original") {
-        "original" => {}
-        "final" => {
-            st.envelopes.authorize(&p, id).await?;
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "no_final_document",
-                "the final document exists once every signer has completed",
-            ));
-        }
-        _ => return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "version is original or final")),
+    let version = q.version.as_deref().unwrap_or("original");
+    if !matches!(version, "original" | "final") {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "version is original or final"));
     }
-    let (view, bytes) = st.envelopes.download(&p, id, &client).await?;
+    let (view, bytes) = st.envelopes.download(&p, id, version, &client).await?;
+    Ok(pdf_response(&view.title, bytes))
+}
+
+/// A PDF download named after the envelope's title (reduced to safe characters).
+pub(crate) fn pdf_response(title: &str, bytes: Vec<u8>) -> Response {
     let name: String =
-        view.title.chars().map(|c| if c.is_ascii_alphanumeric() || " -_.".contains(c) { c } else { '_' }).collect();
+        title.chars().map(|c| if c.is_ascii_alphanumeric() || " -_.".contains(c) { c } else { '_' }).collect();
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}.pdf\""))
         .unwrap_or_else(|_| HeaderValue::from_static("attachment; filename=\"document.pdf\""));
-    Ok((
+    (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static("application/pdf")),
             (header::CONTENT_DISPOSITION, disposition),
@@ -212,7 +225,47 @@ async fn document(
         ],
         bytes,
     )
-        .into_response())
+        .into_response()
+}
+
+async fn send(
+    State(st): State<Arc<AppState>>,
+    Client(client): Client,
+    Authenticated(p): Authenticated,
+    Path(id): Path<String>,
+    OptionalJson(req): OptionalJson<SendRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let detail = st.workflow.send(&p, envelope_id(&id)?, req, &client).await?;
+    Ok(Json(serde_json::to_value(detail).map_err(|_| ApiError::internal())?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VoidRequest {
+    reason: String,
+}
+
+async fn void(
+    State(st): State<Arc<AppState>>,
+    Client(client): Client,
+    Authenticated(p): Authenticated,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<VoidRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let id = envelope_id(&id)?;
+    st.workflow.void(&p, id, &b.reason, &client).await?;
+    Ok(Json(serde_json::to_value(st.envelopes.detail(&p, id).await?).map_err(|_| ApiError::internal())?))
+}
+
+async fn signing_link(
+    State(st): State<Arc<AppState>>,
+    Client(client): Client,
+    Authenticated(p): Authenticated,
+    Path((id, rid)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let rid = uuid::Uuid::parse_str(&rid).map_err(|_| ApiError::from(EnvelopeError::NotFound))?;
+    let url = st.workflow.signing_link(&p, envelope_id(&id)?, rid, &client).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "url": url }))).into_response())
 }
 
 #[derive(Deserialize)]

@@ -11,11 +11,13 @@ pub mod health;
 pub mod json;
 pub mod log;
 pub mod server;
+pub mod signing;
+pub mod webhooks;
 
 use std::sync::Arc;
 
 use axum::Router;
-use sigillum_core::{Accounts, AuditLog, Envelopes, Vault};
+use sigillum_core::{Accounts, AuditLog, Envelopes, Vault, Workflow};
 use sigillum_edge::TrustedProxies;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -26,6 +28,7 @@ pub struct AppState {
     pub audit: AuditLog,
     pub accounts: Accounts,
     pub envelopes: Envelopes,
+    pub workflow: Workflow,
     pub trusted_proxies: TrustedProxies,
     pub version: &'static str,
 }
@@ -37,6 +40,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(log::routes())
         .merge(auth::routes())
         .merge(envelopes::routes(state.envelopes.limits().max_bytes))
+        .merge(signing::routes())
+        .merge(webhooks::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state);

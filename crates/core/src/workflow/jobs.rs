@@ -1,0 +1,489 @@
+//! The job runner and the jobs: each node runs a [`Worker`] that leases due jobs from the
+//! database, so work survives restarts and is shared by several nodes. Every job is idempotent:
+//! it re-reads the state it acts on, so a job run twice (a lease that ran out) does no harm.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use sigillum_audit::{Detail, EventKind};
+
+use super::sending::{job, moved};
+use super::signing::date;
+use crate::envelopes::FINAL;
+use super::{internal, Workflow};
+use crate::audit_log::{Actor, ClientInfo, NewEvent};
+use crate::envelopes::{EnvelopeError, ORIGINAL};
+use crate::ids::EnvelopeId;
+use crate::lifecycle::EnvelopeStatus;
+use crate::ports::{EnvelopeChange, Job};
+use crate::routing::{self, Step};
+
+/// The kinds of job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// Moves an envelope on after a send or a signature: invite the next step, or finalise.
+    Advance,
+    /// Invitation or reminder mail to one recipient.
+    Invite,
+    /// Produces the final document and completes the envelope.
+    Finalize,
+    /// Completed / declined / voided mail to one recipient.
+    Notify,
+    /// Expires an envelope still in progress at its expiry time.
+    Expire,
+    /// Delivers one webhook event.
+    Webhook,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Advance => "advance",
+            Self::Invite => "invite",
+            Self::Finalize => "finalize",
+            Self::Notify => "notify",
+            Self::Expire => "expire",
+            Self::Webhook => "webhook",
+        }
+    }
+    fn parse(s: &str) -> Option<Self> {
+        [Self::Advance, Self::Invite, Self::Finalize, Self::Notify, Self::Expire, Self::Webhook]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+    pub fn max_attempts(self) -> u32 {
+        match self {
+            Self::Webhook => 8,
+            Self::Invite | Self::Notify => 10,
+            _ => 20,
+        }
+    }
+}
+
+/// How long a node holds a job before another may take it over.
+const LEASE_MS: i64 = 5 * 60 * 1000;
+/// How often an idle worker looks for jobs enqueued by other nodes or due by time.
+const POLL: Duration = Duration::from_millis(500);
+/// Final documents larger than this are linked, not attached.
+const MAX_ATTACHMENT: usize = 10 * 1024 * 1024;
+
+/// Delay before attempt `attempt + 1`: 5 s doubling, at most an hour.
+pub fn backoff_ms(attempt: u32) -> i64 {
+    (5_000_i64 << attempt.saturating_sub(1).min(10)).min(60 * 60 * 1000)
+}
+
+#[derive(Deserialize)]
+struct EnvelopeJob {
+    envelope_id: EnvelopeId,
+}
+
+#[derive(Deserialize)]
+struct RecipientJob {
+    envelope_id: EnvelopeId,
+    recipient_id: uuid::Uuid,
+    #[serde(default)]
+    reminder: u32,
+}
+
+#[derive(Deserialize)]
+struct NotifyJob {
+    envelope_id: EnvelopeId,
+    recipient_id: uuid::Uuid,
+    what: String,
+}
+
+#[derive(Deserialize)]
+struct WebhookJob {
+    delivery_id: uuid::Uuid,
+}
+
+fn payload<T: serde::de::DeserializeOwned>(job: &Job) -> Result<T, EnvelopeError> {
+    serde_json::from_str(&job.payload).map_err(|e| internal(format!("job {} payload: {e}", job.id)))
+}
+
+/// The background worker of one node.
+pub struct Worker {
+    workflow: Workflow,
+}
+
+impl Worker {
+    pub fn new(workflow: Workflow) -> Self {
+        Self { workflow }
+    }
+
+    /// Runs until `stop` fires.
+    pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let worked = self.workflow.run_one().await;
+            if !worked {
+                tokio::select! {
+                    _ = self.workflow.inner.wake.notified() => {}
+                    _ = tokio::time::sleep(POLL) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        }
+    }
+}
+
+impl Workflow {
+    /// Runs the next due job, if any; true if there was one.
+    pub async fn run_one(&self) -> bool {
+        let store = &self.inner.ports.jobs;
+        let now = self.now();
+        let job = match store.claim(&self.inner.config.node, now, LEASE_MS).await {
+            Ok(Some(job)) => job,
+            Ok(None) => return false,
+            Err(e) => {
+                tracing::warn!(error = %e, "job queue unavailable");
+                return false;
+            }
+        };
+        let result = self.run_job(&job).await;
+        let done = match result {
+            Ok(()) => store.finish(&job.id, self.now()).await,
+            Err(e) => {
+                let retry = (job.attempts < job.max_attempts).then(|| self.now() + backoff_ms(job.attempts));
+                tracing::warn!(job = %job.id, attempt = job.attempts, error = %e, gives_up = retry.is_none(), "job failed");
+                store.fail(&job.id, &e.to_string(), retry, self.now()).await
+            }
+        };
+        if let Err(e) = done {
+            tracing::warn!(job = %job.id, error = %e, "could not record the job's result");
+        }
+        true
+    }
+
+    /// Runs every job due now (tests and the benchmark drive the queue with this).
+    pub async fn drain(&self) {
+        while self.run_one().await {}
+    }
+
+    async fn run_job(&self, job: &Job) -> Result<(), EnvelopeError> {
+        let kind = JobKind::parse(&job.kind).ok_or_else(|| internal(format!("unknown job kind {}", job.kind)))?;
+        match kind {
+            JobKind::Advance => self.advance(payload::<EnvelopeJob>(job)?.envelope_id).await,
+            JobKind::Invite => {
+                let p: RecipientJob = payload(job)?;
+                self.invite(p.envelope_id, p.recipient_id, p.reminder).await
+            }
+            JobKind::Finalize => self.finalize(payload::<EnvelopeJob>(job)?.envelope_id).await,
+            JobKind::Notify => {
+                let p: NotifyJob = payload(job)?;
+                self.notify(p.envelope_id, p.recipient_id, &p.what).await
+            }
+            JobKind::Expire => self.expire(payload::<EnvelopeJob>(job)?.envelope_id).await,
+            JobKind::Webhook => self.deliver(payload::<WebhookJob>(job)?.delivery_id, job.attempts >= job.max_attempts).await,
+        }
+    }
+
+    /// Invites the next routing step, or queues the final document once everyone has signed.
+    pub(super) async fn advance(&self, id: EnvelopeId) -> Result<(), EnvelopeError> {
+        let Some(env) = self.inner.ports.signing.envelope_by_id(id).await? else { return Ok(()) };
+        if env.status != EnvelopeStatus::Sent {
+            return Ok(());
+        }
+        let recipients = self.inner.ports.parties.recipients(id).await?;
+        let now = self.now();
+        match routing::next_step(&recipients) {
+            Step::Activate(ids) => {
+                let jobs: Vec<_> = ids
+                    .iter()
+                    .map(|rid| {
+                        job(
+                            format!("invite:{rid}"),
+                            JobKind::Invite,
+                            serde_json::json!({ "envelope_id": id, "recipient_id": rid }),
+                            now,
+                        )
+                    })
+                    .collect();
+                self.inner.ports.signing.activate_recipients(id, &ids, &jobs).await?;
+                self.inner.wake.notify_one();
+            }
+            Step::AllSigned => {
+                self.enqueue(&[job(
+                    format!("finalize:{id}"),
+                    JobKind::Finalize,
+                    serde_json::json!({ "envelope_id": id }),
+                    now,
+                )])
+                .await?;
+            }
+            Step::Waiting => {}
+        }
+        Ok(())
+    }
+
+    /// Sends an invitation (`reminder == 0`) or the n-th reminder, with a fresh signing link,
+    /// and schedules the next reminder.
+    async fn invite(&self, id: EnvelopeId, rid: uuid::Uuid, reminder: u32) -> Result<(), EnvelopeError> {
+        let Some(env) = self.inner.ports.signing.envelope_by_id(id).await? else { return Ok(()) };
+        if env.status != EnvelopeStatus::Sent {
+            return Ok(());
+        }
+        let recipients = self.inner.ports.parties.recipients(id).await?;
+        let Some(r) = recipients.iter().find(|r| r.id == rid) else { return Ok(()) };
+        if !routing::is_turn(&recipients, r) {
+            return Ok(());
+        }
+        let person = self.people(id, std::slice::from_ref(r)).await?.remove(&rid).ok_or_else(|| internal("recipient"))?;
+        let now = self.now();
+        let expires = env.expires_unix_ms.unwrap_or(now);
+        let link = self.issue_token(id, rid, "email", expires).await?;
+        let title = self.title(&env).await?;
+        let sid = env.id.to_string();
+        let message = match &env.message_sealed {
+            Some(m) => Some(self.open_text(id, &super::envelope_ctx(&sid, "message"), m).await?),
+            None => None,
+        };
+        let mail = super::mail::invitation(
+            &person,
+            &self.sender_name(&env).await,
+            &title,
+            message.as_deref(),
+            &link,
+            &date(expires),
+            reminder,
+            r.access_code_hash.is_some(),
+        );
+        self.inner.ports.mailer.send(&mail).await.map_err(internal)?;
+        let kind = if reminder == 0 { EventKind::EmailSent } else { EventKind::ReminderSent };
+        self.record(
+            NewEvent::new(kind, Some(id), Actor::system(), ClientInfo::default())
+                .document(env.document_sha256.clone())
+                .detail("mail", Detail::Text(if reminder == 0 { "invitation" } else { "reminder" }.into()))
+                .detail("recipient_id", Detail::Text(rid.to_string()))
+                .note(format!("to {}", person.email)),
+        )
+        .await?;
+        if let Some(days) = env.remind_every_days {
+            let at = now + i64::from(days) * super::DAY_MS;
+            if at < expires {
+                self.enqueue(&[job(
+                    format!("invite:{rid}:r{}", reminder + 1),
+                    JobKind::Invite,
+                    serde_json::json!({ "envelope_id": id, "recipient_id": rid, "reminder": reminder + 1 }),
+                    at,
+                )])
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Draws every value into the document, stores it sealed as the final version, completes
+    /// the envelope and sends everyone the result.
+    async fn finalize(&self, id: EnvelopeId) -> Result<(), EnvelopeError> {
+        let Some(env) = self.inner.ports.signing.envelope_by_id(id).await? else { return Ok(()) };
+        if env.status != EnvelopeStatus::Sent {
+            return Ok(());
+        }
+        let recipients = self.inner.ports.parties.recipients(id).await?;
+        if routing::next_step(&recipients) != Step::AllSigned {
+            return Ok(());
+        }
+        // A run that stored the final document and then stopped left it behind: use it.
+        let final_sha = match self.inner.vault.repository().get_blob(id, FINAL, 1).await {
+            Ok(b) => b.sha256,
+            Err(crate::ports::RepoError::NotFound) => {
+                let marks = self.marks(&env, &recipients).await?;
+                let original = self.inner.vault.read_blob(id, ORIGINAL, 1).await?;
+                let flattened = tokio::task::spawn_blocking(move || sigillum_pdf::flatten(&original, &marks))
+                    .await
+                    .map_err(internal)?
+                    .map_err(internal)?;
+                let body = futures::stream::iter([Ok::<_, std::convert::Infallible>(bytes::Bytes::from(flattened))]);
+                self.inner.vault.put_blob(id, FINAL, 1, body).await?.sha256
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let now = self.now();
+        let jobs = self.notify_jobs(id, &recipients, "completed", now, |_| true);
+        let change = EnvelopeChange {
+            envelope_id: id,
+            from: EnvelopeStatus::Sent,
+            to: EnvelopeStatus::Completed,
+            now_unix_ms: now,
+            send: None,
+            reason_sealed: None,
+            final_sha256: Some(final_sha.clone()),
+            jobs,
+        };
+        match self.inner.ports.signing.change_envelope(&change).await.map_err(moved) {
+            Ok(()) => {}
+            // Voided or expired meanwhile: nothing to complete.
+            Err(EnvelopeError::Conflict(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        self.inner.wake.notify_one();
+        self.record(
+            NewEvent::new(EventKind::EnvelopeCompleted, Some(id), Actor::system(), ClientInfo::default())
+                .document(final_sha.clone())
+                .detail("original_sha256", Detail::Text(env.document_sha256.clone())),
+        )
+        .await?;
+        self.emit(
+            env.org_id,
+            "envelope.completed",
+            serde_json::json!({ "envelope_id": id, "status": "completed", "final_sha256": final_sha }),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// What goes into each field of the final document.
+    async fn marks(
+        &self,
+        env: &crate::ports::EnvelopeRecord,
+        recipients: &[crate::ports::RecipientRecord],
+    ) -> Result<Vec<sigillum_pdf::Mark>, EnvelopeError> {
+        use sigillum_pdf::MarkContent;
+        let id = env.id;
+        let people = self.people(id, recipients).await?;
+        let fields = self.inner.ports.parties.fields(id).await?;
+        let mut values = std::collections::HashMap::new();
+        for v in self.inner.ports.signing.field_values(id).await? {
+            let fid = v.field_id.to_string();
+            let ctx = sigillum_crypto::field::FieldContext { table: "field_values", column: "value", row_id: &fid };
+            let raw = self.inner.vault.open_field(id, &ctx, &v.value_sealed).await?;
+            values.insert(v.field_id, serde_json::from_slice::<serde_json::Value>(&raw).map_err(internal)?);
+        }
+        let mut signatures = std::collections::HashMap::new();
+        for r in recipients {
+            if let (Some(kind), Some(sealed)) = (&r.signature_kind, &r.signature_sealed) {
+                let rid = r.id.to_string();
+                let raw = self.inner.vault.open_field(id, &super::recipient_ctx(&rid, "signature"), sealed).await?;
+                let content = if kind == "drawn" {
+                    MarkContent::Image(sigillum_pdf::decode_png(&raw).map_err(internal)?)
+                } else {
+                    MarkContent::Script(String::from_utf8(raw).map_err(internal)?)
+                };
+                signatures.insert(r.id, content);
+            }
+        }
+        let mut marks = Vec::new();
+        for f in &fields {
+            let r = recipients.iter().find(|r| r.id == f.recipient_id);
+            let person = people.get(&f.recipient_id);
+            let content = match f.kind.as_str() {
+                "signature" => signatures.get(&f.recipient_id).cloned(),
+                "initials" => match (signatures.get(&f.recipient_id), person) {
+                    (Some(MarkContent::Image(img)), _) => Some(MarkContent::Image(img.clone())),
+                    (_, Some(p)) => Some(MarkContent::Script(initials(&p.name))),
+                    _ => None,
+                },
+                "name" => person.map(|p| MarkContent::Text(p.name.clone())),
+                "email" => person.map(|p| MarkContent::Text(p.email.clone())),
+                "date_signed" => r.and_then(|r| r.finished_unix_ms).map(|t| MarkContent::Text(date(t))),
+                "text" => values.get(&f.id).and_then(|v| v.as_str()).map(|t| MarkContent::Text(t.to_owned())),
+                "checkbox" => values.get(&f.id).and_then(|v| v.as_bool()).map(MarkContent::Check),
+                _ => None,
+            };
+            if let Some(content) = content {
+                marks.push(sigillum_pdf::Mark { page: f.page, x: f.x, y: f.y, width: f.width, height: f.height, content });
+            }
+        }
+        Ok(marks)
+    }
+
+    /// Completed, declined or voided mail to one recipient.
+    async fn notify(&self, id: EnvelopeId, rid: uuid::Uuid, what: &str) -> Result<(), EnvelopeError> {
+        let Some(env) = self.inner.ports.signing.envelope_by_id(id).await? else { return Ok(()) };
+        let recipients = self.inner.ports.parties.recipients(id).await?;
+        let Some(r) = recipients.iter().find(|r| r.id == rid) else { return Ok(()) };
+        let person = self.people(id, std::slice::from_ref(r)).await?.remove(&rid).ok_or_else(|| internal("recipient"))?;
+        let title = self.title(&env).await?;
+        let sid = id.to_string();
+        let reason = match &env.reason_sealed {
+            Some(s) => Some(self.open_text(id, &super::envelope_ctx(&sid, "reason"), s).await?),
+            None => None,
+        };
+        let sender = self.sender_name(&env).await;
+        let mail = match (what, env.status) {
+            ("completed", EnvelopeStatus::Completed) => {
+                let sha = env.final_sha256.clone().unwrap_or_default();
+                let doc = self.inner.vault.read_blob(id, FINAL, 1).await?;
+                // The link lets the recipient fetch the final document again for as long as it exists.
+                let link = self.issue_token(id, rid, "email", i64::MAX).await?;
+                super::mail::completed(&person, &title, &link, &sha, (doc.len() <= MAX_ATTACHMENT).then_some(doc))
+            }
+            ("declined", EnvelopeStatus::Declined) => super::mail::ended(&person, &title, &sender, "declined", reason.as_deref()),
+            ("voided", EnvelopeStatus::Voided) => super::mail::ended(&person, &title, &sender, "voided", reason.as_deref()),
+            _ => return Ok(()),
+        };
+        self.inner.ports.mailer.send(&mail).await.map_err(internal)?;
+        self.record(
+            NewEvent::new(EventKind::EmailSent, Some(id), Actor::system(), ClientInfo::default())
+                .document(env.final_sha256.clone().unwrap_or(env.document_sha256.clone()))
+                .detail("mail", Detail::Text(what.into()))
+                .detail("recipient_id", Detail::Text(rid.to_string()))
+                .note(format!("to {}", person.email)),
+        )
+        .await
+    }
+
+    /// Expires an envelope still in progress at its expiry time.
+    async fn expire(&self, id: EnvelopeId) -> Result<(), EnvelopeError> {
+        let Some(env) = self.inner.ports.signing.envelope_by_id(id).await? else { return Ok(()) };
+        if env.status != EnvelopeStatus::Sent || env.expires_unix_ms.is_some_and(|t| t > self.now()) {
+            return Ok(());
+        }
+        let change = EnvelopeChange {
+            envelope_id: id,
+            from: EnvelopeStatus::Sent,
+            to: EnvelopeStatus::Expired,
+            now_unix_ms: self.now(),
+            send: None,
+            reason_sealed: None,
+            final_sha256: None,
+            jobs: vec![],
+        };
+        match self.inner.ports.signing.change_envelope(&change).await.map_err(moved) {
+            Ok(()) => {}
+            Err(EnvelopeError::Conflict(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        self.record(
+            NewEvent::new(EventKind::EnvelopeExpired, Some(id), Actor::system(), ClientInfo::default())
+                .document(env.document_sha256.clone()),
+        )
+        .await?;
+        self.emit(env.org_id, "envelope.expired", serde_json::json!({ "envelope_id": id, "status": "expired" })).await;
+        Ok(())
+    }
+}
+
+/// Initials of a name: the first letter of each word, at most four.
+fn initials(name: &str) -> String {
+    name.split_whitespace().filter_map(|w| w.chars().next()).flat_map(char::to_uppercase).take(4).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(backoff_ms(1), 5_000);
+        assert_eq!(backoff_ms(2), 10_000);
+        assert_eq!(backoff_ms(5), 80_000);
+        assert_eq!(backoff_ms(40), 60 * 60 * 1000);
+    }
+
+    #[test]
+    fn initials_of_names() {
+        assert_eq!(initials("ada king lovelace"), "AKL");
+        assert_eq!(initials("  Émile   zola "), "ÉZ");
+    }
+
+    #[test]
+    fn job_kinds_round_trip() {
+        for k in [JobKind::Advance, JobKind::Invite, JobKind::Finalize, JobKind::Notify, JobKind::Expire, JobKind::Webhook] {
+            assert_eq!(JobKind::parse(k.as_str()), Some(k));
+        }
+    }
+}

@@ -1,0 +1,466 @@
+//! The signer ceremony behind a signing link: view, document, ESIGN consent, complete, decline.
+//! A token is a 256-bit capability stored only as its SHA-256; it reaches exactly one recipient
+//! of one envelope and expires with the envelope (embedded links after an hour).
+
+use std::collections::{BTreeMap, HashMap};
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use sigillum_audit::{Detail, EventKind};
+use sigillum_crypto::field::FieldContext;
+
+use super::sending::{job, moved};
+use super::{conflict, envelope_ctx, fresh_job_id, internal, recipient_ctx, Person, Workflow};
+use crate::audit_log::{ClientInfo, NewEvent};
+use crate::envelopes::{EnvelopeError, FieldView, FINAL, ORIGINAL};
+use crate::lifecycle::EnvelopeStatus;
+use crate::ports::{EnvelopeRecord, FieldRecord, FieldValueRecord, RecipientOutcome, RecipientRecord};
+use crate::routing;
+
+/// Version of the electronic-records disclosure a consent refers to.
+pub const CONSENT_DISCLOSURE_VERSION: &str = "esign-1";
+/// Largest signature PNG accepted.
+const MAX_SIGNATURE_BYTES: usize = 512 * 1024;
+/// Access-code failures allowed per recipient in the throttle window.
+const ACCESS_CODE_ATTEMPTS: u32 = 5;
+
+
+/// A signer's signature: drawn (PNG) or typed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureInput {
+    pub kind: String,
+    pub png_base64: Option<String>,
+    pub text: Option<String>,
+}
+
+/// `POST /api/v1/signing/{token}/complete`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteRequest {
+    #[serde(default)]
+    pub values: BTreeMap<String, serde_json::Value>,
+    pub signature: Option<SignatureInput>,
+}
+
+/// What a signer sees (DESIGN §7 wire shape).
+#[derive(Debug, Clone, Serialize)]
+pub struct SignerView {
+    pub envelope: serde_json::Value,
+    pub recipient: serde_json::Value,
+    pub fields: Vec<FieldView>,
+    pub pages: usize,
+}
+
+/// A token resolved to its recipient.
+pub(super) struct Session {
+    pub env: EnvelopeRecord,
+    pub recipient: RecipientRecord,
+    pub recipients: Vec<RecipientRecord>,
+    pub person: Person,
+}
+
+fn token_hash(token: &str) -> Option<[u8; 32]> {
+    // 32 bytes in unpadded base64url are 43 characters; anything else is no token of ours.
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).ok()?;
+    (raw.len() == 32).then(|| crate::accounts::sha256(token.as_bytes()))
+}
+
+fn field_value_ctx(field: &str) -> FieldContext<'_> {
+    FieldContext { table: "field_values", column: "value", row_id: field }
+}
+
+/// The UTC calendar date of `unix_ms`, `YYYY-MM-DD`.
+pub(super) fn date(unix_ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix_ms.div_euclid(1000))
+        .map(|t| format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()))
+        .unwrap_or_default()
+}
+
+impl Workflow {
+    /// Resolves a token. Unknown tokens are 404; expired links and envelopes that ended other
+    /// than by completion are 410; an access code, when the sender set one, is checked (and
+    /// throttled) on every call.
+    pub(super) async fn session(&self, token: &str, access_code: Option<&str>) -> Result<Session, EnvelopeError> {
+        let hash = token_hash(token).ok_or(EnvelopeError::NotFound)?;
+        let t = self.inner.ports.signing.signing_token(&hash).await?.ok_or(EnvelopeError::NotFound)?;
+        let env = self.inner.ports.signing.envelope_by_id(t.envelope_id).await?.ok_or(EnvelopeError::NotFound)?;
+        match env.status {
+            EnvelopeStatus::Sent | EnvelopeStatus::Completed => {}
+            EnvelopeStatus::Draft => return Err(EnvelopeError::NotFound),
+            EnvelopeStatus::Declined => return Err(EnvelopeError::Gone("envelope_declined")),
+            EnvelopeStatus::Voided => return Err(EnvelopeError::Gone("envelope_voided")),
+            EnvelopeStatus::Expired => return Err(EnvelopeError::Gone("envelope_expired")),
+        }
+        if env.status == EnvelopeStatus::Sent && t.expires_unix_ms <= self.now() {
+            return Err(EnvelopeError::Gone("link_expired"));
+        }
+        let recipients = self.inner.ports.parties.recipients(env.id).await?;
+        let recipient = recipients.iter().find(|r| r.id == t.recipient_id).cloned().ok_or(EnvelopeError::NotFound)?;
+        if let Some(hash) = recipient.access_code_hash.clone() {
+            let scope = format!("access:{}", recipient.id);
+            let now = self.now();
+            let window = crate::accounts::THROTTLE_WINDOW_MS;
+            let store = &self.inner.ports.accounts;
+            if store.login_failures(&scope, now, window).await? >= ACCESS_CODE_ATTEMPTS {
+                return Err(EnvelopeError::Throttled((window / 1000) as u64));
+            }
+            let Some(code) = access_code else { return Err(EnvelopeError::AccessCode("access_code_required")) };
+            let ok = crate::accounts::verify_password(code.to_owned().into(), Some(hash)).await.map_err(internal)?;
+            if !ok {
+                store.record_login_failure(&scope, now, window).await?;
+                return Err(EnvelopeError::AccessCode("access_code_invalid"));
+            }
+        }
+        let person = self.people(env.id, std::slice::from_ref(&recipient)).await?.remove(&recipient.id);
+        let person = person.ok_or_else(|| internal("recipient"))?;
+        Ok(Session { env, recipient, recipients, person })
+    }
+
+    /// `GET /api/v1/signing/{token}`: the envelope, this recipient and their fields. Every
+    /// opening is an audit event; the first one marks the recipient `delivered`.
+    pub async fn signer_view(
+        &self,
+        token: &str,
+        access_code: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<SignerView, EnvelopeError> {
+        let mut s = self.session(token, access_code).await?;
+        let first = s.recipient.status == "sent" && self.inner.ports.signing.mark_delivered(s.recipient.id).await?;
+        if first {
+            s.recipient.status = "delivered".into();
+        }
+        self.record(
+            NewEvent::new(EventKind::LinkOpened, Some(s.env.id), Self::recipient_actor(&s.recipient, &s.person), client.clone())
+                .document(s.env.document_sha256.clone())
+                .detail("first", Detail::Bool(first)),
+        )
+        .await?;
+        let id = s.env.id.to_string();
+        let message = match &s.env.message_sealed {
+            Some(m) => Some(self.open_text(s.env.id, &envelope_ctx(&id, "message"), m).await?),
+            None => None,
+        };
+        let pages: Vec<sigillum_pdf::PageSize> = serde_json::from_str(&s.env.pages).map_err(internal)?;
+        let fields: Vec<FieldView> = self
+            .inner
+            .ports
+            .parties
+            .fields(s.env.id)
+            .await?
+            .iter()
+            .filter(|f| f.recipient_id == s.recipient.id)
+            .map(FieldView::from)
+            .collect();
+        let can_act = s.env.status == EnvelopeStatus::Sent && routing::is_turn(&s.recipients, &s.recipient);
+        Ok(SignerView {
+            envelope: serde_json::json!({
+                "id": s.env.id,
+                "title": self.title(&s.env).await?,
+                "status": s.env.status,
+                "message": message,
+                "sender": self.sender_name(&s.env).await,
+                "document_sha256": s.env.document_sha256,
+                "final_sha256": s.env.final_sha256,
+                "expires_unix_ms": s.env.expires_unix_ms,
+                "page_sizes": pages,
+            }),
+            recipient: serde_json::json!({
+                "id": s.recipient.id,
+                "name": s.person.name,
+                "email": s.person.email,
+                "role": s.recipient.role,
+                "status": s.recipient.status,
+                "consented": s.recipient.consented_unix_ms.is_some(),
+                "can_act": can_act,
+                "consent_disclosure_version": CONSENT_DISCLOSURE_VERSION,
+            }),
+            fields,
+            pages: pages.len(),
+        })
+    }
+
+    /// The document as the signer sees it: the original while signing, the final one after.
+    pub async fn signer_document(
+        &self,
+        token: &str,
+        access_code: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<(String, Vec<u8>), EnvelopeError> {
+        let s = self.session(token, access_code).await?;
+        let (version, sha) = match (s.env.status, &s.env.final_sha256) {
+            (EnvelopeStatus::Completed, Some(sha)) => (FINAL, sha.clone()),
+            _ => (ORIGINAL, s.env.document_sha256.clone()),
+        };
+        let bytes = self.inner.vault.read_blob(s.env.id, version, 1).await?;
+        self.record(
+            NewEvent::new(EventKind::DocumentViewed, Some(s.env.id), Self::recipient_actor(&s.recipient, &s.person), client.clone())
+                .document(sha)
+                .detail("version", Detail::Text(version.into())),
+        )
+        .await?;
+        Ok((self.title(&s.env).await?, bytes))
+    }
+
+    fn must_act(s: &Session) -> Result<(), EnvelopeError> {
+        if s.env.status != EnvelopeStatus::Sent {
+            return Err(conflict("envelope_finished", "the envelope is no longer in progress"));
+        }
+        if matches!(s.recipient.status.as_str(), "signed" | "declined") {
+            return Err(conflict("recipient_finished", "you have already signed or declined"));
+        }
+        if !routing::is_turn(&s.recipients, &s.recipient) {
+            return Err(conflict("not_your_turn", "it is not your turn to sign yet"));
+        }
+        Ok(())
+    }
+
+    /// ESIGN/UETA consent to do business electronically; required before signing.
+    pub async fn consent(
+        &self,
+        token: &str,
+        access_code: Option<&str>,
+        accepted: bool,
+        client: &ClientInfo,
+    ) -> Result<(), EnvelopeError> {
+        let s = self.session(token, access_code).await?;
+        Self::must_act(&s)?;
+        if !accepted {
+            return Err(EnvelopeError::Invalid("consent requires accepted: true; decline instead to refuse".into()));
+        }
+        self.inner.ports.signing.record_consent(s.recipient.id, self.now()).await?;
+        self.record(
+            NewEvent::new(EventKind::ConsentGiven, Some(s.env.id), Self::recipient_actor(&s.recipient, &s.person), client.clone())
+                .document(s.env.document_sha256.clone())
+                .detail("disclosure_version", Detail::Text(CONSENT_DISCLOSURE_VERSION.into())),
+        )
+        .await
+    }
+
+    /// Checks the submitted values against this recipient's fields; returns each field's value
+    /// as stored (JSON text) and the signature.
+    fn validate(
+        s: &Session,
+        fields: &[FieldRecord],
+        req: &CompleteRequest,
+    ) -> Result<(Vec<(uuid::Uuid, String)>, Option<(String, Vec<u8>)>), EnvelopeError> {
+        let invalid = |m: String| EnvelopeError::Invalid(m);
+        let mine: HashMap<String, &FieldRecord> =
+            fields.iter().filter(|f| f.recipient_id == s.recipient.id).map(|f| (f.id.to_string(), f)).collect();
+        for key in req.values.keys() {
+            let f = mine.get(key).ok_or_else(|| invalid(format!("field {key} is not one of your fields")))?;
+            if !matches!(f.kind.as_str(), "text" | "checkbox") {
+                return Err(invalid(format!("field {key} ({}) is filled in automatically", f.kind)));
+            }
+        }
+        let signature = match &req.signature {
+            None => None,
+            Some(sig) => Some(match (sig.kind.as_str(), &sig.png_base64, &sig.text) {
+                ("drawn", Some(b64), None) => {
+                    let png = base64::engine::general_purpose::STANDARD
+                        .decode(b64.trim())
+                        .map_err(|_| invalid("signature.png_base64 is not base64".into()))?;
+                    if png.len() > MAX_SIGNATURE_BYTES {
+                        return Err(invalid(format!("the signature image is larger than {MAX_SIGNATURE_BYTES} bytes")));
+                    }
+                    sigillum_pdf::decode_png(&png).map_err(|e| invalid(e.to_string()))?;
+                    ("drawn".to_owned(), png)
+                }
+                ("typed", None, Some(text)) => {
+                    let t = text.trim();
+                    if t.is_empty() || t.chars().count() > 100 || t.chars().any(char::is_control) {
+                        return Err(invalid("signature.text must be 1 to 100 printable characters".into()));
+                    }
+                    ("typed".to_owned(), t.as_bytes().to_vec())
+                }
+                _ => {
+                    return Err(invalid(
+                        "signature is {kind: \"drawn\", png_base64} or {kind: \"typed\", text}".into(),
+                    ))
+                }
+            }),
+        };
+        let needs_signature = s.recipient.role == "signer"
+            || mine.values().any(|f| matches!(f.kind.as_str(), "signature" | "initials"));
+        if needs_signature && signature.is_none() {
+            return Err(invalid("a signature is required".into()));
+        }
+        let mut values = Vec::new();
+        for (id, f) in &mine {
+            let given = req.values.get(id);
+            let stored = match f.kind.as_str() {
+                "text" => match given {
+                    Some(serde_json::Value::String(t)) => {
+                        if t.chars().count() > 1000 || t.chars().any(|c| c.is_control() && c != '\n') {
+                            return Err(invalid(format!("field {id}: text of at most 1000 characters")));
+                        }
+                        if f.required && t.trim().is_empty() {
+                            return Err(invalid(format!("field {id} is required")));
+                        }
+                        Some(serde_json::Value::String(t.clone()))
+                    }
+                    None | Some(serde_json::Value::Null) if f.required => {
+                        return Err(invalid(format!("field {id} is required")))
+                    }
+                    None | Some(serde_json::Value::Null) => None,
+                    Some(_) => return Err(invalid(format!("field {id} takes text"))),
+                },
+                "checkbox" => match given {
+                    Some(serde_json::Value::Bool(b)) => {
+                        if f.required && !b {
+                            return Err(invalid(format!("field {id} must be checked")));
+                        }
+                        Some(serde_json::Value::Bool(*b))
+                    }
+                    None | Some(serde_json::Value::Null) if f.required => {
+                        return Err(invalid(format!("field {id} must be checked")))
+                    }
+                    None | Some(serde_json::Value::Null) => None,
+                    Some(_) => return Err(invalid(format!("field {id} takes true or false"))),
+                },
+                // Signature, initials, name, email and date are filled in from the signature and
+                // the recipient when the document is finalised.
+                _ => None,
+            };
+            if let Some(v) = stored {
+                values.push((f.id, v.to_string()));
+            }
+        }
+        Ok((values, signature))
+    }
+
+    /// Signs: values and signature are validated, sealed and stored with the job that moves the
+    /// envelope on (next routing step, or the final document).
+    pub async fn complete(
+        &self,
+        token: &str,
+        access_code: Option<&str>,
+        req: CompleteRequest,
+        client: &ClientInfo,
+    ) -> Result<(), EnvelopeError> {
+        let s = self.session(token, access_code).await?;
+        Self::must_act(&s)?;
+        if s.recipient.consented_unix_ms.is_none() {
+            return Err(conflict("consent_required", "consent to electronic records and signatures first"));
+        }
+        let fields = self.inner.ports.parties.fields(s.env.id).await?;
+        let (values, signature) = Self::validate(&s, &fields, &req)?;
+        let now = self.now();
+        let mut sealed = Vec::with_capacity(values.len());
+        for (field, v) in &values {
+            let fid = field.to_string();
+            sealed.push(FieldValueRecord {
+                field_id: *field,
+                envelope_id: s.env.id,
+                recipient_id: s.recipient.id,
+                value_sealed: self.inner.vault.seal_field(s.env.id, &field_value_ctx(&fid), v.as_bytes()).await?,
+                created_unix_ms: now,
+            });
+        }
+        let rid = s.recipient.id.to_string();
+        let (signature_kind, signature_sealed) = match &signature {
+            Some((kind, bytes)) => (
+                Some(kind.clone()),
+                Some(self.inner.vault.seal_field(s.env.id, &recipient_ctx(&rid, "signature"), bytes).await?),
+            ),
+            None => (None, None),
+        };
+        let outcome = RecipientOutcome {
+            envelope_id: s.env.id,
+            recipient_id: s.recipient.id,
+            status: "signed",
+            now_unix_ms: now,
+            values: sealed,
+            signature_kind: signature_kind.clone(),
+            signature_sealed,
+            decline_reason_sealed: None,
+            jobs: vec![job(
+                fresh_job_id("advance"),
+                super::JobKind::Advance,
+                serde_json::json!({ "envelope_id": s.env.id }),
+                now,
+            )],
+        };
+        self.inner.ports.signing.record_outcome(&outcome).await.map_err(|e| match e {
+            crate::ports::RepoError::Conflict(_) => conflict("recipient_finished", "you have already signed or declined"),
+            e => e.into(),
+        })?;
+        self.inner.wake.notify_one();
+        let mut event =
+            NewEvent::new(EventKind::RecipientSigned, Some(s.env.id), Self::recipient_actor(&s.recipient, &s.person), client.clone())
+                .document(s.env.document_sha256.clone())
+                .detail("role", Detail::Text(s.recipient.role.clone()))
+                .detail("values", Detail::Int(values.len() as i64));
+        if let Some(kind) = signature_kind {
+            event = event.detail("signature", Detail::Text(kind));
+        }
+        if let Some((_, bytes)) = &signature {
+            event = event.detail("signature_sha256", Detail::Text(hex::encode(crate::accounts::sha256(bytes))));
+        }
+        self.record(event).await?;
+        self.emit(
+            s.env.org_id,
+            "recipient.signed",
+            serde_json::json!({ "envelope_id": s.env.id, "recipient_id": s.recipient.id }),
+        )
+        .await;
+        self.advance(s.env.id).await
+    }
+
+    /// Declines: the envelope ends as `declined`, and the sender and the other recipients who
+    /// were invited are told.
+    pub async fn decline(
+        &self,
+        token: &str,
+        access_code: Option<&str>,
+        reason: &str,
+        client: &ClientInfo,
+    ) -> Result<(), EnvelopeError> {
+        let s = self.session(token, access_code).await?;
+        Self::must_act(&s)?;
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > 1000 {
+            return Err(EnvelopeError::Invalid("reason must be 1 to 1000 characters".into()));
+        }
+        let id = s.env.id.to_string();
+        let now = self.now();
+        let me = s.recipient.id;
+        let jobs = self.notify_jobs(s.env.id, &s.recipients, "declined", now, |r| r.id != me && r.status != "created");
+        let outcome = RecipientOutcome {
+            envelope_id: s.env.id,
+            recipient_id: me,
+            status: "declined",
+            now_unix_ms: now,
+            values: vec![],
+            signature_kind: None,
+            signature_sealed: None,
+            decline_reason_sealed: Some(self.seal_text(s.env.id, &envelope_ctx(&id, "reason"), reason).await?),
+            jobs,
+        };
+        self.inner.ports.signing.record_outcome(&outcome).await.map_err(moved)?;
+        self.inner.wake.notify_one();
+        self.record(
+            NewEvent::new(EventKind::RecipientDeclined, Some(s.env.id), Self::recipient_actor(&s.recipient, &s.person), client.clone())
+                .document(s.env.document_sha256.clone())
+                .note(reason),
+        )
+        .await?;
+        self.emit(
+            s.env.org_id,
+            "envelope.declined",
+            serde_json::json!({ "envelope_id": s.env.id, "status": "declined", "recipient_id": me }),
+        )
+        .await;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates_are_utc_calendar_days() {
+        assert_eq!(super::date(0), "1970-01-01");
+        assert_eq!(super::date(1_764_028_800_000), "2025-11-25");
+        assert_eq!(super::date(1_764_028_799_999), "2025-11-24");
+    }
+}

@@ -1,0 +1,482 @@
+//! Sending and signing state, the job queue and webhooks on SQLite or PostgreSQL. Each method
+//! is one transaction; state changes are conditional on the state they start from, so two
+//! nodes (or two requests) racing on the same envelope cannot both win.
+
+use sigillum_core::lifecycle::EnvelopeStatus;
+use sigillum_core::ports::{
+    DeliveryRecord, EnvelopeChange, EnvelopeRecord, FieldValueRecord, Job, JobStore, NewJob, RecipientOutcome,
+    SigningStore, SigningTokenRecord, WebhookRecord, WebhookStore,
+};
+use sigillum_core::{EnvelopeId, OrgId, RepoError};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use crate::envelopes::envelope_row;
+use crate::recipients::uuid;
+use crate::sql::{db, hash_column, id_column, SqlRepository};
+
+fn conflict(what: &str) -> RepoError {
+    RepoError::Conflict(what.to_owned())
+}
+
+/// Enqueues jobs inside a transaction; an existing id is left alone.
+async fn insert_jobs(conn: &mut AnyConnection, jobs: &[NewJob], now: i64) -> Result<(), RepoError> {
+    for j in jobs {
+        sqlx::query(
+            "INSERT INTO jobs (id, kind, payload, run_at_ms, max_attempts, created_ms) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&j.id)
+        .bind(&j.kind)
+        .bind(&j.payload)
+        .bind(j.run_at_unix_ms)
+        .bind(i64::from(j.max_attempts))
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    }
+    Ok(())
+}
+
+fn is_final(s: EnvelopeStatus) -> bool {
+    matches!(s, EnvelopeStatus::Completed | EnvelopeStatus::Declined | EnvelopeStatus::Voided | EnvelopeStatus::Expired)
+}
+
+fn value_row(r: &AnyRow) -> Result<FieldValueRecord, RepoError> {
+    Ok(FieldValueRecord {
+        field_id: uuid(r, "field_id")?,
+        envelope_id: id_column(r, "envelope_id", EnvelopeId::parse)?,
+        recipient_id: uuid(r, "recipient_id")?,
+        value_sealed: r.try_get("value_sealed").map_err(db)?,
+        created_unix_ms: r.try_get("created_ms").map_err(db)?,
+    })
+}
+
+#[async_trait::async_trait]
+impl SigningStore for SqlRepository {
+    async fn change_envelope(&self, c: &EnvelopeChange) -> Result<(), RepoError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let send = c.send.as_ref();
+        let done = sqlx::query(
+            "UPDATE envelopes SET status = $1, updated_ms = $2, sent_ms = COALESCE($3, sent_ms), \
+             message_sealed = COALESCE($4, message_sealed), expires_ms = COALESCE($5, expires_ms), \
+             remind_every_days = COALESCE($6, remind_every_days), finished_ms = COALESCE($7, finished_ms), \
+             final_sha256 = COALESCE($8, final_sha256), reason_sealed = COALESCE($9, reason_sealed) \
+             WHERE id = $10 AND status = $11",
+        )
+        .bind(c.to.as_str())
+        .bind(c.now_unix_ms)
+        .bind(send.map(|_| c.now_unix_ms))
+        .bind(send.and_then(|s| s.message_sealed.clone()))
+        .bind(send.map(|s| s.expires_unix_ms))
+        .bind(send.and_then(|s| s.remind_every_days).map(i64::from))
+        .bind(is_final(c.to).then_some(c.now_unix_ms))
+        .bind(c.final_sha256.clone())
+        .bind(c.reason_sealed.clone())
+        .bind(c.envelope_id.to_string())
+        .bind(c.from.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() != 1 {
+            return Err(conflict("envelope status changed"));
+        }
+        insert_jobs(&mut tx, &c.jobs, c.now_unix_ms).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn activate_recipients(
+        &self,
+        envelope: EnvelopeId,
+        ids: &[uuid::Uuid],
+        jobs: &[NewJob],
+    ) -> Result<Vec<uuid::Uuid>, RepoError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut moved = Vec::new();
+        let mut due = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            let r = sqlx::query(
+                "UPDATE recipients SET status = 'sent' WHERE id = $1 AND envelope_id = $2 AND status = 'created'",
+            )
+            .bind(id.to_string())
+            .bind(envelope.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            if r.rows_affected() == 1 {
+                moved.push(*id);
+                due.extend(jobs.get(i).cloned());
+            }
+        }
+        let now = jobs.first().map(|j| j.run_at_unix_ms).unwrap_or(0);
+        insert_jobs(&mut tx, &due, now).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(moved)
+    }
+
+    async fn mark_delivered(&self, recipient: uuid::Uuid) -> Result<bool, RepoError> {
+        let r = sqlx::query("UPDATE recipients SET status = 'delivered' WHERE id = $1 AND status = 'sent'")
+            .bind(recipient.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn record_consent(&self, recipient: uuid::Uuid, now_unix_ms: i64) -> Result<(), RepoError> {
+        sqlx::query("UPDATE recipients SET consented_ms = COALESCE(consented_ms, $1) WHERE id = $2")
+            .bind(now_unix_ms)
+            .bind(recipient.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn record_outcome(&self, o: &RecipientOutcome) -> Result<(), RepoError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // Locks the envelope row first (a write), so outcomes of one envelope run one at a time
+        // on PostgreSQL and SQLite alike, and each sees the ones committed before it.
+        let env = sqlx::query("UPDATE envelopes SET updated_ms = $1 WHERE id = $2 AND status = 'sent'")
+            .bind(o.now_unix_ms)
+            .bind(o.envelope_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if env.rows_affected() != 1 {
+            return Err(conflict("envelope not in progress"));
+        }
+        let r = sqlx::query(
+            "UPDATE recipients SET status = $1, finished_ms = $2, signature_kind = $3, signature_sealed = $4 \
+             WHERE id = $5 AND envelope_id = $6 AND status IN ('sent', 'delivered')",
+        )
+        .bind(o.status)
+        .bind(o.now_unix_ms)
+        .bind(o.signature_kind.clone())
+        .bind(o.signature_sealed.clone())
+        .bind(o.recipient_id.to_string())
+        .bind(o.envelope_id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if r.rows_affected() != 1 {
+            return Err(conflict("recipient finished"));
+        }
+        for v in &o.values {
+            sqlx::query(
+                "INSERT INTO field_values (field_id, envelope_id, recipient_id, value_sealed, created_ms) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(v.field_id.to_string())
+            .bind(v.envelope_id.to_string())
+            .bind(v.recipient_id.to_string())
+            .bind(v.value_sealed.clone())
+            .bind(v.created_unix_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        if o.status == "declined" {
+            sqlx::query(
+                "UPDATE envelopes SET status = 'declined', finished_ms = $1, reason_sealed = $2 WHERE id = $3",
+            )
+            .bind(o.now_unix_ms)
+            .bind(o.decline_reason_sealed.clone())
+            .bind(o.envelope_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        insert_jobs(&mut tx, &o.jobs, o.now_unix_ms).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn field_values(&self, envelope: EnvelopeId) -> Result<Vec<FieldValueRecord>, RepoError> {
+        let rows = sqlx::query("SELECT * FROM field_values WHERE envelope_id = $1")
+            .bind(envelope.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(value_row).collect()
+    }
+
+    async fn envelope_by_id(&self, id: EnvelopeId) -> Result<Option<EnvelopeRecord>, RepoError> {
+        let r = sqlx::query("SELECT * FROM envelopes WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        r.as_ref().map(envelope_row).transpose()
+    }
+
+    async fn insert_signing_token(&self, t: &SigningTokenRecord) -> Result<(), RepoError> {
+        sqlx::query(
+            "INSERT INTO signing_tokens (token_hash, recipient_id, envelope_id, purpose, created_ms, expires_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(t.token_hash.to_vec())
+        .bind(t.recipient_id.to_string())
+        .bind(t.envelope_id.to_string())
+        .bind(&t.purpose)
+        .bind(t.created_unix_ms)
+        .bind(t.expires_unix_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn signing_token(&self, token_hash: &[u8; 32]) -> Result<Option<SigningTokenRecord>, RepoError> {
+        let r = sqlx::query("SELECT * FROM signing_tokens WHERE token_hash = $1")
+            .bind(token_hash.to_vec())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        r.map(|r| {
+            Ok(SigningTokenRecord {
+                token_hash: hash_column(&r, "token_hash")?,
+                recipient_id: uuid(&r, "recipient_id")?,
+                envelope_id: id_column(&r, "envelope_id", EnvelopeId::parse)?,
+                purpose: r.try_get("purpose").map_err(db)?,
+                created_unix_ms: r.try_get("created_ms").map_err(db)?,
+                expires_unix_ms: r.try_get("expires_ms").map_err(db)?,
+            })
+        })
+        .transpose()
+    }
+}
+
+/// Done jobs are kept this long for inspection, then removed.
+const KEEP_DONE_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+
+#[async_trait::async_trait]
+impl JobStore for SqlRepository {
+    async fn enqueue(&self, jobs: &[NewJob]) -> Result<(), RepoError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let now = jobs.first().map(|j| j.run_at_unix_ms).unwrap_or(0);
+        insert_jobs(&mut tx, jobs, now).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn claim(&self, node: &str, now: i64, lease_ms: i64) -> Result<Option<Job>, RepoError> {
+        // The outer condition is checked again on the row itself, so when two nodes pick the
+        // same job, the second update matches nothing.
+        let row = sqlx::query(
+            "UPDATE jobs SET locked_by = $1, locked_until_ms = $2, attempts = attempts + 1 \
+             WHERE id = (SELECT id FROM jobs WHERE done_ms IS NULL AND run_at_ms <= $3 \
+                           AND (locked_until_ms IS NULL OR locked_until_ms < $3) ORDER BY run_at_ms LIMIT 1) \
+               AND done_ms IS NULL AND (locked_until_ms IS NULL OR locked_until_ms < $3) \
+             RETURNING id, kind, payload, attempts, max_attempts",
+        )
+        .bind(node)
+        .bind(now + lease_ms)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        match row {
+            Some(r) => Ok(Some(Job {
+                id: r.try_get("id").map_err(db)?,
+                kind: r.try_get("kind").map_err(db)?,
+                payload: r.try_get("payload").map_err(db)?,
+                attempts: r.try_get::<i64, _>("attempts").map_err(db)? as u32,
+                max_attempts: r.try_get::<i64, _>("max_attempts").map_err(db)? as u32,
+            })),
+            None => {
+                sqlx::query("DELETE FROM jobs WHERE done_ms IS NOT NULL AND done_ms < $1")
+                    .bind(now - KEEP_DONE_MS)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db)?;
+                Ok(None)
+            }
+        }
+    }
+
+    async fn finish(&self, id: &str, now: i64) -> Result<(), RepoError> {
+        sqlx::query("UPDATE jobs SET done_ms = $1, locked_until_ms = NULL, last_error = NULL WHERE id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn fail(&self, id: &str, error: &str, retry_at: Option<i64>, now: i64) -> Result<(), RepoError> {
+        let error: String = error.chars().take(500).collect();
+        match retry_at {
+            Some(at) => sqlx::query(
+                "UPDATE jobs SET run_at_ms = $1, locked_until_ms = NULL, last_error = $2 WHERE id = $3",
+            )
+            .bind(at)
+            .bind(error)
+            .bind(id),
+            None => sqlx::query(
+                "UPDATE jobs SET done_ms = $1, failed = 1, locked_until_ms = NULL, last_error = $2 WHERE id = $3",
+            )
+            .bind(now)
+            .bind(error)
+            .bind(id),
+        }
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn pending_jobs(&self) -> Result<Vec<(String, i64)>, RepoError> {
+        let rows = sqlx::query("SELECT id, run_at_ms FROM jobs WHERE done_ms IS NULL ORDER BY run_at_ms")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(|r| Ok((r.try_get("id").map_err(db)?, r.try_get("run_at_ms").map_err(db)?))).collect()
+    }
+}
+
+fn webhook_row(r: &AnyRow) -> Result<WebhookRecord, RepoError> {
+    Ok(WebhookRecord {
+        id: uuid(r, "id")?,
+        org_id: id_column(r, "org_id", OrgId::parse)?,
+        url: r.try_get("url").map_err(db)?,
+        events: r.try_get("events").map_err(db)?,
+        kek_key_id: r.try_get("kek_key_id").map_err(db)?,
+        kek_version: r.try_get::<i64, _>("kek_version").map_err(db)? as u32,
+        secret_wrapped: r.try_get("secret_wrapped").map_err(db)?,
+        created_unix_ms: r.try_get("created_ms").map_err(db)?,
+        disabled_unix_ms: r.try_get("disabled_ms").map_err(db)?,
+    })
+}
+
+fn delivery_row(r: &AnyRow) -> Result<DeliveryRecord, RepoError> {
+    Ok(DeliveryRecord {
+        id: uuid(r, "id")?,
+        webhook_id: uuid(r, "webhook_id")?,
+        event: r.try_get("event").map_err(db)?,
+        payload: r.try_get("payload").map_err(db)?,
+        status: r.try_get("status").map_err(db)?,
+        attempts: r.try_get::<i64, _>("attempts").map_err(db)? as u32,
+        response_status: r.try_get::<Option<i64>, _>("response_status").map_err(db)?.map(|s| s as u16),
+        last_error: r.try_get("last_error").map_err(db)?,
+        created_unix_ms: r.try_get("created_ms").map_err(db)?,
+        delivered_unix_ms: r.try_get("delivered_ms").map_err(db)?,
+    })
+}
+
+#[async_trait::async_trait]
+impl WebhookStore for SqlRepository {
+    async fn insert_webhook(&self, w: &WebhookRecord) -> Result<(), RepoError> {
+        sqlx::query(
+            "INSERT INTO webhooks (id, org_id, url, events, kek_key_id, kek_version, secret_wrapped, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(w.id.to_string())
+        .bind(w.org_id.to_string())
+        .bind(&w.url)
+        .bind(&w.events)
+        .bind(&w.kek_key_id)
+        .bind(i64::from(w.kek_version))
+        .bind(w.secret_wrapped.clone())
+        .bind(w.created_unix_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn webhooks(&self, org: OrgId) -> Result<Vec<WebhookRecord>, RepoError> {
+        let rows = sqlx::query("SELECT * FROM webhooks WHERE org_id = $1 ORDER BY created_ms")
+            .bind(org.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(webhook_row).collect()
+    }
+
+    async fn webhook(&self, id: uuid::Uuid) -> Result<Option<WebhookRecord>, RepoError> {
+        let r = sqlx::query("SELECT * FROM webhooks WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        r.as_ref().map(webhook_row).transpose()
+    }
+
+    async fn disable_webhook(&self, org: OrgId, id: uuid::Uuid, now: i64) -> Result<(), RepoError> {
+        let r = sqlx::query(
+            "UPDATE webhooks SET disabled_ms = COALESCE(disabled_ms, $1) WHERE id = $2 AND org_id = $3",
+        )
+        .bind(now)
+        .bind(id.to_string())
+        .bind(org.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        if r.rows_affected() == 0 {
+            return Err(RepoError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn insert_deliveries(&self, ds: &[DeliveryRecord], jobs: &[NewJob]) -> Result<(), RepoError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        for d in ds {
+            sqlx::query(
+                "INSERT INTO webhook_deliveries (id, webhook_id, event, payload, status, attempts, created_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(d.id.to_string())
+            .bind(d.webhook_id.to_string())
+            .bind(&d.event)
+            .bind(&d.payload)
+            .bind(&d.status)
+            .bind(i64::from(d.attempts))
+            .bind(d.created_unix_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        let now = ds.first().map(|d| d.created_unix_ms).unwrap_or(0);
+        insert_jobs(&mut tx, jobs, now).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn delivery(&self, id: uuid::Uuid) -> Result<Option<DeliveryRecord>, RepoError> {
+        let r = sqlx::query("SELECT * FROM webhook_deliveries WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        r.as_ref().map(delivery_row).transpose()
+    }
+
+    async fn update_delivery(&self, d: &DeliveryRecord) -> Result<(), RepoError> {
+        sqlx::query(
+            "UPDATE webhook_deliveries SET status = $1, attempts = $2, response_status = $3, last_error = $4, \
+             delivered_ms = $5 WHERE id = $6",
+        )
+        .bind(&d.status)
+        .bind(i64::from(d.attempts))
+        .bind(d.response_status.map(i64::from))
+        .bind(d.last_error.clone())
+        .bind(d.delivered_unix_ms)
+        .bind(d.id.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn deliveries(&self, webhook: uuid::Uuid, limit: u32) -> Result<Vec<DeliveryRecord>, RepoError> {
+        let rows = sqlx::query(
+            "SELECT * FROM webhook_deliveries WHERE webhook_id = $1 ORDER BY created_ms DESC, id DESC LIMIT $2",
+        )
+        .bind(webhook.to_string())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(delivery_row).collect()
+    }
+}

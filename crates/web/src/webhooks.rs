@@ -1,0 +1,161 @@
+//! Webhook subscription routes and the outbound HTTP adapter that delivers them.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use sigillum_core::ports::WebhookSender;
+use sigillum_core::workflow::NewWebhook;
+use sigillum_core::EnvelopeError;
+
+use crate::auth::Authenticated;
+use crate::client::Client;
+use crate::error::ApiError;
+use crate::json::ApiJson;
+use crate::AppState;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/v1/webhooks", post(create).get(list))
+        .route("/api/v1/webhooks/{id}", delete(disable))
+        .route("/api/v1/webhooks/{id}/deliveries", get(deliveries))
+}
+
+fn webhook_id(raw: &str) -> Result<uuid::Uuid, ApiError> {
+    uuid::Uuid::parse_str(raw).map_err(|_| ApiError::from(EnvelopeError::NotFound))
+}
+
+async fn create(
+    State(st): State<Arc<AppState>>,
+    Client(client): Client,
+    Authenticated(p): Authenticated,
+    ApiJson(b): ApiJson<NewWebhook>,
+) -> Result<Response, ApiError> {
+    let created = st.workflow.create_webhook(&p, b, &client).await?;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+async fn list(State(st): State<Arc<AppState>>, Authenticated(p): Authenticated) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "webhooks": st.workflow.webhooks(&p).await? })))
+}
+
+async fn disable(
+    State(st): State<Arc<AppState>>,
+    Client(client): Client,
+    Authenticated(p): Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    st.workflow.disable_webhook(&p, webhook_id(&id)?, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn deliveries(
+    State(st): State<Arc<AppState>>,
+    Authenticated(p): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "deliveries": st.workflow.webhook_deliveries(&p, webhook_id(&id)?).await? })))
+}
+
+/// Whether an address is on the public internet (not loopback, private, link-local, metadata,
+/// shared, documentation, multicast or unspecified): webhooks must not reach into our network.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || o[0] == 0
+                || (o[0] == 100 && (o[1] & 0xc0) == 64)
+                || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+                || (o[0] == 198 && (o[1] & 0xfe) == 18)
+                || o[0] >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let s = v6.segments();
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] == 0x2001 && s[1] == 0x0db8)
+                || (s[0] == 0x64 && s[1] == 0xff9b))
+        }
+    }
+}
+
+/// Posts deliveries with reqwest: the host is resolved once, every address checked (unless
+/// private targets are allowed for tests), and the connection pinned to the checked address so
+/// DNS cannot swap it afterwards. No redirects; 10 s timeout.
+pub struct HttpWebhookSender {
+    pub allow_private: bool,
+}
+
+#[async_trait::async_trait]
+impl WebhookSender for HttpWebhookSender {
+    async fn post(&self, url: &str, headers: &[(String, String)], body: &[u8]) -> Result<u16, String> {
+        let u = url::Url::parse(url).map_err(|_| "invalid url".to_owned())?;
+        let host = u.host_str().ok_or("url without host")?.to_owned();
+        let port = u.port_or_known_default().ok_or("url without port")?;
+        let lookup = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((lookup.as_str(), port))
+            .await
+            .map_err(|_| format!("cannot resolve {host}"))?
+            .collect();
+        let addr = *addrs.first().ok_or_else(|| format!("{host} has no address"))?;
+        if !self.allow_private && addrs.iter().any(|a| !is_public(a.ip())) {
+            return Err(format!("{host} resolves to a non-public address; refused"));
+        }
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .resolve(&lookup, addr)
+            .user_agent("Sigillum-Webhooks/1")
+            .build()
+            .map_err(|e| format!("http client: {e}"))?;
+        let mut req = client.post(u).body(body.to_vec());
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let resp = req.send().await.map_err(|e| {
+            if e.is_timeout() {
+                "timed out".to_owned()
+            } else {
+                "connection failed".to_owned()
+            }
+        })?;
+        Ok(resp.status().as_u16())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_public;
+
+    #[test]
+    fn internal_addresses_are_not_public() {
+        for ip in [
+            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
+            "::1", "fd00::1", "fe80::1", "::ffff:127.0.0.1", "224.0.0.1",
+        ] {
+            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["93.184.216.34", "2606:4700::1111", "8.8.8.8"] {
+            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
+    }
+}
