@@ -7,6 +7,8 @@ need_apt=()
 command -v softhsm2-util >/dev/null || need_apt+=(softhsm2)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v pip3 >/dev/null || command -v pip >/dev/null || need_apt+=(python3-pip)
+command -v pdftotext >/dev/null || need_apt+=(poppler-utils)
+command -v qpdf >/dev/null || need_apt+=(qpdf)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> apt-get install ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -18,4 +20,9 @@ fi
 if ! python3 -c 'import moto.server, boto3, flask' >/dev/null 2>&1; then
   echo "==> pip install moto[server] (S3-compatible server for the S3 tests)"
   python3 -m pip install -q 'moto[server]==5.*' 2>&1 | grep -v "Running pip as the 'root'" || true
+fi
+
+if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
+  echo "==> pip install aiosmtpd (SMTP capture server for the mail tests)"
+  python3 -m pip install -q 'aiosmtpd==1.4.*' 2>&1 | grep -v "Running pip as the 'root'" || true
 fi

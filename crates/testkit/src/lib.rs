@@ -6,8 +6,10 @@
 //! never be skipped silently.
 
 pub mod api;
+pub mod hooks;
 pub mod pdf;
 pub mod server;
+pub mod smtp;
 
 use std::path::PathBuf;
 use std::process::Command;
