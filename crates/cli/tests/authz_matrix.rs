@@ -20,6 +20,8 @@ enum Access {
     Public,
     /// A signed-in user or API key; `{id}` resources belong to one organisation.
     Member,
+    /// A signer's token (the capability in the path), scoped to one recipient.
+    Signer,
 }
 
 /// Every route: method, path template, access.
@@ -45,6 +47,18 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/envelopes/{id}/document", Access::Member),
     ("GET", "/api/v1/envelopes/{id}/events", Access::Member),
     ("GET", "/api/v1/envelopes/{id}/events/stream", Access::Member),
+    ("POST", "/api/v1/envelopes/{id}/send", Access::Member),
+    ("POST", "/api/v1/envelopes/{id}/void", Access::Member),
+    ("POST", "/api/v1/envelopes/{id}/recipients/{rid}/signing-link", Access::Member),
+    ("POST", "/api/v1/webhooks", Access::Member),
+    ("GET", "/api/v1/webhooks", Access::Member),
+    ("DELETE", "/api/v1/webhooks/{id}", Access::Member),
+    ("GET", "/api/v1/webhooks/{id}/deliveries", Access::Member),
+    ("GET", "/api/v1/signing/{token}", Access::Signer),
+    ("GET", "/api/v1/signing/{token}/document", Access::Signer),
+    ("POST", "/api/v1/signing/{token}/consent", Access::Signer),
+    ("POST", "/api/v1/signing/{token}/complete", Access::Signer),
+    ("POST", "/api/v1/signing/{token}/decline", Access::Signer),
     // Last: the other organisation's session ends here.
     ("POST", "/api/v1/auth/logout", Access::Member),
 ];
@@ -87,6 +101,11 @@ async fn nobody_reaches_anyone_elses_data() {
     let envelope = api.upload(&ada, "Ada's secret merger", pdf(1)).await.body["id"].as_str().unwrap().to_owned();
     let keys = api.call(Method::GET, "/api/v1/api-keys", &ada, None).await;
     let key_id = keys.body["api_keys"][0]["id"].as_str().unwrap().to_owned();
+    let hook = api.call(Method::POST, "/api/v1/webhooks", &ada, Some(json!({"url": "https://hooks.example.org/x"}))).await;
+    let hook_id = hook.body["id"].as_str().unwrap().to_owned();
+    let recipient = json!({"name": "Ada's counterparty", "email": "counter@example.org", "role": "signer", "routing_order": 1});
+    let rid = api.call(Method::POST, &format!("/api/v1/envelopes/{envelope}/recipients"), &ada, Some(recipient)).await;
+    let rid = rid.body["id"].as_str().unwrap().to_owned();
 
     // The callers that must get nothing of Ada's.
     api.signup("eve@example.net", PW, "Eve").await;
@@ -113,14 +132,20 @@ async fn nobody_reaches_anyone_elses_data() {
         csrf: Some("x".into()),
     };
 
-    let secrets = ["Ada's secret merger", "ada@example.org", &ada_key[4..]];
+    let secrets = ["Ada's secret merger", "ada@example.org", &ada_key[4..], "counter@example.org", "hooks.example.org"];
     let mut checked = 0;
     for (method, template, access) in MATRIX {
-        if *access == Access::Public {
+        if *access != Access::Member {
             continue;
         }
-        let id = if template.starts_with("/api/v1/api-keys") { &key_id } else { &envelope };
-        let path = template.replace("{id}", id);
+        let id = if template.starts_with("/api/v1/api-keys") {
+            &key_id
+        } else if template.starts_with("/api/v1/webhooks") {
+            &hook_id
+        } else {
+            &envelope
+        };
+        let path = template.replace("{id}", id).replace("{rid}", &rid);
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         let body = match (method.as_str(), *template) {
             ("POST", "/api/v1/api-keys") => Some(json!({"name": "x"})),
@@ -131,6 +156,8 @@ async fn nobody_reaches_anyone_elses_data() {
                 "recipient_id": "00000000-0000-7000-8000-000000000000", "kind": "signature",
                 "page": 1, "x": 10, "y": 10, "width": 100, "height": 30
             })),
+            ("POST", "/api/v1/envelopes/{id}/void") => Some(json!({"reason": "x"})),
+            ("POST", "/api/v1/webhooks") => Some(json!({"url": "https://evil.example.net/x"})),
             _ => None,
         };
         if method == Method::POST && *template == "/api/v1/envelopes" {
@@ -164,6 +191,33 @@ async fn nobody_reaches_anyone_elses_data() {
         checked += 1;
     }
     assert_eq!(checked, MATRIX.iter().filter(|r| r.2 == Access::Member).count());
+
+    // Signer routes: the token is the only credential. Unknown, malformed and other
+    // envelopes' tokens reach nothing; a session or API key is no substitute for one.
+    let signer_body = |template: &str| match template {
+        "/api/v1/signing/{token}/consent" => Some(json!({"accepted": true})),
+        "/api/v1/signing/{token}/complete" => Some(json!({"values": {}, "signature": {"kind": "typed", "text": "x"}})),
+        "/api/v1/signing/{token}/decline" => Some(json!({"reason": "x"})),
+        _ => None,
+    };
+    for (method, template, access) in MATRIX {
+        if *access != Access::Signer {
+            continue;
+        }
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        for token in ["AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "short", envelope.as_str(), rid.as_str()] {
+            let path = template.replace("{token}", token);
+            for who in [&Auth::None, &ada, &eve_key] {
+                let r = api.call(method.clone(), &path, who, signer_body(template)).await;
+                assert_eq!(r.status, 404, "{method} {path} as {who:?}: {}", r.text);
+                for s in secrets {
+                    assert!(!r.text.contains(s), "{method} {path} leaked {s:?}");
+                }
+            }
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, MATRIX.iter().filter(|r| r.2 != Access::Public).count());
 
     // And after all that, Ada's things are intact.
     assert_eq!(
