@@ -192,9 +192,8 @@ impl Config {
             .ok()
             .filter(|mb| (1..=1024).contains(mb))
             .context("SIGILLUM_MAX_UPLOAD_MB must be a whole number of MiB from 1 to 1024")?;
-        let mail_from = get("mail_from").unwrap_or_else(|| {
-            format!("Sigillum <no-reply@{}>", public_url.host_str().unwrap_or("localhost"))
-        });
+        let mail_from = get("mail_from")
+            .unwrap_or_else(|| format!("Sigillum <no-reply@{}>", public_url.host_str().unwrap_or("localhost")));
         let webhook_allow_private = match get("webhook_allow_private").as_deref() {
             None | Some("false" | "0" | "") => false,
             Some("true" | "1") => true,

@@ -101,9 +101,11 @@ async fn nobody_reaches_anyone_elses_data() {
     let envelope = api.upload(&ada, "Ada's secret merger", pdf(1)).await.body["id"].as_str().unwrap().to_owned();
     let keys = api.call(Method::GET, "/api/v1/api-keys", &ada, None).await;
     let key_id = keys.body["api_keys"][0]["id"].as_str().unwrap().to_owned();
-    let hook = api.call(Method::POST, "/api/v1/webhooks", &ada, Some(json!({"url": "https://hooks.example.org/x"}))).await;
+    let hook =
+        api.call(Method::POST, "/api/v1/webhooks", &ada, Some(json!({"url": "https://hooks.example.org/x"}))).await;
     let hook_id = hook.body["id"].as_str().unwrap().to_owned();
-    let recipient = json!({"name": "Ada's counterparty", "email": "counter@example.org", "role": "signer", "routing_order": 1});
+    let recipient =
+        json!({"name": "Ada's counterparty", "email": "counter@example.org", "role": "signer", "routing_order": 1});
     let rid = api.call(Method::POST, &format!("/api/v1/envelopes/{envelope}/recipients"), &ada, Some(recipient)).await;
     let rid = rid.body["id"].as_str().unwrap().to_owned();
 

@@ -82,24 +82,38 @@ async fn whole_flow(extra_env: Vec<(String, String)>) {
     // Draft: document, two signers in sequence and a cc, their fields.
     let id = created(&api.upload(&key, "Supply agreement", pdf(1)).await, "upload");
     let base = format!("/api/v1/envelopes/{id}");
-    let add = |name: &str, email: &str, role: &str, order: u32| {
-        json!({ "name": name, "email": email, "role": role, "routing_order": order })
-    };
+    let add = |name: &str, email: &str, role: &str, order: u32| json!({ "name": name, "email": email, "role": role, "routing_order": order });
     let ada = created(
-        &api.call(Method::POST, &format!("{base}/recipients"), &key, Some(add("Ada Lovelace", "ada@example.com", "signer", 1))).await,
+        &api.call(
+            Method::POST,
+            &format!("{base}/recipients"),
+            &key,
+            Some(add("Ada Lovelace", "ada@example.com", "signer", 1)),
+        )
+        .await,
         "recipient",
     );
     let bob = created(
-        &api.call(Method::POST, &format!("{base}/recipients"), &key, Some(add("Bob Byron", "bob@example.com", "signer", 2))).await,
+        &api.call(
+            Method::POST,
+            &format!("{base}/recipients"),
+            &key,
+            Some(add("Bob Byron", "bob@example.com", "signer", 2)),
+        )
+        .await,
         "recipient",
     );
     created(
-        &api.call(Method::POST, &format!("{base}/recipients"), &key, Some(add("Carol Copy", "carol@example.com", "cc", 1))).await,
+        &api.call(
+            Method::POST,
+            &format!("{base}/recipients"),
+            &key,
+            Some(add("Carol Copy", "carol@example.com", "cc", 1)),
+        )
+        .await,
         "recipient",
     );
-    let field = |rid: &str, kind: &str, y: u32, required: bool| {
-        json!({ "recipient_id": rid, "kind": kind, "page": 1, "x": 72, "y": y, "width": 200, "height": 30, "required": required })
-    };
+    let field = |rid: &str, kind: &str, y: u32, required: bool| json!({ "recipient_id": rid, "kind": kind, "page": 1, "x": 72, "y": y, "width": 200, "height": 30, "required": required });
     let mut fields = std::collections::HashMap::new();
     for (rid, kind, y) in [
         (&ada, "signature", 100),
@@ -116,7 +130,12 @@ async fn whole_flow(extra_env: Vec<(String, String)>) {
 
     // Send.
     let sent = api
-        .call(Method::POST, &format!("{base}/send"), &key, Some(json!({ "message": "Please sign by Friday.", "expires_in_days": 7 })))
+        .call(
+            Method::POST,
+            &format!("{base}/send"),
+            &key,
+            Some(json!({ "message": "Please sign by Friday.", "expires_in_days": 7 })),
+        )
         .await;
     assert_eq!(sent.status, 200, "send: {}", sent.text);
     assert_eq!(sent.body["status"], "sent");
@@ -137,7 +156,8 @@ async fn whole_flow(extra_env: Vec<(String, String)>) {
     assert_eq!(view.body["envelope"]["title"], "Supply agreement");
     assert_eq!(view.body["recipient"]["email"], "ada@example.com");
     assert_eq!(view.body["recipient"]["status"], "delivered");
-    let ada_fields: Vec<&str> = view.body["fields"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap()).collect();
+    let ada_fields: Vec<&str> =
+        view.body["fields"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap()).collect();
     assert_eq!(ada_fields.len(), 4, "only Ada's fields: {ada_fields:?}");
     for key in ["id", "kind", "page", "x", "y", "width", "height", "required"] {
         assert!(view.body["fields"][0].get(key).is_some(), "field shape lacks {key}");
@@ -149,12 +169,18 @@ async fn whole_flow(extra_env: Vec<(String, String)>) {
     // Signing needs consent first; bad input is refused clearly.
     let text_field = &fields[&(ada.clone(), "text")];
     let png = base64::engine::general_purpose::STANDARD.encode(signature_png(300, 100));
-    let complete = json!({ "values": { text_field: "Delivery to Zürich" }, "signature": { "kind": "drawn", "png_base64": png } });
-    let early = signer(&api, Method::POST, &format!("/api/v1/signing/{ada_token}/complete"), Some(complete.clone())).await;
+    let complete =
+        json!({ "values": { text_field: "Delivery to Zürich" }, "signature": { "kind": "drawn", "png_base64": png } });
+    let early =
+        signer(&api, Method::POST, &format!("/api/v1/signing/{ada_token}/complete"), Some(complete.clone())).await;
     assert_eq!((early.status, early.body["error"]["code"].as_str()), (409, Some("consent_required")), "{}", early.text);
-    let no = signer(&api, Method::POST, &format!("/api/v1/signing/{ada_token}/consent"), Some(json!({ "accepted": false }))).await;
+    let no =
+        signer(&api, Method::POST, &format!("/api/v1/signing/{ada_token}/consent"), Some(json!({ "accepted": false })))
+            .await;
     assert_eq!(no.status, 422);
-    let yes = signer(&api, Method::POST, &format!("/api/v1/signing/{ada_token}/consent"), Some(json!({ "accepted": true }))).await;
+    let yes =
+        signer(&api, Method::POST, &format!("/api/v1/signing/{ada_token}/consent"), Some(json!({ "accepted": true })))
+            .await;
     assert_eq!(yes.status, 200, "{}", yes.text);
     let bad_png = json!({ "values": { text_field: "x" }, "signature": { "kind": "drawn", "png_base64": "aGVsbG8=" } });
     let r = signer(&api, Method::POST, &format!("/api/v1/signing/{ada_token}/complete"), Some(bad_png)).await;
@@ -165,7 +191,8 @@ async fn whole_flow(extra_env: Vec<(String, String)>) {
     let foreign = json!({ "values": { text_field: "x", fields[&(bob.clone(), "checkbox")].clone(): true }, "signature": { "kind": "drawn", "png_base64": png } });
     let r = signer(&api, Method::POST, &format!("/api/v1/signing/{ada_token}/complete"), Some(foreign)).await;
     assert_eq!(r.status, 422, "another signer's field: {}", r.text);
-    let done = signer(&api, Method::POST, &format!("/api/v1/signing/{ada_token}/complete"), Some(complete.clone())).await;
+    let done =
+        signer(&api, Method::POST, &format!("/api/v1/signing/{ada_token}/complete"), Some(complete.clone())).await;
     assert_eq!(done.status, 200, "{}", done.text);
     let twice = signer(&api, Method::POST, &format!("/api/v1/signing/{ada_token}/complete"), Some(complete)).await;
     assert_eq!((twice.status, twice.body["error"]["code"].as_str()), (409, Some("recipient_finished")));
@@ -174,7 +201,9 @@ async fn whole_flow(extra_env: Vec<(String, String)>) {
     let bob_mail = smtp.wait_for("bob@example.com", "Supply agreement").await;
     let bob_token = bob_mail.signing_token().unwrap();
     assert_ne!(bob_token, ada_token);
-    let r = signer(&api, Method::POST, &format!("/api/v1/signing/{bob_token}/consent"), Some(json!({ "accepted": true }))).await;
+    let r =
+        signer(&api, Method::POST, &format!("/api/v1/signing/{bob_token}/consent"), Some(json!({ "accepted": true })))
+            .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let bob_done = json!({
         "values": { fields[&(bob.clone(), "checkbox")].clone(): true },
@@ -303,11 +332,13 @@ async fn decline_void_access_code_and_outbox() {
         let s = s.clone();
         async move {
             let id = created(&api.upload(&s, title, pdf(1)).await, "upload");
-            let mut r = json!({ "name": "Dee Clines", "email": "dee@example.com", "role": "signer", "routing_order": 1 });
+            let mut r =
+                json!({ "name": "Dee Clines", "email": "dee@example.com", "role": "signer", "routing_order": 1 });
             if let Some(c) = code {
                 r["access_code"] = json!(c);
             }
-            let rid = created(&api.call(Method::POST, &format!("/api/v1/envelopes/{id}/recipients"), &s, Some(r)).await, "r");
+            let rid =
+                created(&api.call(Method::POST, &format!("/api/v1/envelopes/{id}/recipients"), &s, Some(r)).await, "r");
             let f = json!({ "recipient_id": rid, "kind": "signature", "page": 1, "x": 10, "y": 10, "width": 100, "height": 30 });
             created(&api.call(Method::POST, &format!("/api/v1/envelopes/{id}/fields"), &s, Some(f)).await, "f");
             (id, rid)
@@ -323,7 +354,8 @@ async fn decline_void_access_code_and_outbox() {
 
     // Decline with an access code, through an embedded signing link.
     let (id, rid) = draft("Declined deal", Some("4711-secret")).await;
-    let early = api.call(Method::POST, &format!("/api/v1/envelopes/{id}/recipients/{rid}/signing-link"), &s, None).await;
+    let early =
+        api.call(Method::POST, &format!("/api/v1/envelopes/{id}/recipients/{rid}/signing-link"), &s, None).await;
     assert_eq!((early.status, early.body["error"]["code"].as_str()), (409, Some("envelope_not_in_progress")));
     assert_eq!(api.call(Method::POST, &format!("/api/v1/envelopes/{id}/send"), &s, None).await.status, 200);
     let link = api.call(Method::POST, &format!("/api/v1/envelopes/{id}/recipients/{rid}/signing-link"), &s, None).await;
@@ -336,7 +368,8 @@ async fn decline_void_access_code_and_outbox() {
     assert_eq!((r.status, r.body["error"]["code"].as_str()), (403, Some("access_code_required")));
     let wrong = api.client.get(format!("{}{path}", api.base)).header("x-access-code", "nope").send().await.unwrap();
     assert_eq!(wrong.status(), 403);
-    let right = api.client.get(format!("{}{path}", api.base)).header("x-access-code", "4711-secret").send().await.unwrap();
+    let right =
+        api.client.get(format!("{}{path}", api.base)).header("x-access-code", "4711-secret").send().await.unwrap();
     assert_eq!(right.status(), 200);
     let decline = api
         .client
@@ -349,10 +382,12 @@ async fn decline_void_access_code_and_outbox() {
     assert_eq!(decline.status(), 200);
     let d = wait_status(&api, &s, &id, "declined").await;
     assert_eq!(d["recipients"][0]["status"], "declined");
-    let gone = api.client.get(format!("{}{path}", api.base)).header("x-access-code", "4711-secret").send().await.unwrap();
+    let gone =
+        api.client.get(format!("{}{path}", api.base)).header("x-access-code", "4711-secret").send().await.unwrap();
     assert_eq!(gone.status(), 410);
     let trail = api.call(Method::GET, &format!("/api/v1/envelopes/{id}/events"), &s, None).await;
-    let declined = trail.body["events"].as_array().unwrap().iter().find(|e| e["event"]["kind"] == "recipient.declined").cloned();
+    let declined =
+        trail.body["events"].as_array().unwrap().iter().find(|e| e["event"]["kind"] == "recipient.declined").cloned();
     assert_eq!(declined.unwrap()["disclosed"]["note"]["value"], "Wrong delivery address");
 
     // Void: the invited signer is told, and the link stops working.
@@ -373,7 +408,9 @@ async fn decline_void_access_code_and_outbox() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let token = invitation.signing_token().unwrap();
-    let v = api.call(Method::POST, &format!("/api/v1/envelopes/{id}/void"), &s, Some(json!({ "reason": "Superseded" }))).await;
+    let v = api
+        .call(Method::POST, &format!("/api/v1/envelopes/{id}/void"), &s, Some(json!({ "reason": "Superseded" })))
+        .await;
     assert_eq!((v.status, v.body["status"].as_str()), (200, Some("voided")), "{}", v.text);
     let r = signer(&api, Method::GET, &format!("/api/v1/signing/{token}"), None).await;
     assert_eq!((r.status, r.body["error"]["code"].as_str()), (410, Some("envelope_voided")));
@@ -382,7 +419,8 @@ async fn decline_void_access_code_and_outbox() {
         assert!(Instant::now() < deadline, "no void notice in the outbox");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let again = api.call(Method::POST, &format!("/api/v1/envelopes/{id}/void"), &s, Some(json!({ "reason": "x" }))).await;
+    let again =
+        api.call(Method::POST, &format!("/api/v1/envelopes/{id}/void"), &s, Some(json!({ "reason": "x" }))).await;
     assert_eq!((again.status, again.body["error"]["code"].as_str()), (409, Some("envelope_finished")));
 
     // Unknown and malformed tokens are plain 404s.

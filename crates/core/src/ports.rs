@@ -535,7 +535,13 @@ pub trait JobStore: Send + Sync {
     async fn claim(&self, node: &str, now_unix_ms: i64, lease_ms: i64) -> Result<Option<Job>, RepoError>;
     async fn finish(&self, id: &str, now_unix_ms: i64) -> Result<(), RepoError>;
     /// Records a failed attempt: runs again at `retry_at` or, with `None`, gives up.
-    async fn fail(&self, id: &str, error: &str, retry_at_unix_ms: Option<i64>, now_unix_ms: i64) -> Result<(), RepoError>;
+    async fn fail(
+        &self,
+        id: &str,
+        error: &str,
+        retry_at_unix_ms: Option<i64>,
+        now_unix_ms: i64,
+    ) -> Result<(), RepoError>;
     /// Jobs not done yet (due or not), for tests and operations.
     async fn pending_jobs(&self) -> Result<Vec<(String, i64)>, RepoError>;
 }

@@ -69,7 +69,12 @@ mod tests {
 
     #[test]
     fn same_order_in_parallel_next_order_after() {
-        let mut rs = vec![r(1, "signer", "created"), r(1, "approver", "created"), r(2, "signer", "created"), r(1, "cc", "created")];
+        let mut rs = vec![
+            r(1, "signer", "created"),
+            r(1, "approver", "created"),
+            r(2, "signer", "created"),
+            r(1, "cc", "created"),
+        ];
         assert_eq!(next_step(&rs), Step::Activate(vec![rs[0].id, rs[1].id]));
         rs[0].status = "sent".into();
         rs[1].status = "delivered".into();

@@ -232,12 +232,16 @@ pub fn flatten(pdf: &[u8], marks: &[Mark]) -> Result<Vec<u8>, PdfError> {
             let bottom = displayed_h - mark.y - mark.height;
             match &mark.content {
                 MarkContent::Text(t) | MarkContent::Script(t) => {
-                    let (font, max) =
-                        if matches!(mark.content, MarkContent::Script(_)) { ("SgScript", 36.0) } else { ("SgHelv", 14.0) };
+                    let (font, max) = if matches!(mark.content, MarkContent::Script(_)) {
+                        ("SgScript", 36.0)
+                    } else {
+                        ("SgHelv", 14.0)
+                    };
                     let size = fit(t, mark.width, mark.height, max);
                     let baseline = bottom + (mark.height - size) / 2.0 + size * 0.22;
                     ops.extend_from_slice(
-                        format!("BT /{font} {} Tf 0 g {} {} Td ", num(size), num(mark.x + 1.0), num(baseline)).as_bytes(),
+                        format!("BT /{font} {} Tf 0 g {} {} Td ", num(size), num(mark.x + 1.0), num(baseline))
+                            .as_bytes(),
                     );
                     ops.extend_from_slice(&pdf_string(t));
                     ops.extend_from_slice(b" Tj ET\n");
@@ -302,7 +306,10 @@ pub fn flatten(pdf: &[u8], marks: &[Mark]) -> Result<Vec<u8>, PdfError> {
         contents.extend(existing);
         contents.push(Object::Reference(close));
         contents.push(Object::Reference(ours));
-        doc.get_object_mut(*page_id).and_then(Object::as_dict_mut).map_err(|_| PdfError::Malformed)?.set("Contents", contents);
+        doc.get_object_mut(*page_id)
+            .and_then(Object::as_dict_mut)
+            .map_err(|_| PdfError::Malformed)?
+            .set("Contents", contents);
     }
     let mut out = Vec::new();
     doc.save_to(&mut out).map_err(|_| PdfError::Malformed)?;
@@ -350,7 +357,14 @@ mod tests {
         let pdf = sample(&[(612, 792, 0), (612, 792, 90)]);
         let img = decode_png(&png(40, 20, png::ColorType::Rgba)).unwrap();
         let marks = vec![
-            Mark { page: 1, x: 50.0, y: 50.0, width: 200.0, height: 40.0, content: MarkContent::Text("Ada (Lovelace) \\ é ∑".into()) },
+            Mark {
+                page: 1,
+                x: 50.0,
+                y: 50.0,
+                width: 200.0,
+                height: 40.0,
+                content: MarkContent::Text("Ada (Lovelace) \\ é ∑".into()),
+            },
             Mark { page: 1, x: 50.0, y: 100.0, width: 20.0, height: 20.0, content: MarkContent::Check(true) },
             Mark { page: 2, x: 10.0, y: 10.0, width: 100.0, height: 50.0, content: MarkContent::Image(img) },
             Mark { page: 2, x: 10.0, y: 70.0, width: 100.0, height: 50.0, content: MarkContent::Script("Ada".into()) },
@@ -361,7 +375,10 @@ mod tests {
         let doc = Document::load_mem(&out).unwrap();
         let pages = doc.get_pages();
         let text = String::from_utf8_lossy(&doc.get_page_content(pages[&1])).into_owned();
-        assert!(text.contains("(Ada \\(Lovelace\\) \\\\ \u{e9} ?) Tj") || text.contains("Ada \\(Lovelace\\)"), "{text}");
+        assert!(
+            text.contains("(Ada \\(Lovelace\\) \\\\ \u{e9} ?) Tj") || text.contains("Ada \\(Lovelace\\)"),
+            "{text}"
+        );
         assert!(text.contains("/SgZapf"));
         let page2 = String::from_utf8_lossy(&doc.get_page_content(pages[&2])).into_owned();
         assert!(page2.contains("0 1 -1 0 612 0 cm"), "rotated page maps displayed space: {page2}");

@@ -178,15 +178,13 @@ impl SigningStore for SqlRepository {
             .map_err(db)?;
         }
         if o.status == "declined" {
-            sqlx::query(
-                "UPDATE envelopes SET status = 'declined', finished_ms = $1, reason_sealed = $2 WHERE id = $3",
-            )
-            .bind(o.now_unix_ms)
-            .bind(o.decline_reason_sealed.clone())
-            .bind(o.envelope_id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+            sqlx::query("UPDATE envelopes SET status = 'declined', finished_ms = $1, reason_sealed = $2 WHERE id = $3")
+                .bind(o.now_unix_ms)
+                .bind(o.decline_reason_sealed.clone())
+                .bind(o.envelope_id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
         }
         insert_jobs(&mut tx, &o.jobs, o.now_unix_ms).await?;
         tx.commit().await.map_err(db)
@@ -307,12 +305,12 @@ impl JobStore for SqlRepository {
     async fn fail(&self, id: &str, error: &str, retry_at: Option<i64>, now: i64) -> Result<(), RepoError> {
         let error: String = error.chars().take(500).collect();
         match retry_at {
-            Some(at) => sqlx::query(
-                "UPDATE jobs SET run_at_ms = $1, locked_until_ms = NULL, last_error = $2 WHERE id = $3",
-            )
-            .bind(at)
-            .bind(error)
-            .bind(id),
+            Some(at) => {
+                sqlx::query("UPDATE jobs SET run_at_ms = $1, locked_until_ms = NULL, last_error = $2 WHERE id = $3")
+                    .bind(at)
+                    .bind(error)
+                    .bind(id)
+            }
             None => sqlx::query(
                 "UPDATE jobs SET done_ms = $1, failed = 1, locked_until_ms = NULL, last_error = $2 WHERE id = $3",
             )
@@ -404,15 +402,14 @@ impl WebhookStore for SqlRepository {
     }
 
     async fn disable_webhook(&self, org: OrgId, id: uuid::Uuid, now: i64) -> Result<(), RepoError> {
-        let r = sqlx::query(
-            "UPDATE webhooks SET disabled_ms = COALESCE(disabled_ms, $1) WHERE id = $2 AND org_id = $3",
-        )
-        .bind(now)
-        .bind(id.to_string())
-        .bind(org.to_string())
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
+        let r =
+            sqlx::query("UPDATE webhooks SET disabled_ms = COALESCE(disabled_ms, $1) WHERE id = $2 AND org_id = $3")
+                .bind(now)
+                .bind(id.to_string())
+                .bind(org.to_string())
+                .execute(&self.pool)
+                .await
+                .map_err(db)?;
         if r.rows_affected() == 0 {
             return Err(RepoError::NotFound);
         }

@@ -115,7 +115,8 @@ impl Mail {
 
     /// Whether the message has an attachment named `filename` of type `content_type`.
     pub fn has_attachment(&self, content_type: &str, filename: &str) -> bool {
-        self.raw.contains(&format!("Content-Type: {content_type}")) && self.raw.contains(&format!("filename=\"{filename}\""))
+        self.raw.contains(&format!("Content-Type: {content_type}"))
+            && self.raw.contains(&format!("filename=\"{filename}\""))
     }
 }
 

@@ -45,21 +45,21 @@ where
 }
 
 fn rejection(e: JsonRejection) -> ApiError {
-        match e {
-            JsonRejection::MissingJsonContentType(_) => ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "the body must be JSON (Content-Type: application/json)",
-            ),
-            JsonRejection::JsonDataError(e) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", e.body_text())
-            }
-            JsonRejection::JsonSyntaxError(_) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "the body is not valid JSON")
-            }
-            e if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "the body is too large")
-            }
-            _ => ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", "the body could not be read"),
+    match e {
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the body must be JSON (Content-Type: application/json)",
+        ),
+        JsonRejection::JsonDataError(e) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", e.body_text())
         }
+        JsonRejection::JsonSyntaxError(_) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "the body is not valid JSON")
+        }
+        e if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "the body is too large")
+        }
+        _ => ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", "the body could not be read"),
+    }
 }

@@ -9,9 +9,9 @@ use sigillum_audit::{Detail, EventKind};
 
 use super::sending::{job, moved};
 use super::signing::date;
-use crate::envelopes::FINAL;
 use super::{internal, Workflow};
 use crate::audit_log::{Actor, ClientInfo, NewEvent};
+use crate::envelopes::FINAL;
 use crate::envelopes::{EnvelopeError, ORIGINAL};
 use crate::ids::EnvelopeId;
 use crate::lifecycle::EnvelopeStatus;
@@ -176,7 +176,9 @@ impl Workflow {
                 self.notify(p.envelope_id, p.recipient_id, &p.what).await
             }
             JobKind::Expire => self.expire(payload::<EnvelopeJob>(job)?.envelope_id).await,
-            JobKind::Webhook => self.deliver(payload::<WebhookJob>(job)?.delivery_id, job.attempts >= job.max_attempts).await,
+            JobKind::Webhook => {
+                self.deliver(payload::<WebhookJob>(job)?.delivery_id, job.attempts >= job.max_attempts).await
+            }
         }
     }
 
@@ -230,7 +232,8 @@ impl Workflow {
         if !routing::is_turn(&recipients, r) {
             return Ok(());
         }
-        let person = self.people(id, std::slice::from_ref(r)).await?.remove(&rid).ok_or_else(|| internal("recipient"))?;
+        let person =
+            self.people(id, std::slice::from_ref(r)).await?.remove(&rid).ok_or_else(|| internal("recipient"))?;
         let now = self.now();
         let expires = env.expires_unix_ms.unwrap_or(now);
         let link = self.issue_token(id, rid, "email", expires).await?;
@@ -384,7 +387,14 @@ impl Workflow {
                 _ => None,
             };
             if let Some(content) = content {
-                marks.push(sigillum_pdf::Mark { page: f.page, x: f.x, y: f.y, width: f.width, height: f.height, content });
+                marks.push(sigillum_pdf::Mark {
+                    page: f.page,
+                    x: f.x,
+                    y: f.y,
+                    width: f.width,
+                    height: f.height,
+                    content,
+                });
             }
         }
         Ok(marks)
@@ -395,7 +405,8 @@ impl Workflow {
         let Some(env) = self.inner.ports.signing.envelope_by_id(id).await? else { return Ok(()) };
         let recipients = self.inner.ports.parties.recipients(id).await?;
         let Some(r) = recipients.iter().find(|r| r.id == rid) else { return Ok(()) };
-        let person = self.people(id, std::slice::from_ref(r)).await?.remove(&rid).ok_or_else(|| internal("recipient"))?;
+        let person =
+            self.people(id, std::slice::from_ref(r)).await?.remove(&rid).ok_or_else(|| internal("recipient"))?;
         let title = self.title(&env).await?;
         let sid = id.to_string();
         let reason = match &env.reason_sealed {
@@ -411,8 +422,12 @@ impl Workflow {
                 let link = self.issue_token(id, rid, "email", i64::MAX).await?;
                 super::mail::completed(&person, &title, &link, &sha, (doc.len() <= MAX_ATTACHMENT).then_some(doc))
             }
-            ("declined", EnvelopeStatus::Declined) => super::mail::ended(&person, &title, &sender, "declined", reason.as_deref()),
-            ("voided", EnvelopeStatus::Voided) => super::mail::ended(&person, &title, &sender, "voided", reason.as_deref()),
+            ("declined", EnvelopeStatus::Declined) => {
+                super::mail::ended(&person, &title, &sender, "declined", reason.as_deref())
+            }
+            ("voided", EnvelopeStatus::Voided) => {
+                super::mail::ended(&person, &title, &sender, "voided", reason.as_deref())
+            }
             _ => return Ok(()),
         };
         self.inner.ports.mailer.send(&mail).await.map_err(internal)?;
@@ -482,7 +497,9 @@ mod tests {
 
     #[test]
     fn job_kinds_round_trip() {
-        for k in [JobKind::Advance, JobKind::Invite, JobKind::Finalize, JobKind::Notify, JobKind::Expire, JobKind::Webhook] {
+        for k in
+            [JobKind::Advance, JobKind::Invite, JobKind::Finalize, JobKind::Notify, JobKind::Expire, JobKind::Webhook]
+        {
             assert_eq!(JobKind::parse(k.as_str()), Some(k));
         }
     }

@@ -81,7 +81,10 @@ pub(super) fn invitation(
 pub(super) fn completed(to: &Person, title: &str, link: &str, sha256: &str, pdf: Option<Vec<u8>>) -> Mail {
     let mut paras = vec![
         format!("Hello {},", to.name),
-        format!("Everyone has signed \"{title}\". The final document is {}.", if pdf.is_some() { "attached" } else { "at the link below" }),
+        format!(
+            "Everyone has signed \"{title}\". The final document is {}.",
+            if pdf.is_some() { "attached" } else { "at the link below" }
+        ),
         format!("Its SHA-256 is {sha256}."),
     ];
     paras.push("You can download it again with the link below.".into());
@@ -131,7 +134,16 @@ mod tests {
     #[test]
     fn html_is_escaped_and_subjects_are_one_line() {
         let to = Person { name: "<b>Eve</b>".into(), email: "eve@example.com".into() };
-        let m = invitation(&to, "Bob", "Deal\r\nBcc: x@evil", Some("<script>"), "https://s/x?a=1&b=2", "2026-12-01", 0, true);
+        let m = invitation(
+            &to,
+            "Bob",
+            "Deal\r\nBcc: x@evil",
+            Some("<script>"),
+            "https://s/x?a=1&b=2",
+            "2026-12-01",
+            0,
+            true,
+        );
         assert!(!m.subject.contains('\n') && !m.subject.contains('\r'));
         assert!(m.html.contains("&lt;b&gt;Eve&lt;/b&gt;") && m.html.contains("&lt;script&gt;"));
         assert!(m.html.contains("https://s/x?a=1&amp;b=2"));

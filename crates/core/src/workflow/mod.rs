@@ -113,15 +113,7 @@ impl Workflow {
     ) -> Self {
         let config = WorkflowConfig { public_url: config.public_url.trim_end_matches('/').to_owned(), ..config };
         Self {
-            inner: Arc::new(Inner {
-                ports,
-                envelopes,
-                vault,
-                audit,
-                clock,
-                config,
-                wake: tokio::sync::Notify::new(),
-            }),
+            inner: Arc::new(Inner { ports, envelopes, vault, audit, clock, config, wake: tokio::sync::Notify::new() }),
         }
     }
 
@@ -150,7 +142,12 @@ impl Workflow {
         String::from_utf8(bytes).map_err(|_| internal("sealed text is not UTF-8"))
     }
 
-    async fn seal_text(&self, envelope: EnvelopeId, ctx: &FieldContext<'_>, text: &str) -> Result<Vec<u8>, EnvelopeError> {
+    async fn seal_text(
+        &self,
+        envelope: EnvelopeId,
+        ctx: &FieldContext<'_>,
+        text: &str,
+    ) -> Result<Vec<u8>, EnvelopeError> {
         Ok(self.inner.vault.seal_field(envelope, ctx, text.as_bytes()).await?)
     }
 

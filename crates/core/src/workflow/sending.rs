@@ -93,7 +93,11 @@ impl Workflow {
             from: EnvelopeStatus::Draft,
             to: EnvelopeStatus::Sent,
             now_unix_ms: now,
-            send: Some(SendOptions { message_sealed, expires_unix_ms: expires, remind_every_days: req.remind_every_days }),
+            send: Some(SendOptions {
+                message_sealed,
+                expires_unix_ms: expires,
+                remind_every_days: req.remind_every_days,
+            }),
             reason_sealed: None,
             final_sha256: None,
             jobs: vec![

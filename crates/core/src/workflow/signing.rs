@@ -24,7 +24,6 @@ const MAX_SIGNATURE_BYTES: usize = 512 * 1024;
 /// Access-code failures allowed per recipient in the throttle window.
 const ACCESS_CODE_ATTEMPTS: u32 = 5;
 
-
 /// A signer's signature: drawn (PNG) or typed.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -51,6 +50,9 @@ pub struct SignerView {
     pub fields: Vec<FieldView>,
     pub pages: usize,
 }
+
+/// Checked input of `complete`: each field's value (JSON text) and the signature (kind, bytes).
+type Validated = (Vec<(uuid::Uuid, String)>, Option<(String, Vec<u8>)>);
 
 /// A token resolved to its recipient.
 pub(super) struct Session {
@@ -131,9 +133,14 @@ impl Workflow {
             s.recipient.status = "delivered".into();
         }
         self.record(
-            NewEvent::new(EventKind::LinkOpened, Some(s.env.id), Self::recipient_actor(&s.recipient, &s.person), client.clone())
-                .document(s.env.document_sha256.clone())
-                .detail("first", Detail::Bool(first)),
+            NewEvent::new(
+                EventKind::LinkOpened,
+                Some(s.env.id),
+                Self::recipient_actor(&s.recipient, &s.person),
+                client.clone(),
+            )
+            .document(s.env.document_sha256.clone())
+            .detail("first", Detail::Bool(first)),
         )
         .await?;
         let id = s.env.id.to_string();
@@ -194,9 +201,14 @@ impl Workflow {
         };
         let bytes = self.inner.vault.read_blob(s.env.id, version, 1).await?;
         self.record(
-            NewEvent::new(EventKind::DocumentViewed, Some(s.env.id), Self::recipient_actor(&s.recipient, &s.person), client.clone())
-                .document(sha)
-                .detail("version", Detail::Text(version.into())),
+            NewEvent::new(
+                EventKind::DocumentViewed,
+                Some(s.env.id),
+                Self::recipient_actor(&s.recipient, &s.person),
+                client.clone(),
+            )
+            .document(sha)
+            .detail("version", Detail::Text(version.into())),
         )
         .await?;
         Ok((self.title(&s.env).await?, bytes))
@@ -230,9 +242,14 @@ impl Workflow {
         }
         self.inner.ports.signing.record_consent(s.recipient.id, self.now()).await?;
         self.record(
-            NewEvent::new(EventKind::ConsentGiven, Some(s.env.id), Self::recipient_actor(&s.recipient, &s.person), client.clone())
-                .document(s.env.document_sha256.clone())
-                .detail("disclosure_version", Detail::Text(CONSENT_DISCLOSURE_VERSION.into())),
+            NewEvent::new(
+                EventKind::ConsentGiven,
+                Some(s.env.id),
+                Self::recipient_actor(&s.recipient, &s.person),
+                client.clone(),
+            )
+            .document(s.env.document_sha256.clone())
+            .detail("disclosure_version", Detail::Text(CONSENT_DISCLOSURE_VERSION.into())),
         )
         .await
     }
@@ -243,7 +260,7 @@ impl Workflow {
         s: &Session,
         fields: &[FieldRecord],
         req: &CompleteRequest,
-    ) -> Result<(Vec<(uuid::Uuid, String)>, Option<(String, Vec<u8>)>), EnvelopeError> {
+    ) -> Result<Validated, EnvelopeError> {
         let invalid = |m: String| EnvelopeError::Invalid(m);
         let mine: HashMap<String, &FieldRecord> =
             fields.iter().filter(|f| f.recipient_id == s.recipient.id).map(|f| (f.id.to_string(), f)).collect();
@@ -274,14 +291,12 @@ impl Workflow {
                     ("typed".to_owned(), t.as_bytes().to_vec())
                 }
                 _ => {
-                    return Err(invalid(
-                        "signature is {kind: \"drawn\", png_base64} or {kind: \"typed\", text}".into(),
-                    ))
+                    return Err(invalid("signature is {kind: \"drawn\", png_base64} or {kind: \"typed\", text}".into()))
                 }
             }),
         };
-        let needs_signature = s.recipient.role == "signer"
-            || mine.values().any(|f| matches!(f.kind.as_str(), "signature" | "initials"));
+        let needs_signature =
+            s.recipient.role == "signer" || mine.values().any(|f| matches!(f.kind.as_str(), "signature" | "initials"));
         if needs_signature && signature.is_none() {
             return Err(invalid("a signature is required".into()));
         }
@@ -382,15 +397,21 @@ impl Workflow {
             )],
         };
         self.inner.ports.signing.record_outcome(&outcome).await.map_err(|e| match e {
-            crate::ports::RepoError::Conflict(_) => conflict("recipient_finished", "you have already signed or declined"),
+            crate::ports::RepoError::Conflict(_) => {
+                conflict("recipient_finished", "you have already signed or declined")
+            }
             e => e.into(),
         })?;
         self.inner.wake.notify_one();
-        let mut event =
-            NewEvent::new(EventKind::RecipientSigned, Some(s.env.id), Self::recipient_actor(&s.recipient, &s.person), client.clone())
-                .document(s.env.document_sha256.clone())
-                .detail("role", Detail::Text(s.recipient.role.clone()))
-                .detail("values", Detail::Int(values.len() as i64));
+        let mut event = NewEvent::new(
+            EventKind::RecipientSigned,
+            Some(s.env.id),
+            Self::recipient_actor(&s.recipient, &s.person),
+            client.clone(),
+        )
+        .document(s.env.document_sha256.clone())
+        .detail("role", Detail::Text(s.recipient.role.clone()))
+        .detail("values", Detail::Int(values.len() as i64));
         if let Some(kind) = signature_kind {
             event = event.detail("signature", Detail::Text(kind));
         }
@@ -440,9 +461,14 @@ impl Workflow {
         self.inner.ports.signing.record_outcome(&outcome).await.map_err(moved)?;
         self.inner.wake.notify_one();
         self.record(
-            NewEvent::new(EventKind::RecipientDeclined, Some(s.env.id), Self::recipient_actor(&s.recipient, &s.person), client.clone())
-                .document(s.env.document_sha256.clone())
-                .note(reason),
+            NewEvent::new(
+                EventKind::RecipientDeclined,
+                Some(s.env.id),
+                Self::recipient_actor(&s.recipient, &s.person),
+                client.clone(),
+            )
+            .document(s.env.document_sha256.clone())
+            .note(reason),
         )
         .await?;
         self.emit(

@@ -16,8 +16,14 @@ use crate::ids::OrgId;
 use crate::ports::{DeliveryRecord, WebhookRecord};
 
 /// Event types a subscription may name (`*` is all of them).
-pub const WEBHOOK_EVENTS: [&str; 6] =
-    ["envelope.sent", "envelope.completed", "envelope.declined", "envelope.voided", "envelope.expired", "recipient.signed"];
+pub const WEBHOOK_EVENTS: [&str; 6] = [
+    "envelope.sent",
+    "envelope.completed",
+    "envelope.declined",
+    "envelope.voided",
+    "envelope.expired",
+    "recipient.signed",
+];
 const KEK: &str = "system:webhooks";
 const MAX_WEBHOOKS: usize = 20;
 
@@ -129,7 +135,12 @@ impl Workflow {
         Ok(self.inner.ports.webhooks.webhooks(p.org_id).await?.iter().map(WebhookView::from).collect())
     }
 
-    pub async fn disable_webhook(&self, p: &Principal, id: uuid::Uuid, client: &ClientInfo) -> Result<(), EnvelopeError> {
+    pub async fn disable_webhook(
+        &self,
+        p: &Principal,
+        id: uuid::Uuid,
+        client: &ClientInfo,
+    ) -> Result<(), EnvelopeError> {
         self.inner.ports.webhooks.disable_webhook(p.org_id, id, self.now()).await?;
         self.record(
             NewEvent::new(EventKind::WebhookDisabled, None, p.actor(), client.clone())
@@ -139,7 +150,11 @@ impl Workflow {
     }
 
     /// The delivery log of one of the caller's webhooks, newest first.
-    pub async fn webhook_deliveries(&self, p: &Principal, id: uuid::Uuid) -> Result<Vec<DeliveryRecord>, EnvelopeError> {
+    pub async fn webhook_deliveries(
+        &self,
+        p: &Principal,
+        id: uuid::Uuid,
+    ) -> Result<Vec<DeliveryRecord>, EnvelopeError> {
         let w = self.inner.ports.webhooks.webhook(id).await?.filter(|w| w.org_id == p.org_id);
         let w = w.ok_or(EnvelopeError::NotFound)?;
         Ok(self.inner.ports.webhooks.deliveries(w.id, 200).await?)
