@@ -12,6 +12,21 @@ use crate::app::App;
 use crate::config::Config;
 
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    run_until(cfg, |_| {}, shutdown_signal()).await
+}
+
+/// Where a started server listens, and the certificate it presents.
+pub struct Ready {
+    pub addr: std::net::SocketAddr,
+    pub cert_pem: Vec<u8>,
+}
+
+/// Runs the server until `shutdown` completes; `ready` is told where it listens once it does.
+pub async fn run_until(
+    cfg: Config,
+    ready: impl FnOnce(Ready),
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     tracing::info!(config = %cfg.redacted(), "starting");
     let app = App::open(&cfg).await?;
     let extra_names: Vec<String> = cfg.public_url.host_str().map(|h| vec![h.to_owned()]).unwrap_or_default();
@@ -35,6 +50,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     );
     println!("TLS certificate SHA-256 fingerprint {fingerprint}");
     tracing::info!(%addr, fingerprint, self_signed = tls.self_signed, "listening");
+    ready(Ready { addr, cert_pem: std::fs::read(&tls.cert_path).context("reading the TLS certificate")? });
 
     let state = Arc::new(AppState {
         vault: app.vault.clone(),
@@ -48,7 +64,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     // The job runner of this node: invitations, reminders, expiry, final documents, webhooks.
     let (stop_jobs, jobs_stop) = tokio::sync::watch::channel(false);
     let worker = tokio::spawn(sigillum_core::workflow::Worker::new(app.workflow.clone()).run(jobs_stop));
-    serve(listener, server_config, sigillum_web::router(state), ConnLimits::default(), shutdown_signal()).await;
+    serve(listener, server_config, sigillum_web::router(state), ConnLimits::default(), shutdown).await;
     let _ = stop_jobs.send(true);
     if tokio::time::timeout(std::time::Duration::from_secs(30), worker).await.is_err() {
         tracing::warn!("the job runner did not stop within 30 s; its leased job will be retried");

@@ -1,0 +1,244 @@
+//! `cargo run --release --bin bench-flow [-- --envelopes N --concurrency C]`
+//!
+//! Runs the real server (release build, embedded defaults: SQLite with durable commits, file
+//! blobs, local keyring, mail to the outbox) on loopback TLS, and drives N complete envelopes
+//! through the public API, C at a time: upload a one-page PDF, add two signers (routing order 1
+//! and 2) with a signature field each, send, then for each signer an embedded signing link,
+//! view, consent and complete; then wait until the final document is made (status `completed`).
+//!
+//! Prints envelopes/s and the p50/p99 latency of the signer `complete` call, and, as a baseline
+//! measured in the same run, the p50 of an authenticated `GET /api/v1/auth/me`, with the ratio
+//! of the two. These figures are the baseline for later work (issue 4); no target is enforced.
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+use sigillum::config::Config;
+
+/// One 612×792 page, written by hand.
+fn one_page_pdf() -> Vec<u8> {
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 /MediaBox [0 0 612 792] >>".to_owned(),
+        "<< /Type /Page /Parent 2 0 R /Contents 4 0 R >>".to_owned(),
+        "<< /Length 8 >>\nstream\nBT ET\n\nendstream".to_owned(),
+    ];
+    let mut out = b"%PDF-1.7\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, o) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = out.len();
+    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    for off in offsets {
+        out.extend_from_slice(format!("{off:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(format!("trailer\n<< /Size 5 /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n").as_bytes());
+    out
+}
+
+struct Bench {
+    http: reqwest::Client,
+    base: String,
+    key: String,
+    pdf: Vec<u8>,
+}
+
+impl Bench {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>, auth: bool) -> anyhow::Result<Value> {
+        let mut req = self.http.request(method.clone(), format!("{}{path}", self.base));
+        if auth {
+            req = req.bearer_auth(&self.key);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await?;
+        let status = r.status();
+        let text = r.text().await?;
+        if !status.is_success() {
+            bail!("{method} {path}: {status} {text}");
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// One whole envelope; returns the durations of the two `complete` calls.
+    async fn envelope(&self, n: usize) -> anyhow::Result<Vec<Duration>> {
+        use reqwest::Method as M;
+        let form = reqwest::multipart::Form::new().text("title", format!("Bench agreement {n}")).part(
+            "file",
+            reqwest::multipart::Part::bytes(self.pdf.clone()).file_name("a.pdf").mime_str("application/pdf")?,
+        );
+        let r = self.http.post(format!("{}/api/v1/envelopes", self.base)).bearer_auth(&self.key).multipart(form);
+        let created: Value = r.send().await?.error_for_status()?.json().await?;
+        let id = created["id"].as_str().context("envelope id")?.to_owned();
+        let mut signers = Vec::new();
+        for order in [1, 2] {
+            let r = self
+                .call(
+                    M::POST,
+                    &format!("/api/v1/envelopes/{id}/recipients"),
+                    Some(json!({"name": format!("Signer {order}"), "email": format!("s{order}-{n}@example.org"),
+                                "role": "signer", "routing_order": order})),
+                    true,
+                )
+                .await?;
+            let rid = r["id"].as_str().context("recipient id")?.to_owned();
+            self.call(
+                M::POST,
+                &format!("/api/v1/envelopes/{id}/fields"),
+                Some(json!({"recipient_id": rid, "kind": "signature", "page": 1,
+                            "x": 72, "y": 100 * order, "width": 200, "height": 40})),
+                true,
+            )
+            .await?;
+            signers.push(rid);
+        }
+        self.call(M::POST, &format!("/api/v1/envelopes/{id}/send"), Some(json!({})), true).await?;
+        let mut times = Vec::new();
+        for rid in &signers {
+            let link =
+                self.call(M::POST, &format!("/api/v1/envelopes/{id}/recipients/{rid}/signing-link"), None, true).await?;
+            let token = link["url"].as_str().and_then(|u| u.rsplit('/').next()).context("link")?.to_owned();
+            self.call(M::GET, &format!("/api/v1/signing/{token}"), None, false).await?;
+            self.call(M::POST, &format!("/api/v1/signing/{token}/consent"), Some(json!({"accepted": true})), false)
+                .await?;
+            let t = Instant::now();
+            self.call(
+                M::POST,
+                &format!("/api/v1/signing/{token}/complete"),
+                Some(json!({"signature": {"kind": "typed", "text": "Signer"}})),
+                false,
+            )
+            .await?;
+            times.push(t.elapsed());
+        }
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let e = self.call(M::GET, &format!("/api/v1/envelopes/{id}"), None, true).await?;
+            if e["status"] == "completed" {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("envelope {id} did not complete");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(times)
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let envelopes = arg("--envelopes", 200);
+    let concurrency = arg("--concurrency", 8).max(1);
+    let dir = tempfile::tempdir()?;
+    let dd = dir.path().join("data").display().to_string();
+    let cfg = Config::from_sources(None, &move |k| match k {
+        "SIGILLUM_DATA_DIR" => Some(dd.clone()),
+        "SIGILLUM_LISTEN" => Some("127.0.0.1:0".into()),
+        _ => None,
+    })?;
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(sigillum::serve::run_until(
+        cfg,
+        move |r| {
+            let _ = ready_tx.send(r);
+        },
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    let ready = ready_rx.await.context("the server did not start")?;
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ready.cert_pem)?)
+        .tls_built_in_root_certs(false)
+        .resolve("localhost", ready.addr)
+        .build()?;
+    let base = format!("https://localhost:{}", ready.addr.port());
+    let pw = "bench password, long enough";
+    let signup = json!({"email": "bench@example.org", "password": pw, "name": "Bench"});
+    http.post(format!("{base}/api/v1/auth/signup")).json(&signup).send().await?.error_for_status()?;
+    let login = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": "bench@example.org", "password": pw}))
+        .send()
+        .await?
+        .error_for_status()?;
+    let cookie = login.headers().get("set-cookie").and_then(|v| v.to_str().ok()).context("cookie")?.to_owned();
+    let csrf = login.json::<Value>().await?["csrf_token"].as_str().context("csrf")?.to_owned();
+    let key: Value = http
+        .post(format!("{base}/api/v1/api-keys"))
+        .header("cookie", cookie.split(';').next().unwrap_or_default())
+        .header("x-csrf-token", csrf)
+        .json(&json!({"name": "bench"}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let bench = Arc::new(Bench { http, base, key: key["key"].as_str().context("key")?.to_owned(), pdf: one_page_pdf() });
+
+    // Baseline in the same run: an authenticated read.
+    let mut base_times = Vec::new();
+    for _ in 0..200 {
+        let t = Instant::now();
+        bench.call(reqwest::Method::GET, "/api/v1/auth/me", None, true).await?;
+        base_times.push(t.elapsed());
+    }
+    base_times.sort();
+
+    // Warm-up, then the measured run.
+    bench.envelope(0).await?;
+    let started = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(1));
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (bench, next) = (bench.clone(), next.clone());
+        workers.push(tokio::spawn(async move {
+            let mut times = Vec::new();
+            loop {
+                let n = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if n > envelopes {
+                    return Ok::<_, anyhow::Error>(times);
+                }
+                times.extend(bench.envelope(n).await?);
+            }
+        }));
+    }
+    let mut complete = Vec::new();
+    for w in workers {
+        complete.extend(w.await??);
+    }
+    let elapsed = started.elapsed();
+    complete.sort();
+    let _ = stop_tx.send(());
+    server.await??;
+
+    let per_s = envelopes as f64 / elapsed.as_secs_f64();
+    let (p50, p99, base50) = (percentile(&complete, 0.5), percentile(&complete, 0.99), percentile(&base_times, 0.5));
+    println!("bench-flow: {envelopes} envelopes (2 signers each), {concurrency} at a time, in {:.1} s", elapsed.as_secs_f64());
+    println!("  envelopes/s                 {per_s:.1}");
+    println!("  signer complete p50         {:.1} ms", p50.as_secs_f64() * 1e3);
+    println!("  signer complete p99         {:.1} ms", p99.as_secs_f64() * 1e3);
+    println!("  baseline GET /auth/me p50   {:.2} ms", base50.as_secs_f64() * 1e3);
+    println!("  ratio complete p50 / baseline p50  {:.1}", p50.as_secs_f64() / base50.as_secs_f64().max(1e-9));
+    Ok(())
+}
