@@ -127,8 +127,9 @@ pub struct LoginOutcome {
     pub user: UserView,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ApiKeyView {
+    #[schema(value_type = uuid::Uuid)]
     pub id: ApiKeyId,
     pub name: String,
     pub prefix: String,

@@ -123,19 +123,20 @@ pub struct Recorded {
 }
 
 /// One event of a trail, in the wire shape of DESIGN §5.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TrailEvent {
     pub seq: u64,
     /// The event object whose canonical bytes are the leaf.
     pub event: serde_json::Value,
     /// Personal values and salts; `null` once the envelope is shredded.
+    #[schema(value_type = Option<Object>)]
     pub disclosed: Option<Disclosure>,
     pub leaf_hash: String,
     pub inclusion_proof: Vec<String>,
 }
 
 /// An envelope's audit trail with proofs against one checkpoint.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Trail {
     pub checkpoint: String,
     pub tree_size: u64,

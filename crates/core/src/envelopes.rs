@@ -66,13 +66,16 @@ impl From<VaultError> for EnvelopeError {
 }
 
 /// What the API shows of an envelope.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EnvelopeView {
+    #[schema(value_type = uuid::Uuid)]
     pub id: EnvelopeId,
     pub title: String,
     pub status: EnvelopeStatus,
     pub document_sha256: String,
     pub document_bytes: u64,
+    /// Each page's displayed size in PDF points: `{width, height}`.
+    #[schema(value_type = Vec<Object>)]
     pub pages: Vec<PageSize>,
     pub created_unix_ms: i64,
     pub updated_unix_ms: i64,
@@ -103,7 +106,7 @@ pub const ROLES: [&str; 3] = ["signer", "approver", "cc"];
 const MAX_RECIPIENTS: usize = 100;
 const MAX_FIELDS: usize = 1000;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RecipientView {
     pub id: uuid::Uuid,
     pub name: String,
@@ -113,7 +116,7 @@ pub struct RecipientView {
     pub status: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FieldView {
     pub id: uuid::Uuid,
     pub recipient_id: uuid::Uuid,
@@ -143,7 +146,7 @@ impl From<&FieldRecord> for FieldView {
 }
 
 /// An envelope with its recipients and fields.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EnvelopeDetail {
     #[serde(flatten)]
     pub envelope: EnvelopeView,
@@ -152,7 +155,7 @@ pub struct EnvelopeDetail {
 }
 
 /// A recipient to add (the API's request body).
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRecipient {
     pub name: String,
@@ -166,7 +169,7 @@ pub struct NewRecipient {
 }
 
 /// A field to place (the API's request body); `required` defaults to true.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewField {
     pub recipient_id: String,

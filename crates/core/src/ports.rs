@@ -561,7 +561,7 @@ pub struct WebhookRecord {
     pub disabled_unix_ms: Option<i64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct DeliveryRecord {
     pub id: uuid::Uuid,
     pub webhook_id: uuid::Uuid,

@@ -94,14 +94,16 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/api-keys/{id}", delete(revoke_key))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Signup {
+pub(crate) struct Signup {
     email: String,
+    #[schema(value_type = String)]
     password: SecretString,
     name: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/signup", tag = "accounts", request_body = Signup, responses((status = 201, description = "account and organisation created", body = Object), (status = 409, description = "email taken", body = crate::openapi::ErrorBody), (status = 422, description = "invalid input", body = crate::openapi::ErrorBody)))]
 async fn signup(
     State(st): State<Arc<AppState>>,
     Client(client): Client,
@@ -111,16 +113,18 @@ async fn signup(
     Ok((StatusCode::CREATED, Json(user)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Login {
+pub(crate) struct Login {
     email: String,
+    #[schema(value_type = String)]
     password: SecretString,
     #[serde(default)]
     #[allow(dead_code)]
     totp: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "accounts", request_body = Login, responses((status = 200, description = "session cookie `__Host-sigillum_session` set; body has `csrf_token`", body = Object), (status = 401, description = "wrong email, password or code", body = crate::openapi::ErrorBody), (status = 429, description = "throttled", body = crate::openapi::ErrorBody)))]
 async fn login(
     State(st): State<Arc<AppState>>,
     Client(client): Client,
@@ -147,6 +151,7 @@ async fn login(
     Ok(r)
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "accounts", security(("api_key" = []), ("session" = [])), responses((status = 204, description = "session ended"), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 404, description = "not found (or another organisation's)", body = crate::openapi::ErrorBody)))]
 async fn logout(
     State(st): State<Arc<AppState>>,
     Client(client): Client,
@@ -161,18 +166,20 @@ async fn logout(
     Ok(r)
 }
 
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "accounts", security(("api_key" = []), ("session" = [])), responses((status = 200, description = "the caller", body = Object), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 404, description = "not found (or another organisation's)", body = crate::openapi::ErrorBody)))]
 async fn me(Authenticated(p): Authenticated) -> Json<serde_json::Value> {
     Json(json!({
         "id": p.user_id, "organisation_id": p.org_id, "email": p.email, "name": p.name, "role": p.role,
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewKey {
+pub(crate) struct NewKey {
     name: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/api-keys", tag = "accounts", security(("api_key" = []), ("session" = [])), request_body = NewKey, responses((status = 201, description = "`{id, key}`: the key is shown once", body = Object), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 404, description = "not found (or another organisation's)", body = crate::openapi::ErrorBody), (status = 403, description = "missing CSRF token (cookie sessions)", body = crate::openapi::ErrorBody), (status = 409, description = "not allowed in the envelope's status", body = crate::openapi::ErrorBody), (status = 422, description = "invalid input", body = crate::openapi::ErrorBody)))]
 async fn create_key(
     State(st): State<Arc<AppState>>,
     Client(client): Client,
@@ -186,6 +193,7 @@ async fn create_key(
     Ok(r)
 }
 
+#[utoipa::path(get, path = "/api/v1/api-keys", tag = "accounts", security(("api_key" = []), ("session" = [])), responses((status = 200, description = "the organisation's keys (never the secrets)", body = Object), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 404, description = "not found (or another organisation's)", body = crate::openapi::ErrorBody)))]
 async fn list_keys(
     State(st): State<Arc<AppState>>,
     Authenticated(p): Authenticated,
@@ -193,6 +201,7 @@ async fn list_keys(
     Ok(Json(json!({ "api_keys": st.accounts.list_api_keys(&p).await? })))
 }
 
+#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "accounts", security(("api_key" = []), ("session" = [])), params(("id" = String, Path, description = "API key id")), responses((status = 204, description = "revoked"), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 404, description = "not found (or another organisation's)", body = crate::openapi::ErrorBody), (status = 403, description = "missing CSRF token (cookie sessions)", body = crate::openapi::ErrorBody), (status = 409, description = "not allowed in the envelope's status", body = crate::openapi::ErrorBody), (status = 422, description = "invalid input", body = crate::openapi::ErrorBody)))]
 async fn revoke_key(
     State(st): State<Arc<AppState>>,
     Client(client): Client,

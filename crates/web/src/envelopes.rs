@@ -93,6 +93,7 @@ fn envelope_id(raw: &str) -> Result<EnvelopeId, ApiError> {
     EnvelopeId::parse(raw).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource"))
 }
 
+#[utoipa::path(post, path = "/api/v1/envelopes", tag = "envelopes", security(("api_key" = []), ("session" = [])), request_body(content = Object, content_type = "multipart/form-data", description = "parts `title` (text) then `file` (the PDF)"), responses((status = 201, description = "draft envelope", body = sigillum_core::envelopes::EnvelopeView), (status = 413, description = "document too large", body = crate::openapi::ErrorBody), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 404, description = "not found (or another organisation's)", body = crate::openapi::ErrorBody), (status = 403, description = "missing CSRF token (cookie sessions)", body = crate::openapi::ErrorBody), (status = 409, description = "not allowed in the envelope's status", body = crate::openapi::ErrorBody), (status = 422, description = "invalid input", body = crate::openapi::ErrorBody)))]
 async fn create(
     State(st): State<Arc<AppState>>,
     Client(client): Client,
@@ -146,10 +147,12 @@ async fn create(
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/envelopes", tag = "envelopes", security(("api_key" = []), ("session" = [])), responses((status = 200, description = "`{envelopes: [...]}`, newest first", body = Object), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 404, description = "not found (or another organisation's)", body = crate::openapi::ErrorBody)))]
 async fn list(State(st): State<Arc<AppState>>, Authenticated(p): Authenticated) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "envelopes": st.envelopes.list(&p).await? })))
 }
 
+#[utoipa::path(get, path = "/api/v1/envelopes/{id}", tag = "envelopes", security(("api_key" = []), ("session" = [])), params(("id" = String, Path, description = "envelope id")), responses((status = 200, description = "envelope with recipients and fields", body = sigillum_core::envelopes::EnvelopeDetail), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 404, description = "not found (or another organisation's)", body = crate::openapi::ErrorBody)))]
 async fn detail(
     State(st): State<Arc<AppState>>,
     Authenticated(p): Authenticated,
@@ -158,6 +161,7 @@ async fn detail(
     Ok(Json(serde_json::to_value(st.envelopes.detail(&p, envelope_id(&id)?).await?).map_err(|_| ApiError::internal())?))
 }
 
+#[utoipa::path(post, path = "/api/v1/envelopes/{id}/recipients", tag = "envelopes", security(("api_key" = []), ("session" = [])), params(("id" = String, Path, description = "envelope id")), request_body = sigillum_core::envelopes::NewRecipient, responses((status = 201, description = "recipient", body = sigillum_core::envelopes::RecipientView), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 404, description = "not found (or another organisation's)", body = crate::openapi::ErrorBody), (status = 403, description = "missing CSRF token (cookie sessions)", body = crate::openapi::ErrorBody), (status = 409, description = "not allowed in the envelope's status", body = crate::openapi::ErrorBody), (status = 422, description = "invalid input", body = crate::openapi::ErrorBody)))]
 async fn add_recipient(
     State(st): State<Arc<AppState>>,
     Client(client): Client,
@@ -169,6 +173,7 @@ async fn add_recipient(
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/envelopes/{id}/fields", tag = "envelopes", security(("api_key" = []), ("session" = [])), params(("id" = String, Path, description = "envelope id")), request_body = sigillum_core::envelopes::NewField, responses((status = 201, description = "field (page 1-based, PDF points, origin top-left)", body = sigillum_core::envelopes::FieldView), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 404, description = "not found (or another organisation's)", body = crate::openapi::ErrorBody), (status = 403, description = "missing CSRF token (cookie sessions)", body = crate::openapi::ErrorBody), (status = 409, description = "not allowed in the envelope's status", body = crate::openapi::ErrorBody), (status = 422, description = "invalid input", body = crate::openapi::ErrorBody)))]
 async fn add_field(
     State(st): State<Arc<AppState>>,
     Client(client): Client,
@@ -180,6 +185,7 @@ async fn add_field(
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
+#[utoipa::path(delete, path = "/api/v1/envelopes/{id}", tag = "envelopes", security(("api_key" = []), ("session" = [])), params(("id" = String, Path, description = "envelope id")), responses((status = 204, description = "crypto-shredded"), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 404, description = "not found (or another organisation's)", body = crate::openapi::ErrorBody), (status = 403, description = "missing CSRF token (cookie sessions)", body = crate::openapi::ErrorBody), (status = 409, description = "not allowed in the envelope's status", body = crate::openapi::ErrorBody), (status = 422, description = "invalid input", body = crate::openapi::ErrorBody)))]
 async fn remove(
     State(st): State<Arc<AppState>>,
     Client(client): Client,
@@ -195,6 +201,7 @@ struct DocumentQuery {
     version: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/envelopes/{id}/document", tag = "envelopes", security(("api_key" = []), ("session" = [])), params(("id" = String, Path, description = "envelope id"), ("version" = Option<String>, Query, description = "`original` (default) or `final`")), responses((status = 200, description = "the PDF", content_type = "application/pdf", body = Vec<u8>), (status = 409, description = "no final document yet", body = crate::openapi::ErrorBody), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 404, description = "not found (or another organisation's)", body = crate::openapi::ErrorBody)))]
 async fn document(
     State(st): State<Arc<AppState>>,
     Client(client): Client,
@@ -228,6 +235,7 @@ pub(crate) fn pdf_response(title: &str, bytes: Vec<u8>) -> Response {
         .into_response()
 }
 
+#[utoipa::path(post, path = "/api/v1/envelopes/{id}/send", tag = "envelopes", security(("api_key" = []), ("session" = [])), params(("id" = String, Path, description = "envelope id")), request_body(content = Option<sigillum_core::workflow::SendRequest>, description = "optional"), responses((status = 200, description = "sent; the first routing step is invited", body = sigillum_core::envelopes::EnvelopeDetail), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 404, description = "not found (or another organisation's)", body = crate::openapi::ErrorBody), (status = 403, description = "missing CSRF token (cookie sessions)", body = crate::openapi::ErrorBody), (status = 409, description = "not allowed in the envelope's status", body = crate::openapi::ErrorBody), (status = 422, description = "invalid input", body = crate::openapi::ErrorBody)))]
 async fn send(
     State(st): State<Arc<AppState>>,
     Client(client): Client,
@@ -239,12 +247,13 @@ async fn send(
     Ok(Json(serde_json::to_value(detail).map_err(|_| ApiError::internal())?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct VoidRequest {
+pub(crate) struct VoidRequest {
     reason: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/envelopes/{id}/void", tag = "envelopes", security(("api_key" = []), ("session" = [])), params(("id" = String, Path, description = "envelope id")), request_body = VoidRequest, responses((status = 200, description = "voided", body = sigillum_core::envelopes::EnvelopeDetail), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 404, description = "not found (or another organisation's)", body = crate::openapi::ErrorBody), (status = 403, description = "missing CSRF token (cookie sessions)", body = crate::openapi::ErrorBody), (status = 409, description = "not allowed in the envelope's status", body = crate::openapi::ErrorBody), (status = 422, description = "invalid input", body = crate::openapi::ErrorBody)))]
 async fn void(
     State(st): State<Arc<AppState>>,
     Client(client): Client,
@@ -257,6 +266,7 @@ async fn void(
     Ok(Json(serde_json::to_value(st.envelopes.detail(&p, id).await?).map_err(|_| ApiError::internal())?))
 }
 
+#[utoipa::path(post, path = "/api/v1/envelopes/{id}/recipients/{rid}/signing-link", tag = "envelopes", security(("api_key" = []), ("session" = [])), params(("id" = String, Path, description = "envelope id"), ("rid" = String, Path, description = "recipient id")), responses((status = 201, description = "`{url}`: an embedded signing link, valid one hour", body = Object), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 404, description = "not found (or another organisation's)", body = crate::openapi::ErrorBody), (status = 403, description = "missing CSRF token (cookie sessions)", body = crate::openapi::ErrorBody), (status = 409, description = "not allowed in the envelope's status", body = crate::openapi::ErrorBody), (status = 422, description = "invalid input", body = crate::openapi::ErrorBody)))]
 async fn signing_link(
     State(st): State<Arc<AppState>>,
     Client(client): Client,
@@ -274,6 +284,7 @@ struct EventsQuery {
     from: Option<u64>,
 }
 
+#[utoipa::path(get, path = "/api/v1/envelopes/{id}/events", tag = "audit", security(("api_key" = []), ("session" = [])), params(("id" = String, Path, description = "envelope id"), ("format" = Option<String>, Query, description = "`json` (default) or `csv`"), ("from" = Option<u64>, Query, description = "first log index")), responses((status = 200, description = "the audit trail with inclusion proofs", body = sigillum_core::Trail), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 404, description = "not found (or another organisation's)", body = crate::openapi::ErrorBody)))]
 async fn events(
     State(st): State<Arc<AppState>>,
     Authenticated(p): Authenticated,
@@ -374,6 +385,7 @@ impl Live {
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/envelopes/{id}/events/stream", tag = "audit", security(("api_key" = []), ("session" = [])), params(("id" = String, Path, description = "envelope id"), ("Last-Event-ID" = Option<String>, Header, description = "resume after this event")), responses((status = 200, description = "Server-Sent Events, one `audit` event per log entry", content_type = "text/event-stream", body = String), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 404, description = "not found (or another organisation's)", body = crate::openapi::ErrorBody)))]
 async fn stream(
     State(st): State<Arc<AppState>>,
     Authenticated(p): Authenticated,

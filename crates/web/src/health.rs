@@ -19,6 +19,7 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
 }
 
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "the process is up", body = Object)))]
 async fn healthz(State(st): State<Arc<AppState>>) -> Json<Value> {
     Json(json!({ "status": "ok", "version": st.version }))
 }
@@ -44,6 +45,7 @@ async fn check<E: std::fmt::Display>(
     }
 }
 
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "database, blobs and keys reachable", body = Object), (status = 503, description = "a dependency is down", body = Object)))]
 async fn readyz(State(st): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
     let v = &st.vault;
     let (db, blobs, keys) = tokio::join!(

@@ -10,6 +10,7 @@ pub mod error;
 pub mod health;
 pub mod json;
 pub mod log;
+pub mod openapi;
 pub mod server;
 pub mod signing;
 pub mod webhooks;
@@ -42,6 +43,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(envelopes::routes(state.envelopes.limits().max_bytes))
         .merge(signing::routes())
         .merge(webhooks::routes())
+        .merge(openapi::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state);

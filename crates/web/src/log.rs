@@ -26,8 +26,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/log/proof/consistency", get(consistency))
 }
 
-#[derive(Serialize)]
-struct Proof {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Proof {
     hashes: Vec<String>,
 }
 
@@ -47,10 +47,12 @@ fn text(body: String) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], body)
 }
 
+#[utoipa::path(get, path = "/log/checkpoint", tag = "transparency", responses((status = 200, description = "the latest signed checkpoint (C2SP tlog-checkpoint in a signed note)", content_type = "text/plain", body = String)))]
 async fn checkpoint(State(st): State<Arc<AppState>>) -> Result<impl IntoResponse, ApiError> {
     Ok(text(st.audit.checkpoint().await?.note))
 }
 
+#[utoipa::path(get, path = "/log/key", tag = "transparency", responses((status = 200, description = "the log's Ed25519 verifier key (signed-note format)", content_type = "text/plain", body = String)))]
 async fn key(State(st): State<Arc<AppState>>) -> impl IntoResponse {
     text(format!("{}\n", st.audit.verifier_key()))
 }
@@ -70,6 +72,7 @@ fn proof(hashes: Vec<[u8; 32]>) -> Json<Proof> {
     Json(Proof { hashes: hashes.iter().map(|h| B64.encode(h)).collect() })
 }
 
+#[utoipa::path(get, path = "/log/proof/inclusion", tag = "transparency", params(("index" = u64, Query, description = "leaf index"), ("size" = u64, Query, description = "tree size")), responses((status = 200, description = "RFC 9162 inclusion proof, base64 hashes", body = Proof), (status = 400, description = "bad parameters", body = crate::openapi::ErrorBody)))]
 async fn inclusion(
     State(st): State<Arc<AppState>>,
     Query(q): Query<HashMap<String, String>>,
@@ -78,6 +81,7 @@ async fn inclusion(
     Ok(proof(st.audit.inclusion_proof(index, size).await?))
 }
 
+#[utoipa::path(get, path = "/log/proof/consistency", tag = "transparency", params(("from" = u64, Query, description = "older size"), ("to" = u64, Query, description = "newer size")), responses((status = 200, description = "RFC 9162 consistency proof, base64 hashes", body = Proof), (status = 400, description = "bad parameters", body = crate::openapi::ErrorBody)))]
 async fn consistency(
     State(st): State<Arc<AppState>>,
     Query(q): Query<HashMap<String, String>>,

@@ -38,6 +38,7 @@ fn access_code(headers: &HeaderMap) -> Option<&str> {
     headers.get("x-access-code").and_then(|v| v.to_str().ok())
 }
 
+#[utoipa::path(get, path = "/api/v1/signing/{token}", tag = "signing", params(("token" = String, Path, description = "the signing token from the invitation or embedded link"), ("X-Access-Code" = Option<String>, Header, description = "the access code, when the sender set one")), responses((status = 200, description = "envelope, this recipient and their fields", body = sigillum_core::workflow::SignerView), (status = 403, description = "access code missing or wrong", body = crate::openapi::ErrorBody), (status = 404, description = "unknown token", body = crate::openapi::ErrorBody), (status = 410, description = "link expired or envelope ended", body = crate::openapi::ErrorBody), (status = 429, description = "too many access-code attempts", body = crate::openapi::ErrorBody)))]
 async fn view(
     State(st): State<Arc<AppState>>,
     Client(client): Client,
@@ -48,6 +49,7 @@ async fn view(
     Ok(Json(serde_json::to_value(v).map_err(|_| ApiError::internal())?))
 }
 
+#[utoipa::path(get, path = "/api/v1/signing/{token}/document", tag = "signing", params(("token" = String, Path, description = "the signing token from the invitation or embedded link"), ("X-Access-Code" = Option<String>, Header, description = "the access code, when the sender set one")), responses((status = 200, description = "the document (final once completed)", content_type = "application/pdf", body = Vec<u8>), (status = 403, description = "access code missing or wrong", body = crate::openapi::ErrorBody), (status = 404, description = "unknown token", body = crate::openapi::ErrorBody), (status = 410, description = "link expired or envelope ended", body = crate::openapi::ErrorBody), (status = 429, description = "too many access-code attempts", body = crate::openapi::ErrorBody)))]
 async fn document(
     State(st): State<Arc<AppState>>,
     Client(client): Client,
@@ -58,12 +60,13 @@ async fn document(
     Ok(crate::envelopes::pdf_response(&title, bytes))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Consent {
+pub(crate) struct Consent {
     accepted: bool,
 }
 
+#[utoipa::path(post, path = "/api/v1/signing/{token}/consent", tag = "signing", params(("token" = String, Path, description = "the signing token from the invitation or embedded link"), ("X-Access-Code" = Option<String>, Header, description = "the access code, when the sender set one")), request_body = Consent, responses((status = 200, description = "ESIGN consent recorded", body = Object), (status = 409, description = "not your turn or finished", body = crate::openapi::ErrorBody), (status = 422, description = "accepted must be true", body = crate::openapi::ErrorBody), (status = 403, description = "access code missing or wrong", body = crate::openapi::ErrorBody), (status = 404, description = "unknown token", body = crate::openapi::ErrorBody), (status = 410, description = "link expired or envelope ended", body = crate::openapi::ErrorBody), (status = 429, description = "too many access-code attempts", body = crate::openapi::ErrorBody)))]
 async fn consent(
     State(st): State<Arc<AppState>>,
     Client(client): Client,
@@ -75,6 +78,7 @@ async fn consent(
     Ok(Json(json!({ "consented": true })))
 }
 
+#[utoipa::path(post, path = "/api/v1/signing/{token}/complete", tag = "signing", params(("token" = String, Path, description = "the signing token from the invitation or embedded link"), ("X-Access-Code" = Option<String>, Header, description = "the access code, when the sender set one")), request_body = sigillum_core::workflow::CompleteRequest, responses((status = 200, description = "signed", body = Object), (status = 409, description = "consent missing, not your turn, or finished", body = crate::openapi::ErrorBody), (status = 422, description = "invalid values or signature", body = crate::openapi::ErrorBody), (status = 403, description = "access code missing or wrong", body = crate::openapi::ErrorBody), (status = 404, description = "unknown token", body = crate::openapi::ErrorBody), (status = 410, description = "link expired or envelope ended", body = crate::openapi::ErrorBody), (status = 429, description = "too many access-code attempts", body = crate::openapi::ErrorBody)))]
 async fn complete(
     State(st): State<Arc<AppState>>,
     Client(client): Client,
@@ -86,12 +90,13 @@ async fn complete(
     Ok(Json(json!({ "status": "signed" })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Decline {
+pub(crate) struct Decline {
     reason: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/signing/{token}/decline", tag = "signing", params(("token" = String, Path, description = "the signing token from the invitation or embedded link"), ("X-Access-Code" = Option<String>, Header, description = "the access code, when the sender set one")), request_body = Decline, responses((status = 200, description = "declined; the envelope ends", body = Object), (status = 409, description = "not your turn or finished", body = crate::openapi::ErrorBody), (status = 403, description = "access code missing or wrong", body = crate::openapi::ErrorBody), (status = 404, description = "unknown token", body = crate::openapi::ErrorBody), (status = 410, description = "link expired or envelope ended", body = crate::openapi::ErrorBody), (status = 429, description = "too many access-code attempts", body = crate::openapi::ErrorBody)))]
 async fn decline(
     State(st): State<Arc<AppState>>,
     Client(client): Client,

@@ -13,7 +13,7 @@ use crate::ports::{EnvelopeChange, NewJob, RepoError, SendOptions, SigningTokenR
 use crate::routing;
 
 /// `POST /api/v1/envelopes/{id}/send`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendRequest {
     pub message: Option<String>,

@@ -25,7 +25,7 @@ const MAX_SIGNATURE_BYTES: usize = 512 * 1024;
 const ACCESS_CODE_ATTEMPTS: u32 = 5;
 
 /// A signer's signature: drawn (PNG) or typed.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignatureInput {
     pub kind: String,
@@ -34,16 +34,17 @@ pub struct SignatureInput {
 }
 
 /// `POST /api/v1/signing/{token}/complete`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteRequest {
+    /// Values of your `text` (string) and `checkbox` (boolean) fields, by field id.
     #[serde(default)]
     pub values: BTreeMap<String, serde_json::Value>,
     pub signature: Option<SignatureInput>,
 }
 
 /// What a signer sees (DESIGN §7 wire shape).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SignerView {
     pub envelope: serde_json::Value,
     pub recipient: serde_json::Value,

@@ -28,7 +28,7 @@ const KEK: &str = "system:webhooks";
 const MAX_WEBHOOKS: usize = 20;
 
 /// `POST /api/v1/webhooks`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewWebhook {
     pub url: String,
@@ -36,7 +36,7 @@ pub struct NewWebhook {
     pub events: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WebhookView {
     pub id: uuid::Uuid,
     pub url: String,
@@ -46,7 +46,7 @@ pub struct WebhookView {
 }
 
 /// The created subscription with its secret (shown once).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WebhookCreated {
     #[serde(flatten)]
     pub webhook: WebhookView,
