@@ -22,7 +22,7 @@ if ! python3 -c 'import moto.server, boto3, flask' >/dev/null 2>&1; then
   python3 -m pip install -q 'moto[server]==5.*' 2>&1 | grep -v "Running pip as the 'root'" || true
 fi
 
-if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
-  echo "==> pip install aiosmtpd (SMTP capture server for the mail tests)"
-  python3 -m pip install -q 'aiosmtpd==1.4.*' 2>&1 | grep -v "Running pip as the 'root'" || true
+if ! python3 -c 'import aiosmtpd, openapi_spec_validator' >/dev/null 2>&1; then
+  echo "==> pip install aiosmtpd openapi-spec-validator (SMTP capture server; OpenAPI validation)"
+  python3 -m pip install -q 'aiosmtpd==1.4.*' 'openapi-spec-validator==0.7.*' 2>&1 | grep -v "Running pip as the 'root'" || true
 fi

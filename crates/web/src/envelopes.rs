@@ -93,7 +93,7 @@ fn envelope_id(raw: &str) -> Result<EnvelopeId, ApiError> {
     EnvelopeId::parse(raw).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource"))
 }
 
-#[utoipa::path(post, path = "/api/v1/envelopes", tag = "envelopes", security(("api_key" = []), ("session" = [])), request_body(content = Object, content_type = "multipart/form-data", description = "parts `title` (text) then `file` (the PDF)"), responses((status = 201, description = "draft envelope", body = sigillum_core::envelopes::EnvelopeView), (status = 413, description = "document too large", body = crate::openapi::ErrorBody), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 404, description = "not found (or another organisation's)", body = crate::openapi::ErrorBody), (status = 403, description = "missing CSRF token (cookie sessions)", body = crate::openapi::ErrorBody), (status = 409, description = "not allowed in the envelope's status", body = crate::openapi::ErrorBody), (status = 422, description = "invalid input", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/envelopes", operation_id = "create_envelope", tag = "envelopes", security(("api_key" = []), ("session" = [])), request_body(content = Object, content_type = "multipart/form-data", description = "parts `title` (text) then `file` (the PDF)"), responses((status = 201, description = "draft envelope", body = sigillum_core::envelopes::EnvelopeView), (status = 413, description = "document too large", body = crate::openapi::ErrorBody), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 404, description = "not found (or another organisation's)", body = crate::openapi::ErrorBody), (status = 403, description = "missing CSRF token (cookie sessions)", body = crate::openapi::ErrorBody), (status = 409, description = "not allowed in the envelope's status", body = crate::openapi::ErrorBody), (status = 422, description = "invalid input", body = crate::openapi::ErrorBody)))]
 async fn create(
     State(st): State<Arc<AppState>>,
     Client(client): Client,
@@ -147,7 +147,7 @@ async fn create(
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/envelopes", tag = "envelopes", security(("api_key" = []), ("session" = [])), responses((status = 200, description = "`{envelopes: [...]}`, newest first", body = Object), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 404, description = "not found (or another organisation's)", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/envelopes", operation_id = "list_envelopes", tag = "envelopes", security(("api_key" = []), ("session" = [])), responses((status = 200, description = "`{envelopes: [...]}`, newest first", body = Object), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 404, description = "not found (or another organisation's)", body = crate::openapi::ErrorBody)))]
 async fn list(State(st): State<Arc<AppState>>, Authenticated(p): Authenticated) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "envelopes": st.envelopes.list(&p).await? })))
 }
@@ -201,7 +201,7 @@ struct DocumentQuery {
     version: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/envelopes/{id}/document", tag = "envelopes", security(("api_key" = []), ("session" = [])), params(("id" = String, Path, description = "envelope id"), ("version" = Option<String>, Query, description = "`original` (default) or `final`")), responses((status = 200, description = "the PDF", content_type = "application/pdf", body = Vec<u8>), (status = 409, description = "no final document yet", body = crate::openapi::ErrorBody), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 404, description = "not found (or another organisation's)", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/envelopes/{id}/document", operation_id = "envelope_document", tag = "envelopes", security(("api_key" = []), ("session" = [])), params(("id" = String, Path, description = "envelope id"), ("version" = Option<String>, Query, description = "`original` (default) or `final`")), responses((status = 200, description = "the PDF", content_type = "application/pdf", body = Vec<u8>), (status = 409, description = "no final document yet", body = crate::openapi::ErrorBody), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 404, description = "not found (or another organisation's)", body = crate::openapi::ErrorBody)))]
 async fn document(
     State(st): State<Arc<AppState>>,
     Client(client): Client,

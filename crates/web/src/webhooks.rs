@@ -31,7 +31,7 @@ fn webhook_id(raw: &str) -> Result<uuid::Uuid, ApiError> {
     uuid::Uuid::parse_str(raw).map_err(|_| ApiError::from(EnvelopeError::NotFound))
 }
 
-#[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks", security(("api_key" = []), ("session" = [])), request_body = sigillum_core::workflow::NewWebhook, responses((status = 201, description = "subscription with its signing secret (shown once)", body = sigillum_core::workflow::WebhookCreated), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 404, description = "not found (or another organisation's)", body = crate::openapi::ErrorBody), (status = 403, description = "missing CSRF token (cookie sessions)", body = crate::openapi::ErrorBody), (status = 409, description = "not allowed in the envelope's status", body = crate::openapi::ErrorBody), (status = 422, description = "invalid input", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/webhooks", operation_id = "create_webhook", tag = "webhooks", security(("api_key" = []), ("session" = [])), request_body = sigillum_core::workflow::NewWebhook, responses((status = 201, description = "subscription with its signing secret (shown once)", body = sigillum_core::workflow::WebhookCreated), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 404, description = "not found (or another organisation's)", body = crate::openapi::ErrorBody), (status = 403, description = "missing CSRF token (cookie sessions)", body = crate::openapi::ErrorBody), (status = 409, description = "not allowed in the envelope's status", body = crate::openapi::ErrorBody), (status = 422, description = "invalid input", body = crate::openapi::ErrorBody)))]
 async fn create(
     State(st): State<Arc<AppState>>,
     Client(client): Client,
@@ -42,12 +42,12 @@ async fn create(
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
-#[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks", security(("api_key" = []), ("session" = [])), responses((status = 200, description = "`{webhooks: [...]}`", body = Object), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 404, description = "not found (or another organisation's)", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/webhooks", operation_id = "list_webhooks", tag = "webhooks", security(("api_key" = []), ("session" = [])), responses((status = 200, description = "`{webhooks: [...]}`", body = Object), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 404, description = "not found (or another organisation's)", body = crate::openapi::ErrorBody)))]
 async fn list(State(st): State<Arc<AppState>>, Authenticated(p): Authenticated) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "webhooks": st.workflow.webhooks(&p).await? })))
 }
 
-#[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "webhooks", security(("api_key" = []), ("session" = [])), params(("id" = String, Path, description = "webhook id")), responses((status = 204, description = "disabled"), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 404, description = "not found (or another organisation's)", body = crate::openapi::ErrorBody), (status = 403, description = "missing CSRF token (cookie sessions)", body = crate::openapi::ErrorBody), (status = 409, description = "not allowed in the envelope's status", body = crate::openapi::ErrorBody), (status = 422, description = "invalid input", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(delete, path = "/api/v1/webhooks/{id}", operation_id = "disable_webhook", tag = "webhooks", security(("api_key" = []), ("session" = [])), params(("id" = String, Path, description = "webhook id")), responses((status = 204, description = "disabled"), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 404, description = "not found (or another organisation's)", body = crate::openapi::ErrorBody), (status = 403, description = "missing CSRF token (cookie sessions)", body = crate::openapi::ErrorBody), (status = 409, description = "not allowed in the envelope's status", body = crate::openapi::ErrorBody), (status = 422, description = "invalid input", body = crate::openapi::ErrorBody)))]
 async fn disable(
     State(st): State<Arc<AppState>>,
     Client(client): Client,
@@ -58,7 +58,7 @@ async fn disable(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", tag = "webhooks", security(("api_key" = []), ("session" = [])), params(("id" = String, Path, description = "webhook id")), responses((status = 200, description = "`{deliveries: [...]}`, newest first", body = Object), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 404, description = "not found (or another organisation's)", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", operation_id = "webhook_deliveries", tag = "webhooks", security(("api_key" = []), ("session" = [])), params(("id" = String, Path, description = "webhook id")), responses((status = 200, description = "`{deliveries: [...]}`, newest first", body = Object), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 404, description = "not found (or another organisation's)", body = crate::openapi::ErrorBody)))]
 async fn deliveries(
     State(st): State<Arc<AppState>>,
     Authenticated(p): Authenticated,

@@ -49,7 +49,13 @@ struct Bench {
 }
 
 impl Bench {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>, auth: bool) -> anyhow::Result<Value> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        auth: bool,
+    ) -> anyhow::Result<Value> {
         let mut req = self.http.request(method.clone(), format!("{}{path}", self.base));
         if auth {
             req = req.bearer_auth(&self.key);
@@ -101,8 +107,9 @@ impl Bench {
         self.call(M::POST, &format!("/api/v1/envelopes/{id}/send"), Some(json!({})), true).await?;
         let mut times = Vec::new();
         for rid in &signers {
-            let link =
-                self.call(M::POST, &format!("/api/v1/envelopes/{id}/recipients/{rid}/signing-link"), None, true).await?;
+            let link = self
+                .call(M::POST, &format!("/api/v1/envelopes/{id}/recipients/{rid}/signing-link"), None, true)
+                .await?;
             let token = link["url"].as_str().and_then(|u| u.rsplit('/').next()).context("link")?.to_owned();
             self.call(M::GET, &format!("/api/v1/signing/{token}"), None, false).await?;
             self.call(M::POST, &format!("/api/v1/signing/{token}/consent"), Some(json!({"accepted": true})), false)
@@ -194,7 +201,8 @@ async fn main() -> anyhow::Result<()> {
         .error_for_status()?
         .json()
         .await?;
-    let bench = Arc::new(Bench { http, base, key: key["key"].as_str().context("key")?.to_owned(), pdf: one_page_pdf() });
+    let bench =
+        Arc::new(Bench { http, base, key: key["key"].as_str().context("key")?.to_owned(), pdf: one_page_pdf() });
 
     // Baseline in the same run: an authenticated read.
     let mut base_times = Vec::new();
@@ -234,7 +242,10 @@ async fn main() -> anyhow::Result<()> {
 
     let per_s = envelopes as f64 / elapsed.as_secs_f64();
     let (p50, p99, base50) = (percentile(&complete, 0.5), percentile(&complete, 0.99), percentile(&base_times, 0.5));
-    println!("bench-flow: {envelopes} envelopes (2 signers each), {concurrency} at a time, in {:.1} s", elapsed.as_secs_f64());
+    println!(
+        "bench-flow: {envelopes} envelopes (2 signers each), {concurrency} at a time, in {:.1} s",
+        elapsed.as_secs_f64()
+    );
     println!("  envelopes/s                 {per_s:.1}");
     println!("  signer complete p50         {:.1} ms", p50.as_secs_f64() * 1e3);
     println!("  signer complete p99         {:.1} ms", p99.as_secs_f64() * 1e3);

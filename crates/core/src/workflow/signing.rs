@@ -257,11 +257,7 @@ impl Workflow {
 
     /// Checks the submitted values against this recipient's fields; returns each field's value
     /// as stored (JSON text) and the signature.
-    fn validate(
-        s: &Session,
-        fields: &[FieldRecord],
-        req: &CompleteRequest,
-    ) -> Result<Validated, EnvelopeError> {
+    fn validate(s: &Session, fields: &[FieldRecord], req: &CompleteRequest) -> Result<Validated, EnvelopeError> {
         let invalid = |m: String| EnvelopeError::Invalid(m);
         let mine: HashMap<String, &FieldRecord> =
             fields.iter().filter(|f| f.recipient_id == s.recipient.id).map(|f| (f.id.to_string(), f)).collect();
