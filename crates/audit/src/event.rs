@@ -68,10 +68,12 @@ pub enum EventKind {
     SigningLinkCreated,
     WebhookCreated,
     WebhookDisabled,
+    TotpEnabled,
+    RecoveryCodeUsed,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 31] = [
+    pub const ALL: [EventKind; 33] = [
         Self::EnvelopeCreated,
         Self::DocumentUploaded,
         Self::RecipientAdded,
@@ -103,6 +105,8 @@ impl EventKind {
         Self::SigningLinkCreated,
         Self::WebhookCreated,
         Self::WebhookDisabled,
+        Self::TotpEnabled,
+        Self::RecoveryCodeUsed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -138,6 +142,8 @@ impl EventKind {
             Self::SigningLinkCreated => "signing_link.created",
             Self::WebhookCreated => "webhook.created",
             Self::WebhookDisabled => "webhook.disabled",
+            Self::TotpEnabled => "auth.totp_enabled",
+            Self::RecoveryCodeUsed => "auth.recovery_code_used",
         }
     }
 }

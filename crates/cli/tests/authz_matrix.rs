@@ -36,6 +36,8 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("POST", "/api/v1/auth/signup", Access::Public),
     ("POST", "/api/v1/auth/login", Access::Public),
     ("GET", "/api/v1/auth/me", Access::Member),
+    ("POST", "/api/v1/auth/totp/setup", Access::Member),
+    ("POST", "/api/v1/auth/totp/enable", Access::Member),
     ("POST", "/api/v1/api-keys", Access::Member),
     ("GET", "/api/v1/api-keys", Access::Member),
     ("DELETE", "/api/v1/api-keys/{id}", Access::Member),
@@ -195,6 +197,7 @@ async fn nobody_reaches_anyone_elses_data() {
                 "page": 1, "x": 10, "y": 10, "width": 100, "height": 30
             })),
             ("POST", "/api/v1/envelopes/{id}/void") => Some(json!({"reason": "x"})),
+            ("POST", "/api/v1/auth/totp/enable") => Some(json!({"code": "123456"})),
             ("POST", "/api/v1/webhooks") => Some(json!({"url": "https://evil.example.net/x"})),
             _ => None,
         };

@@ -49,6 +49,13 @@ pub enum AccountError {
     Unauthenticated,
     #[error("not found")]
     NotFound,
+    /// The password was right; the account also needs its TOTP code (or a recovery code).
+    #[error("a two-factor code is required")]
+    TotpRequired,
+    #[error("the two-factor code is wrong or was used already")]
+    InvalidTotp,
+    #[error("{0}")]
+    TotpState(&'static str),
     #[error(transparent)]
     Repo(RepoError),
     #[error("internal: {0}")]
@@ -228,10 +235,10 @@ fn check_name(name: &str) -> Result<String, AccountError> {
 /// The accounts service.
 #[derive(Clone)]
 pub struct Accounts {
-    store: Arc<dyn AccountStore>,
-    vault: Vault,
-    audit: AuditLog,
-    clock: Arc<dyn Clock>,
+    pub(crate) store: Arc<dyn AccountStore>,
+    pub(crate) vault: Vault,
+    pub(crate) audit: AuditLog,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 impl Accounts {
@@ -241,7 +248,7 @@ impl Accounts {
 
     /// Records an account event. If the log cannot take it the operation fails: nothing about
     /// an account changes without its event.
-    async fn event(
+    pub(crate) async fn event(
         &self,
         kind: EventKind,
         actor: Actor,
@@ -320,6 +327,7 @@ impl Accounts {
         &self,
         email: &str,
         password: SecretString,
+        second_factor: Option<&str>,
         client: &ClientInfo,
     ) -> Result<LoginOutcome, AccountError> {
         let email = normalise_email(email).map_err(|_| AccountError::InvalidCredentials)?;
@@ -339,6 +347,18 @@ impl Accounts {
             self.event(EventKind::AuthLoginFailed, actor, client, None).await?;
             return Err(AccountError::InvalidCredentials);
         };
+        if let Err(e) = self.second_factor(&user, second_factor, client).await {
+            if matches!(e, AccountError::InvalidTotp) {
+                for (scope, _) in &scopes {
+                    self.store.record_login_failure(scope, now, THROTTLE_WINDOW_MS).await?;
+                }
+                let actor =
+                    Actor { kind: ActorKind::User, id: Some(user.id.to_string()), name: None, email: Some(email) };
+                self.event(EventKind::AuthLoginFailed, actor, client, Some(("reason", Detail::Text("totp".into()))))
+                    .await?;
+            }
+            return Err(e);
+        }
         self.store.clear_login_failures(&scopes[0].0).await?;
         let session_token = random_token()?;
         let csrf_token = random_token()?;

@@ -11,6 +11,7 @@ pub mod ids;
 pub mod lifecycle;
 pub mod ports;
 pub mod routing;
+pub mod two_factor;
 pub mod vault;
 pub mod workflow;
 

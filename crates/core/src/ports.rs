@@ -326,6 +326,39 @@ pub trait AccountStore: Send + Sync {
     /// Counts one failure for `scope`, starting a new window if the old one expired.
     async fn record_login_failure(&self, scope: &str, now_unix_ms: i64, window_ms: i64) -> Result<(), RepoError>;
     async fn clear_login_failures(&self, scope: &str) -> Result<(), RepoError>;
+
+    /// Stores a new (not yet enabled) TOTP secret; `Conflict` if TOTP is enabled already.
+    async fn put_pending_totp(&self, t: &TotpRecord) -> Result<(), RepoError>;
+    async fn totp(&self, user: crate::ids::UserId) -> Result<Option<TotpRecord>, RepoError>;
+    /// Enables the pending secret and replaces the recovery codes; `Conflict` if nothing is pending.
+    async fn enable_totp(
+        &self,
+        user: crate::ids::UserId,
+        now_unix_ms: i64,
+        recovery_hashes: &[[u8; 32]],
+    ) -> Result<(), RepoError>;
+    /// Records `step` as used if it is later than every step used before; false for a replay.
+    async fn use_totp_step(&self, user: crate::ids::UserId, step: i64) -> Result<bool, RepoError>;
+    /// Marks an unused recovery code used; false if there is none with this hash.
+    async fn use_recovery_code(
+        &self,
+        user: crate::ids::UserId,
+        hash: &[u8; 32],
+        now_unix_ms: i64,
+    ) -> Result<bool, RepoError>;
+    async fn unused_recovery_codes(&self, user: crate::ids::UserId) -> Result<u32, RepoError>;
+}
+
+/// A user's TOTP secret, wrapped by the key manager.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TotpRecord {
+    pub user_id: crate::ids::UserId,
+    pub kek_key_id: String,
+    pub kek_version: u32,
+    pub secret_wrapped: Vec<u8>,
+    pub enabled_unix_ms: Option<i64>,
+    pub last_step: Option<i64>,
+    pub created_unix_ms: i64,
 }
 
 /// An envelope's stored record.

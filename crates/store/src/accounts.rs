@@ -1,6 +1,6 @@
 //! Accounts, sessions, API keys and login-failure counters on SQLite or PostgreSQL.
 
-use sigillum_core::ports::{AccountStore, ApiKeyRecord, Role, SessionRecord, UserRecord};
+use sigillum_core::ports::{AccountStore, ApiKeyRecord, Role, SessionRecord, TotpRecord, UserRecord};
 use sigillum_core::{ApiKeyId, OrgId, RepoError, UserId};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -218,5 +218,110 @@ impl AccountStore for SqlRepository {
     async fn clear_login_failures(&self, scope: &str) -> Result<(), RepoError> {
         sqlx::query("DELETE FROM login_failures WHERE scope = $1").bind(scope).execute(&self.pool).await.map_err(db)?;
         Ok(())
+    }
+
+    async fn put_pending_totp(&self, t: &TotpRecord) -> Result<(), RepoError> {
+        // Replaces a pending secret, never an enabled one.
+        let r = sqlx::query(
+            "INSERT INTO user_totp (user_id, kek_key_id, kek_version, secret_wrapped, created_ms) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id) DO UPDATE SET kek_key_id = excluded.kek_key_id, \
+             kek_version = excluded.kek_version, secret_wrapped = excluded.secret_wrapped, \
+             created_ms = excluded.created_ms, last_step = NULL WHERE user_totp.enabled_ms IS NULL",
+        )
+        .bind(t.user_id.to_string())
+        .bind(&t.kek_key_id)
+        .bind(i64::from(t.kek_version))
+        .bind(t.secret_wrapped.clone())
+        .bind(t.created_unix_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        if r.rows_affected() == 0 {
+            return Err(RepoError::Conflict("totp enabled".into()));
+        }
+        Ok(())
+    }
+
+    async fn totp(&self, user: UserId) -> Result<Option<TotpRecord>, RepoError> {
+        let r = sqlx::query("SELECT * FROM user_totp WHERE user_id = $1")
+            .bind(user.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        r.map(|r| {
+            Ok(TotpRecord {
+                user_id: id_column(&r, "user_id", UserId::parse)?,
+                kek_key_id: r.try_get("kek_key_id").map_err(db)?,
+                kek_version: r.try_get::<i64, _>("kek_version").map_err(db)? as u32,
+                secret_wrapped: r.try_get("secret_wrapped").map_err(db)?,
+                enabled_unix_ms: r.try_get("enabled_ms").map_err(db)?,
+                last_step: r.try_get("last_step").map_err(db)?,
+                created_unix_ms: r.try_get("created_ms").map_err(db)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn enable_totp(&self, user: UserId, now: i64, recovery_hashes: &[[u8; 32]]) -> Result<(), RepoError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let r = sqlx::query("UPDATE user_totp SET enabled_ms = $1 WHERE user_id = $2 AND enabled_ms IS NULL")
+            .bind(now)
+            .bind(user.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if r.rows_affected() != 1 {
+            return Err(RepoError::Conflict("no pending totp".into()));
+        }
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+            .bind(user.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        for h in recovery_hashes {
+            sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
+                .bind(user.to_string())
+                .bind(h.to_vec())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn use_totp_step(&self, user: UserId, step: i64) -> Result<bool, RepoError> {
+        let r = sqlx::query(
+            "UPDATE user_totp SET last_step = $1 WHERE user_id = $2 AND (last_step IS NULL OR last_step < $1)",
+        )
+        .bind(step)
+        .bind(user.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn use_recovery_code(&self, user: UserId, hash: &[u8; 32], now: i64) -> Result<bool, RepoError> {
+        let r = sqlx::query(
+            "UPDATE recovery_codes SET used_ms = $1 WHERE user_id = $2 AND code_hash = $3 AND used_ms IS NULL",
+        )
+        .bind(now)
+        .bind(user.to_string())
+        .bind(hash.to_vec())
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn unused_recovery_codes(&self, user: UserId) -> Result<u32, RepoError> {
+        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM recovery_codes WHERE user_id = $1 AND used_ms IS NULL")
+            .bind(user.to_string())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?
+            .try_get("n")
+            .map_err(db)?;
+        Ok(n as u32)
     }
 }

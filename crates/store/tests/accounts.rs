@@ -38,7 +38,7 @@ async fn accounts() -> (common::Stack, Accounts, Arc<ManualClock>) {
 
 async fn login(a: &Accounts) -> Result<String, AccountError> {
     let client = ClientInfo { ip: Some("192.0.2.1".parse().unwrap()), user_agent: None };
-    let out = a.login("ada@example.org", SecretString::from(PW), &client).await?;
+    let out = a.login("ada@example.org", SecretString::from(PW), None, &client).await?;
     Ok(secrecy::ExposeSecret::expose_secret(&out.session_token).to_owned())
 }
 
@@ -72,10 +72,69 @@ async fn a_throttled_account_opens_again_after_the_window() {
     let (_s, a, clock) = accounts().await;
     let client = ClientInfo { ip: Some("192.0.2.9".parse().unwrap()), user_agent: None };
     for _ in 0..10 {
-        let r = a.login("ada@example.org", SecretString::from("wrong wrong wrong"), &client).await;
+        let r = a.login("ada@example.org", SecretString::from("wrong wrong wrong"), None, &client).await;
         assert!(matches!(r, Err(AccountError::InvalidCredentials)));
     }
     assert!(matches!(login(&a).await, Err(AccountError::Throttled { .. })));
     clock.advance(THROTTLE_WINDOW_MS);
     login(&a).await.unwrap();
+}
+
+/// RFC 6238 (SHA-1, 6 digits, 30 s) computed by Python's standard library, independently of the
+/// TOTP crate the server uses.
+fn python_totp(secret_b32: &str, unix_s: i64) -> String {
+    let script = "import base64,hmac,hashlib,struct,sys\n\
+        k=base64.b32decode(sys.argv[1]+'='*(-len(sys.argv[1])%8))\n\
+        h=hmac.new(k,struct.pack('>Q',int(sys.argv[2])//30),hashlib.sha1).digest()\n\
+        o=h[-1]&15\n\
+        print('%06d'%((struct.unpack('>I',h[o:o+4])[0]&0x7fffffff)%1000000))";
+    let out =
+        std::process::Command::new("python3").args(["-c", script, secret_b32, &unix_s.to_string()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[tokio::test]
+async fn totp_two_factor_with_single_use_codes_and_recovery_codes() {
+    use secrecy::ExposeSecret;
+    let (_s, a, clock) = accounts().await;
+    let client = ClientInfo::default();
+    let out = a.login("ada@example.org", SecretString::from(PW), None, &client).await.unwrap();
+    let p = a.authenticate_session(out.session_token.expose_secret()).await.unwrap();
+
+    let setup = a.setup_totp(&p).await.unwrap();
+    assert!(setup.otpauth_url.starts_with("otpauth://totp/Sigillum:ada%40example.org?"), "{}", setup.otpauth_url);
+    assert!(setup.otpauth_url.contains(&format!("secret={}", setup.secret)));
+    assert_eq!(setup.secret.len(), 32, "160-bit secret in base32");
+    let now = || clock.now_unix_ms() / 1000;
+    // Not yet enabled: logins need no code.
+    assert!(a.login("ada@example.org", SecretString::from(PW), None, &client).await.is_ok());
+
+    assert!(matches!(a.enable_totp(&p, "000000", &client).await, Err(AccountError::InvalidTotp)));
+    let code = python_totp(&setup.secret, now());
+    let recovery = a.enable_totp(&p, &code, &client).await.unwrap();
+    assert_eq!(recovery.len(), 10);
+    assert!(matches!(a.setup_totp(&p).await, Err(AccountError::TotpState("totp_already_enabled"))));
+
+    // Password alone is not enough; the code just used does not work again (RFC 6238 §5.2).
+    let login = |code: Option<String>| {
+        let a = &a;
+        let client = client.clone();
+        async move { a.login("ada@example.org", SecretString::from(PW), code.as_deref(), &client).await }
+    };
+    assert!(matches!(login(None).await, Err(AccountError::TotpRequired)));
+    assert!(matches!(login(Some(code.clone())).await, Err(AccountError::InvalidTotp)), "replayed code");
+    clock.advance(30_000);
+    assert!(login(Some(python_totp(&setup.secret, now()))).await.is_ok());
+    // One step of clock skew either way is accepted; more is not.
+    clock.advance(30_000);
+    assert!(login(Some(python_totp(&setup.secret, now() + 30))).await.is_ok());
+    clock.advance(90_000);
+    assert!(matches!(login(Some(python_totp(&setup.secret, now() + 90))).await, Err(AccountError::InvalidTotp)));
+
+    // A recovery code works once, in any case and spacing.
+    let rc = recovery[3].to_lowercase().replace('-', " ");
+    assert!(login(Some(rc.clone())).await.is_ok());
+    assert!(matches!(login(Some(rc)).await, Err(AccountError::InvalidTotp)));
+    assert!(login(Some(recovery[4].clone())).await.is_ok());
 }

@@ -42,6 +42,22 @@ impl From<AccountError> for ApiError {
             ),
             AccountError::Unauthenticated => unauthenticated(),
             AccountError::NotFound => ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource"),
+            AccountError::TotpRequired => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "totp_required",
+                "this account uses two-factor authentication: send `totp` (or a recovery code)",
+            ),
+            AccountError::InvalidTotp => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "invalid_totp", "the two-factor code is wrong or was used")
+            }
+            AccountError::TotpState(code) => ApiError::new(
+                StatusCode::CONFLICT,
+                code,
+                match code {
+                    "totp_already_enabled" => "two-factor authentication is already on",
+                    _ => "start with POST /api/v1/auth/totp/setup",
+                },
+            ),
             e => {
                 tracing::error!(error = %e, "account operation failed");
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the service is unavailable")
@@ -90,6 +106,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/auth/login", post(login))
         .route("/api/v1/auth/logout", post(logout))
         .route("/api/v1/auth/me", get(me))
+        .route("/api/v1/auth/totp/setup", post(totp_setup))
+        .route("/api/v1/auth/totp/enable", post(totp_enable))
         .route("/api/v1/api-keys", post(create_key).get(list_keys))
         .route("/api/v1/api-keys/{id}", delete(revoke_key))
 }
@@ -119,8 +137,8 @@ pub(crate) struct Login {
     email: String,
     #[schema(value_type = String)]
     password: SecretString,
+    /// The current TOTP code, or a recovery code, when two-factor is on.
     #[serde(default)]
-    #[allow(dead_code)]
     totp: Option<String>,
 }
 
@@ -130,7 +148,7 @@ async fn login(
     Client(client): Client,
     ApiJson(b): ApiJson<Login>,
 ) -> Result<Response, ApiError> {
-    let out = match st.accounts.login(&b.email, b.password, &client).await {
+    let out = match st.accounts.login(&b.email, b.password, b.totp.as_deref(), &client).await {
         Err(AccountError::Throttled { retry_after_s }) => {
             let mut r = ApiError::from(AccountError::Throttled { retry_after_s }).into_response();
             r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
@@ -212,4 +230,29 @@ async fn revoke_key(
         ApiKeyId::parse(&id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource"))?;
     st.accounts.revoke_api_key(&p, id, &client).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/totp/setup", tag = "accounts", security(("api_key" = []), ("session" = [])),
+    responses((status = 200, description = "a new TOTP secret, active once enabled", body = sigillum_core::two_factor::TotpSetup), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 403, description = "missing CSRF token (cookie sessions)", body = crate::openapi::ErrorBody), (status = 409, description = "two-factor already on, or not set up", body = crate::openapi::ErrorBody)))]
+async fn totp_setup(State(st): State<Arc<AppState>>, Authenticated(p): Authenticated) -> Result<Response, ApiError> {
+    Ok(Json(st.accounts.setup_totp(&p).await?).into_response())
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TotpCode {
+    code: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/totp/enable", tag = "accounts", security(("api_key" = []), ("session" = [])), request_body = TotpCode,
+    responses((status = 200, description = "`{recovery_codes: [...]}`, shown once", body = Object),
+        (status = 401, description = "wrong code (`invalid_totp`) or not signed in", body = crate::openapi::ErrorBody), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 403, description = "missing CSRF token (cookie sessions)", body = crate::openapi::ErrorBody), (status = 409, description = "two-factor already on, or not set up", body = crate::openapi::ErrorBody)))]
+async fn totp_enable(
+    State(st): State<Arc<AppState>>,
+    Client(client): Client,
+    Authenticated(p): Authenticated,
+    ApiJson(b): ApiJson<TotpCode>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let codes = st.accounts.enable_totp(&p, &b.code, &client).await?;
+    Ok(Json(json!({ "recovery_codes": codes })))
 }

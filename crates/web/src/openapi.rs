@@ -69,6 +69,8 @@ impl Modify for Security {
         crate::auth::login,
         crate::auth::logout,
         crate::auth::me,
+        crate::auth::totp_setup,
+        crate::auth::totp_enable,
         crate::auth::create_key,
         crate::auth::list_keys,
         crate::auth::revoke_key,
