@@ -1,0 +1,205 @@
+//! The job queue on SQLite and PostgreSQL: every job runs once per lease even with several nodes
+//! claiming at once, a lease that runs out hands the job to another node, enqueueing is
+//! idempotent by id, failures retry later or give up. And the jobs of the signing workflow with
+//! a clock the test moves: reminders and expiry.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use sigillum_core::envelopes::{NewField, NewRecipient};
+use sigillum_core::lifecycle::EnvelopeStatus;
+use sigillum_core::ports::{Clock, JobStore, NewJob, SigningStore};
+use sigillum_core::workflow::SendRequest;
+use sigillum_core::{Accounts, AuditLog, ClientInfo, Envelopes, Workflow, WorkflowConfig, WorkflowPorts};
+use sigillum_store::SqlRepository;
+
+fn job(id: &str, run_at: i64) -> NewJob {
+    NewJob { id: id.into(), kind: "advance".into(), payload: "{}".into(), run_at_unix_ms: run_at, max_attempts: 3 }
+}
+
+async fn queue_semantics(repo: Arc<SqlRepository>, others: Vec<Arc<SqlRepository>>) {
+    let now = 1_800_000_000_000;
+    // Idempotent by id.
+    repo.enqueue(&[job("a", now), job("a", now + 5)]).await.unwrap();
+    assert_eq!(repo.pending_jobs().await.unwrap(), vec![("a".to_owned(), now)]);
+    // Not due yet: not claimed.
+    repo.enqueue(&[job("later", now + 60_000)]).await.unwrap();
+    let a = repo.claim("n1", now, 1_000).await.unwrap().unwrap();
+    assert_eq!((a.id.as_str(), a.attempts), ("a", 1));
+    assert!(repo.claim("n2", now + 500, 1_000).await.unwrap().is_none(), "leased, and `later` is not due");
+    // The lease runs out: another node takes the job over.
+    let again = repo.claim("n2", now + 1_500, 1_000).await.unwrap().unwrap();
+    assert_eq!((again.id.as_str(), again.attempts), ("a", 2));
+    // A failure retries later; giving up ends it.
+    repo.fail("a", "boom", Some(now + 10_000), now + 1_600).await.unwrap();
+    assert!(repo.claim("n1", now + 9_000, 1_000).await.unwrap().is_none());
+    let third = repo.claim("n1", now + 10_000, 1_000).await.unwrap().unwrap();
+    assert_eq!(third.attempts, 3);
+    repo.fail("a", "boom", None, now + 10_001).await.unwrap();
+    assert_eq!(repo.pending_jobs().await.unwrap(), vec![("later".to_owned(), now + 60_000)]);
+    let l = repo.claim("n1", now + 60_000, 1_000).await.unwrap().unwrap();
+    repo.finish(&l.id, now + 60_001).await.unwrap();
+    assert!(repo.pending_jobs().await.unwrap().is_empty());
+
+    // Many nodes claiming at once: each job exactly once.
+    let t = now + 100_000;
+    let jobs: Vec<NewJob> = (0..300).map(|i| job(&format!("bulk-{i:03}"), t)).collect();
+    repo.enqueue(&jobs).await.unwrap();
+    let mut nodes = vec![repo.clone()];
+    nodes.extend(others);
+    let mut tasks = Vec::new();
+    for (n, r) in nodes.iter().cycle().take(8).enumerate() {
+        let r = r.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            while let Some(j) = r.claim(&format!("node-{n}"), t, 60_000).await.unwrap() {
+                r.finish(&j.id, t + 1).await.unwrap();
+                mine.push(j.id);
+            }
+            mine
+        }));
+    }
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for task in tasks {
+        for id in task.await.unwrap() {
+            *seen.entry(id).or_default() += 1;
+        }
+    }
+    assert_eq!(seen.len(), 300, "every job ran");
+    assert!(
+        seen.values().all(|n| *n == 1),
+        "no job ran twice: {:?}",
+        seen.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn job_queue_on_sqlite() {
+    let s = common::local_stack().await;
+    let other = common::same_stores_as(&s).await;
+    queue_semantics(s.repo.clone(), vec![other.repo.clone()]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn job_queue_on_postgres() {
+    let s = common::server_stack().await;
+    let a = common::same_stores_as(&s).await;
+    let b = common::same_stores_as(&s).await;
+    queue_semantics(s.repo.clone(), vec![a.repo.clone(), b.repo.clone()]).await;
+}
+
+struct ManualClock(AtomicI64);
+impl Clock for ManualClock {
+    fn now_unix_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+const DAY: i64 = 24 * 60 * 60 * 1000;
+
+/// Reminders go out every `remind_every_days` while the signer has not signed; at its expiry the
+/// envelope expires and its links stop working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reminders_then_expiry_with_a_moving_clock() {
+    let s = common::local_stack().await;
+    let clock = Arc::new(ManualClock(AtomicI64::new(1_800_000_000_000)));
+    let audit = AuditLog::open(s.repo.clone(), s.vault.clone(), clock.clone(), "test/log").await.unwrap();
+    let accounts = Accounts::new(s.repo.clone(), s.vault.clone(), audit.clone(), clock.clone());
+    let client = ClientInfo::default();
+    accounts.signup("sam@example.org", "correct horse battery staple".to_owned().into(), "Sam", &client).await.unwrap();
+    let out = accounts
+        .login("sam@example.org", "correct horse battery staple".to_owned().into(), None, &client)
+        .await
+        .unwrap();
+    let p = accounts.authenticate_session(secrecy::ExposeSecret::expose_secret(&out.session_token)).await.unwrap();
+    let envelopes = Envelopes::new(
+        s.repo.clone(),
+        s.repo.clone(),
+        s.vault.clone(),
+        audit.clone(),
+        clock.clone(),
+        Default::default(),
+    );
+    let outbox = s.dir.path().join("outbox");
+    let mailer = sigillum_mail::LettreMailer::new("Sigillum <no-reply@localhost>", None, outbox.clone()).unwrap();
+    let wf = Workflow::new(
+        WorkflowPorts {
+            envelopes: s.repo.clone(),
+            parties: s.repo.clone(),
+            signing: s.repo.clone(),
+            jobs: s.repo.clone(),
+            webhooks: s.repo.clone(),
+            accounts: s.repo.clone(),
+            mailer: Arc::new(mailer),
+            hooks: Arc::new(sigillum_web::webhooks::HttpWebhookSender { allow_private: false }),
+        },
+        envelopes.clone(),
+        s.vault.clone(),
+        audit,
+        clock.clone(),
+        WorkflowConfig {
+            public_url: "https://sign.example.org".into(),
+            node: "n1".into(),
+            allow_insecure_webhooks: false,
+        },
+    );
+    let pdf = sigillum_testkit::pdf::pdf(1);
+    let body = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(pdf))]);
+    let env = envelopes.create(&p, "Lease", body, &client).await.unwrap();
+    let r = envelopes
+        .add_recipient(
+            &p,
+            env.id,
+            NewRecipient {
+                name: "Rita".into(),
+                email: "rita@example.org".into(),
+                role: "signer".into(),
+                routing_order: 1,
+                access_code: None,
+            },
+            &client,
+        )
+        .await
+        .unwrap();
+    let f = NewField {
+        recipient_id: r.id.to_string(),
+        kind: "signature".into(),
+        page: 1,
+        x: 10.0,
+        y: 10.0,
+        width: 100.0,
+        height: 30.0,
+        required: true,
+    };
+    envelopes.add_field(&p, env.id, f, &client).await.unwrap();
+    let req = SendRequest { message: None, expires_in_days: Some(5), remind_every_days: Some(2) };
+    wf.send(&p, env.id, req, &client).await.unwrap();
+
+    let mails = || -> Vec<String> {
+        std::fs::read_dir(&outbox)
+            .map(|d| d.flatten().filter_map(|e| std::fs::read_to_string(e.path()).ok()).collect())
+            .unwrap_or_default()
+    };
+    let count = |what: &str| mails().iter().filter(|m| m.contains(what)).count();
+    wf.drain().await;
+    assert_eq!(count("to sign"), 1, "the invitation");
+    assert_eq!(count("Reminder:"), 0);
+    clock.0.fetch_add(DAY, Ordering::SeqCst);
+    wf.drain().await;
+    assert_eq!(count("Reminder:"), 0, "not before two days");
+    clock.0.fetch_add(DAY + 1, Ordering::SeqCst);
+    wf.drain().await;
+    assert_eq!(count("Reminder:"), 1, "after two days");
+    clock.0.fetch_add(2 * DAY, Ordering::SeqCst);
+    wf.drain().await;
+    assert_eq!(count("Reminder:"), 2, "and again two days later");
+    assert_eq!(s.repo.envelope_by_id(env.id).await.unwrap().unwrap().status, EnvelopeStatus::Sent);
+    clock.0.fetch_add(DAY, Ordering::SeqCst);
+    wf.drain().await;
+    assert_eq!(s.repo.envelope_by_id(env.id).await.unwrap().unwrap().status, EnvelopeStatus::Expired, "at day 5");
+    assert_eq!(count("Reminder:"), 2, "no reminder after expiry");
+    assert!(s.repo.pending_jobs().await.unwrap().is_empty(), "nothing left queued: {:?}", s.repo.pending_jobs().await);
+}
