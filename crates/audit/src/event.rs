@@ -70,10 +70,12 @@ pub enum EventKind {
     WebhookDisabled,
     TotpEnabled,
     RecoveryCodeUsed,
+    MemberAdded,
+    MemberRemoved,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 33] = [
+    pub const ALL: [EventKind; 35] = [
         Self::EnvelopeCreated,
         Self::DocumentUploaded,
         Self::RecipientAdded,
@@ -107,6 +109,8 @@ impl EventKind {
         Self::WebhookDisabled,
         Self::TotpEnabled,
         Self::RecoveryCodeUsed,
+        Self::MemberAdded,
+        Self::MemberRemoved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -144,6 +148,8 @@ impl EventKind {
             Self::WebhookDisabled => "webhook.disabled",
             Self::TotpEnabled => "auth.totp_enabled",
             Self::RecoveryCodeUsed => "auth.recovery_code_used",
+            Self::MemberAdded => "member.added",
+            Self::MemberRemoved => "member.removed",
         }
     }
 }

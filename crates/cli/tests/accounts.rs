@@ -166,7 +166,58 @@ async fn scenario(server: &Server) {
     assert_eq!((locked.status, locked.body["error"]["code"].as_str()), (429, Some("too_many_attempts")));
     assert!(locked.headers.contains_key("retry-after"));
     // Other accounts are unaffected.
-    api.login("ada@example.org", PW).await;
+    let ada = api.login("ada@example.org", PW).await;
+
+    // Roles: the owner adds a member, who shares the organisation's envelopes but may not manage
+    // members or webhooks; removing the member ends their sessions and keys.
+    let m = api
+        .call(
+            Method::POST,
+            "/api/v1/members",
+            &ada,
+            Some(json!({"email": "max@example.org", "name": "Max", "password": PW})),
+        )
+        .await;
+    assert_eq!((m.status, m.body["role"].as_str()), (201, Some("member")), "{}", m.text);
+    let max_id = m.body["id"].as_str().unwrap().to_owned();
+    let max = api.login("max@example.org", PW).await;
+    let max_key = Auth::Bearer(api.api_key(&max, "max's key").await);
+    let listed = api.call(Method::GET, "/api/v1/members", &max, None).await;
+    assert_eq!(listed.body["members"].as_array().unwrap().len(), 2);
+    let env = api.upload(&ada, "Shared", sigillum_testkit::pdf::pdf(1)).await.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(api.call(Method::GET, &format!("/api/v1/envelopes/{env}"), &max, None).await.status, 200);
+    let r = api
+        .call(
+            Method::POST,
+            "/api/v1/members",
+            &max,
+            Some(json!({"email": "x@example.org", "name": "X", "password": PW})),
+        )
+        .await;
+    assert_eq!((r.status, r.body["error"]["code"].as_str()), (403, Some("owner_only")));
+    let r = api.call(Method::POST, "/api/v1/webhooks", &max, Some(json!({"url": "https://hooks.example.org/x"}))).await;
+    assert_eq!((r.status, r.body["error"]["code"].as_str()), (403, Some("owner_only")));
+    let ada_id = listed.body["members"][0]["id"].as_str().unwrap().to_owned();
+    let r = api.call(Method::DELETE, &format!("/api/v1/members/{ada_id}"), &ada, None).await;
+    assert_eq!(r.status, 422, "an owner cannot remove themselves: {}", r.text);
+    assert_eq!(api.call(Method::DELETE, &format!("/api/v1/members/{max_id}"), &ada, None).await.status, 204);
+    assert_eq!(api.call(Method::GET, "/api/v1/auth/me", &max, None).await.status, 401, "session ended");
+    assert_eq!(api.call(Method::GET, "/api/v1/auth/me", &max_key, None).await.status, 401, "key ended");
+
+    // Two-factor through the API: setup, enable with a code, then login needs a code.
+    let setup = api.call(Method::POST, "/api/v1/auth/totp/setup", &ada, None).await;
+    assert_eq!(setup.status, 200, "{}", setup.text);
+    let r = api.call(Method::POST, "/api/v1/auth/totp/enable", &ada, Some(json!({"code": "000000"}))).await;
+    assert_eq!((r.status, r.body["error"]["code"].as_str()), (401, Some("invalid_totp")));
+    let r = api
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            &Auth::None,
+            Some(json!({"email": "ada@example.org", "password": PW})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "not enabled yet: no code needed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

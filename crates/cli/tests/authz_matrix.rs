@@ -38,6 +38,9 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/auth/me", Access::Member),
     ("POST", "/api/v1/auth/totp/setup", Access::Member),
     ("POST", "/api/v1/auth/totp/enable", Access::Member),
+    ("POST", "/api/v1/members", Access::Member),
+    ("GET", "/api/v1/members", Access::Member),
+    ("DELETE", "/api/v1/members/{id}", Access::Member),
     ("POST", "/api/v1/api-keys", Access::Member),
     ("GET", "/api/v1/api-keys", Access::Member),
     ("DELETE", "/api/v1/api-keys/{id}", Access::Member),
@@ -133,7 +136,7 @@ async fn nobody_reaches_anyone_elses_data() {
     assert!(doc.body["paths"]["/api/v1/envelopes/{id}/send"]["post"].is_object());
 
     // The victim: Ada, with an envelope and an API key.
-    api.signup("ada@example.org", PW, "Ada Lovelace").await;
+    let ada_id = api.signup("ada@example.org", PW, "Ada Lovelace").await["id"].as_str().unwrap().to_owned();
     let ada = api.login("ada@example.org", PW).await;
     let ada_key = api.api_key(&ada, "ada's key").await;
     let envelope = api.upload(&ada, "Ada's secret merger", pdf(1)).await.body["id"].as_str().unwrap().to_owned();
@@ -182,6 +185,8 @@ async fn nobody_reaches_anyone_elses_data() {
             &key_id
         } else if template.starts_with("/api/v1/webhooks") {
             &hook_id
+        } else if template.starts_with("/api/v1/members") {
+            &ada_id
         } else {
             &envelope
         };
@@ -198,6 +203,7 @@ async fn nobody_reaches_anyone_elses_data() {
             })),
             ("POST", "/api/v1/envelopes/{id}/void") => Some(json!({"reason": "x"})),
             ("POST", "/api/v1/auth/totp/enable") => Some(json!({"code": "123456"})),
+            ("POST", "/api/v1/members") => Some(json!({"email": "x@example.net", "name": "X", "password": PW})),
             ("POST", "/api/v1/webhooks") => Some(json!({"url": "https://evil.example.net/x"})),
             _ => None,
         };

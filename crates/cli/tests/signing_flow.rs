@@ -430,3 +430,37 @@ async fn decline_void_access_code_and_outbox() {
     }
     server.terminate();
 }
+
+/// Work queued in the database survives a crash: the invitation cannot be delivered while the
+/// mail server is down, the server is killed (SIGKILL), and after a restart with the mail server
+/// up the invitation arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_mail_survives_a_crash() {
+    let port = sigillum_testkit::smtp::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = embedded_env(&dir.path().join("data"));
+    env.push(("SIGILLUM_SMTP_URL".into(), format!("smtp://127.0.0.1:{port}")));
+    let server = Server::start(&env, &[]);
+    let api = Api::new(&server);
+    api.signup("sam@example.org", PW, "Sam Sender").await;
+    let s = api.login("sam@example.org", PW).await;
+    let id = created(&api.upload(&s, "Crash-proof deal", pdf(1)).await, "upload");
+    let r = json!({ "name": "Rae", "email": "rae@example.com", "role": "signer", "routing_order": 1 });
+    let rid = created(&api.call(Method::POST, &format!("/api/v1/envelopes/{id}/recipients"), &s, Some(r)).await, "r");
+    let f =
+        json!({ "recipient_id": rid, "kind": "signature", "page": 1, "x": 10, "y": 10, "width": 100, "height": 30 });
+    created(&api.call(Method::POST, &format!("/api/v1/envelopes/{id}/fields"), &s, Some(f)).await, "f");
+    assert_eq!(api.call(Method::POST, &format!("/api/v1/envelopes/{id}/send"), &s, None).await.status, 200);
+    // Let the worker try (and fail) at least once, then crash.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.kill();
+
+    let smtp = SmtpCapture::start_on(port);
+    let server = Server::start(&env, &[]);
+    let mail = smtp.wait_for("rae@example.com", "Crash-proof deal").await;
+    let token = mail.signing_token().unwrap();
+    let api = Api::new(&server);
+    let view = signer(&api, Method::GET, &format!("/api/v1/signing/{token}"), None).await;
+    assert_eq!(view.status, 200, "{}", view.text);
+    server.terminate();
+}

@@ -56,6 +56,9 @@ pub enum AccountError {
     InvalidTotp,
     #[error("{0}")]
     TotpState(&'static str),
+    /// Only an organisation's owner may do this.
+    #[error("only the organisation's owner may do this")]
+    OwnerOnly,
     #[error(transparent)]
     Repo(RepoError),
     #[error("internal: {0}")]
@@ -111,9 +114,11 @@ impl Principal {
 }
 
 /// What the API shows of an account.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UserView {
+    #[schema(value_type = uuid::Uuid)]
     pub id: UserId,
+    #[schema(value_type = uuid::Uuid)]
     pub organisation_id: OrgId,
     pub email: String,
     pub name: String,
@@ -433,6 +438,61 @@ impl Accounts {
             self.event(EventKind::AuthLogout, p.actor(), client, None).await?;
         }
         Ok(())
+    }
+
+    /// Adds a member to the caller's organisation (owners only), with a first password the owner
+    /// passes on; the member signs in with it.
+    pub async fn add_member(
+        &self,
+        p: &Principal,
+        email: &str,
+        password: SecretString,
+        name: &str,
+        client: &ClientInfo,
+    ) -> Result<UserView, AccountError> {
+        if p.role != Role::Owner {
+            return Err(AccountError::OwnerOnly);
+        }
+        let email = normalise_email(email)?;
+        let name = check_name(name)?;
+        check_password_policy(password.expose_secret())?;
+        if self.store.user_by_email(&email).await?.is_some() {
+            return Err(AccountError::EmailTaken);
+        }
+        let user = UserRecord {
+            id: UserId::new(),
+            org_id: p.org_id,
+            email,
+            name,
+            password_hash: hash_password(password).await?,
+            role: Role::Member,
+            created_unix_ms: self.clock.now_unix_ms(),
+        };
+        match self.store.insert_user(&user).await {
+            Ok(()) => {}
+            Err(RepoError::Conflict(_)) => return Err(AccountError::EmailTaken),
+            Err(e) => return Err(e.into()),
+        }
+        self.event(EventKind::MemberAdded, p.actor(), client, Some(("user_id", Detail::Text(user.id.to_string()))))
+            .await?;
+        Ok(UserView::from(&user))
+    }
+
+    pub async fn members(&self, p: &Principal) -> Result<Vec<UserView>, AccountError> {
+        Ok(self.store.users(p.org_id).await?.iter().map(UserView::from).collect())
+    }
+
+    /// Removes a member (owners only; an owner cannot remove themselves). Their sessions and
+    /// API keys end with them; envelopes they sent stay with the organisation.
+    pub async fn remove_member(&self, p: &Principal, id: UserId, client: &ClientInfo) -> Result<(), AccountError> {
+        if p.role != Role::Owner {
+            return Err(AccountError::OwnerOnly);
+        }
+        if id == p.user_id {
+            return Err(AccountError::Invalid("an owner cannot remove themselves".into()));
+        }
+        self.store.delete_user(p.org_id, id).await?;
+        self.event(EventKind::MemberRemoved, p.actor(), client, Some(("user_id", Detail::Text(id.to_string())))).await
     }
 
     /// Creates an API key for the caller's organisation; the secret is returned only here.

@@ -40,6 +40,9 @@ pub enum EnvelopeError {
     /// The sender set an access code: missing or wrong (the code says which).
     #[error("access code: {0}")]
     AccessCode(&'static str),
+    /// The caller's role does not allow this.
+    #[error("not allowed for your role")]
+    Forbidden,
     /// Too many failed access codes; retry after this many seconds.
     #[error("too many attempts")]
     Throttled(u64),

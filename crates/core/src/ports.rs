@@ -239,7 +239,7 @@ pub trait AuditStore: Send + Sync {
 }
 
 /// A member's role in their organisation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Owner,
@@ -308,6 +308,10 @@ pub trait AccountStore: Send + Sync {
     async fn insert_user(&self, user: &UserRecord) -> Result<(), RepoError>;
     async fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>, RepoError>;
     async fn user(&self, id: crate::ids::UserId) -> Result<UserRecord, RepoError>;
+    /// The organisation's users, oldest first.
+    async fn users(&self, org: OrgId) -> Result<Vec<UserRecord>, RepoError>;
+    /// Deletes a user of `org` with their sessions and API keys; `NotFound` otherwise.
+    async fn delete_user(&self, org: OrgId, id: crate::ids::UserId) -> Result<(), RepoError>;
 
     async fn insert_session(&self, session: &SessionRecord) -> Result<(), RepoError>;
     async fn session(&self, token_hash: &[u8; 32]) -> Result<Option<SessionRecord>, RepoError>;

@@ -81,6 +81,37 @@ impl AccountStore for SqlRepository {
         user_row(&r)
     }
 
+    async fn users(&self, org: OrgId) -> Result<Vec<UserRecord>, RepoError> {
+        let rows = sqlx::query("SELECT * FROM users WHERE org_id = $1 ORDER BY created_ms, id")
+            .bind(org.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(user_row).collect()
+    }
+
+    async fn delete_user(&self, org: OrgId, id: UserId) -> Result<(), RepoError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // Explicitly, not only by cascade: SQLite enforces foreign keys only when asked to.
+        for table in ["sessions", "api_keys", "user_totp", "recovery_codes"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        let r = sqlx::query("DELETE FROM users WHERE id = $1 AND org_id = $2")
+            .bind(id.to_string())
+            .bind(org.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if r.rows_affected() != 1 {
+            return Err(RepoError::NotFound);
+        }
+        tx.commit().await.map_err(db)
+    }
+
     async fn insert_session(&self, s: &SessionRecord) -> Result<(), RepoError> {
         sqlx::query(
             "INSERT INTO sessions (token_hash, user_id, csrf_hash, created_ms, last_seen_ms, expires_ms) \

@@ -15,9 +15,13 @@ pub struct SmtpCapture {
 impl SmtpCapture {
     /// Starts `python3 -m aiosmtpd` (installed by `scripts/deps.sh`) and waits until it accepts.
     pub fn start() -> Self {
+        Self::start_on(free_port())
+    }
+
+    /// Starts the capture server on `port` (e.g. one a server was told about before).
+    pub fn start_on(port: u16) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let maildir = dir.path().join("mail");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new("python3")
             .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
             .arg(&maildir)
@@ -72,6 +76,11 @@ impl SmtpCapture {
     pub fn summary(&self) -> Vec<String> {
         self.messages().into_iter().map(Mail::parse).map(|m| format!("{} | {}", m.to, m.subject)).collect()
     }
+}
+
+/// A loopback port nothing listens on (yet).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl Drop for SmtpCapture {

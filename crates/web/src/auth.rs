@@ -42,6 +42,9 @@ impl From<AccountError> for ApiError {
             ),
             AccountError::Unauthenticated => unauthenticated(),
             AccountError::NotFound => ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource"),
+            AccountError::OwnerOnly => {
+                ApiError::new(StatusCode::FORBIDDEN, "owner_only", "only the organisation's owner may do this")
+            }
             AccountError::TotpRequired => ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "totp_required",
@@ -107,6 +110,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/auth/logout", post(logout))
         .route("/api/v1/auth/me", get(me))
         .route("/api/v1/auth/totp/setup", post(totp_setup))
+        .route("/api/v1/members", post(add_member).get(members))
+        .route("/api/v1/members/{id}", delete(remove_member))
         .route("/api/v1/auth/totp/enable", post(totp_enable))
         .route("/api/v1/api-keys", post(create_key).get(list_keys))
         .route("/api/v1/api-keys/{id}", delete(revoke_key))
@@ -255,4 +260,41 @@ async fn totp_enable(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let codes = st.accounts.enable_totp(&p, &b.code, &client).await?;
     Ok(Json(json!({ "recovery_codes": codes })))
+}
+
+#[utoipa::path(post, path = "/api/v1/members", tag = "accounts", security(("api_key" = []), ("session" = [])), request_body = Signup,
+    responses((status = 201, description = "the new member", body = sigillum_core::accounts::UserView),
+        (status = 409, description = "email taken", body = crate::openapi::ErrorBody),
+        (status = 422, description = "invalid input", body = crate::openapi::ErrorBody), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 403, description = "not the owner, or missing CSRF token", body = crate::openapi::ErrorBody)))]
+async fn add_member(
+    State(st): State<Arc<AppState>>,
+    Client(client): Client,
+    Authenticated(p): Authenticated,
+    ApiJson(b): ApiJson<Signup>,
+) -> Result<Response, ApiError> {
+    let user = st.accounts.add_member(&p, &b.email, b.password, &b.name, &client).await?;
+    Ok((StatusCode::CREATED, Json(user)).into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/members", tag = "accounts", security(("api_key" = []), ("session" = [])),
+    responses((status = 200, description = "`{members: [...]}`", body = Object), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 403, description = "not the owner, or missing CSRF token", body = crate::openapi::ErrorBody)))]
+async fn members(
+    State(st): State<Arc<AppState>>,
+    Authenticated(p): Authenticated,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(json!({ "members": st.accounts.members(&p).await? })))
+}
+
+#[utoipa::path(delete, path = "/api/v1/members/{id}", tag = "accounts", security(("api_key" = []), ("session" = [])), params(("id" = String, Path, description = "user id")),
+    responses((status = 204, description = "removed, with their sessions and API keys"),
+        (status = 404, description = "no such member", body = crate::openapi::ErrorBody), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 403, description = "not the owner, or missing CSRF token", body = crate::openapi::ErrorBody)))]
+async fn remove_member(
+    State(st): State<Arc<AppState>>,
+    Client(client): Client,
+    Authenticated(p): Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = sigillum_core::UserId::parse(&id).ok_or(AccountError::NotFound)?;
+    st.accounts.remove_member(&p, id, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

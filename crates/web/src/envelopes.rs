@@ -77,6 +77,9 @@ impl From<EnvelopeError> for ApiError {
                 code,
                 "enter the access code the sender gave you (header X-Access-Code)",
             ),
+            EnvelopeError::Forbidden => {
+                ApiError::new(StatusCode::FORBIDDEN, "owner_only", "only the organisation's owner may do this")
+            }
             EnvelopeError::Throttled(s) => {
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", "too many attempts; try again later")
                     .retry_after(s)

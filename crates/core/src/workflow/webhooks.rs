@@ -72,6 +72,15 @@ pub fn signature_header(secret: &[u8], t: i64, body: &[u8]) -> String {
     format!("t={t},v1={}", hex::encode(sigillum_crypto::hmac_sha256(secret, &signed)))
 }
 
+/// Webhooks are organisation settings: owners manage them.
+fn owner_only(p: &Principal) -> Result<(), EnvelopeError> {
+    if p.role == crate::ports::Role::Owner {
+        Ok(())
+    } else {
+        Err(EnvelopeError::Forbidden)
+    }
+}
+
 fn check_url(raw: &str, allow_insecure: bool) -> Result<String, EnvelopeError> {
     let bad = |m: &str| EnvelopeError::Invalid(m.to_owned());
     let u = url::Url::parse(raw.trim()).map_err(|_| bad("url is not a valid URL"))?;
@@ -96,6 +105,7 @@ impl Workflow {
         input: NewWebhook,
         client: &ClientInfo,
     ) -> Result<WebhookCreated, EnvelopeError> {
+        owner_only(p)?;
         let url = check_url(&input.url, self.inner.config.allow_insecure_webhooks)?;
         let events = input.events.unwrap_or_else(|| vec!["*".into()]);
         if events.is_empty() || events.iter().any(|e| e != "*" && !WEBHOOK_EVENTS.contains(&e.as_str())) {
@@ -141,6 +151,7 @@ impl Workflow {
         id: uuid::Uuid,
         client: &ClientInfo,
     ) -> Result<(), EnvelopeError> {
+        owner_only(p)?;
         self.inner.ports.webhooks.disable_webhook(p.org_id, id, self.now()).await?;
         self.record(
             NewEvent::new(EventKind::WebhookDisabled, None, p.actor(), client.clone())
