@@ -464,3 +464,49 @@ async fn queued_mail_survives_a_crash() {
     assert_eq!(view.status, 200, "{}", view.text);
     server.terminate();
 }
+
+/// A webhook endpoint that fails is retried with backoff until it answers 2xx; the delivery log
+/// shows the attempts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_deliveries_are_retried() {
+    let hooks = HookReceiver::start().await;
+    *hooks.status.lock().unwrap() = 500;
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = embedded_env(&dir.path().join("data"));
+    env.push(("SIGILLUM_WEBHOOK_ALLOW_PRIVATE".into(), "true".into()));
+    let server = Server::start(&env, &[]);
+    let api = Api::new(&server);
+    api.signup("sam@example.org", PW, "Sam Sender").await;
+    let s = api.login("sam@example.org", PW).await;
+    let hook = api
+        .call(Method::POST, "/api/v1/webhooks", &s, Some(json!({ "url": hooks.url, "events": ["envelope.sent"] })))
+        .await;
+    let hook_id = created(&hook, "webhook");
+    let bad = api.call(Method::POST, "/api/v1/webhooks", &s, Some(json!({ "url": "ftp://x.example" }))).await;
+    assert_eq!(bad.status, 422);
+    let id = created(&api.upload(&s, "Hooked", pdf(1)).await, "upload");
+    let r = json!({ "name": "Hu", "email": "hu@example.com", "role": "approver", "routing_order": 1 });
+    api.call(Method::POST, &format!("/api/v1/envelopes/{id}/recipients"), &s, Some(r)).await;
+    assert_eq!(api.call(Method::POST, &format!("/api/v1/envelopes/{id}/send"), &s, None).await.status, 200);
+    hooks.wait_for(1).await;
+    *hooks.status.lock().unwrap() = 204;
+    let got = hooks.wait_for(2).await;
+    assert_eq!(got[0].body, got[1].body, "the same delivery again");
+    assert_eq!(got[0].headers["sigillum-delivery"], got[1].headers["sigillum-delivery"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = api.call(Method::GET, &format!("/api/v1/webhooks/{hook_id}/deliveries"), &s, None).await;
+        let d = &log.body["deliveries"][0];
+        if d["status"] == "delivered" {
+            assert_eq!((d["attempts"].as_u64(), d["response_status"].as_u64()), (Some(2), Some(204)), "{d}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", log.text);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Disabled webhooks get nothing more.
+    assert_eq!(api.call(Method::DELETE, &format!("/api/v1/webhooks/{hook_id}"), &s, None).await.status, 204);
+    let list = api.call(Method::GET, "/api/v1/webhooks", &s, None).await;
+    assert_eq!(list.body["webhooks"][0]["active"], false);
+    server.terminate();
+}

@@ -64,6 +64,8 @@ impl JobKind {
 const LEASE_MS: i64 = 5 * 60 * 1000;
 /// How often an idle worker looks for jobs enqueued by other nodes or due by time.
 const POLL: Duration = Duration::from_millis(500);
+/// How long the link in the completion mail works.
+const COMPLETED_LINK_MS: i64 = 30 * super::DAY_MS;
 /// Final documents larger than this are linked, not attached.
 const MAX_ATTACHMENT: usize = 10 * 1024 * 1024;
 
@@ -418,8 +420,8 @@ impl Workflow {
             ("completed", EnvelopeStatus::Completed) => {
                 let sha = env.final_sha256.clone().unwrap_or_default();
                 let doc = self.inner.vault.read_blob(id, FINAL, 1).await?;
-                // The link lets the recipient fetch the final document again for as long as it exists.
-                let link = self.issue_token(id, rid, "email", i64::MAX).await?;
+                // The link lets the recipient fetch the final document again for 30 days.
+                let link = self.issue_token(id, rid, "email", self.now() + COMPLETED_LINK_MS).await?;
                 super::mail::completed(&person, &title, &link, &sha, (doc.len() <= MAX_ATTACHMENT).then_some(doc))
             }
             ("declined", EnvelopeStatus::Declined) => {

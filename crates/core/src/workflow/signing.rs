@@ -95,7 +95,7 @@ impl Workflow {
             EnvelopeStatus::Voided => return Err(EnvelopeError::Gone("envelope_voided")),
             EnvelopeStatus::Expired => return Err(EnvelopeError::Gone("envelope_expired")),
         }
-        if env.status == EnvelopeStatus::Sent && t.expires_unix_ms <= self.now() {
+        if t.expires_unix_ms <= self.now() {
             return Err(EnvelopeError::Gone("link_expired"));
         }
         let recipients = self.inner.ports.parties.recipients(env.id).await?;
