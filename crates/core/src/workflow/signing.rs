@@ -63,6 +63,14 @@ pub(super) struct Session {
     pub person: Person,
 }
 
+impl Session {
+    /// An audit event by this signer about the envelope's document.
+    fn event(&self, kind: EventKind, client: &ClientInfo) -> NewEvent {
+        NewEvent::new(kind, Some(self.env.id), Workflow::recipient_actor(&self.recipient, &self.person), client.clone())
+            .document(self.env.document_sha256.clone())
+    }
+}
+
 fn token_hash(token: &str) -> Option<[u8; 32]> {
     // 32 bytes in unpadded base64url are 43 characters; anything else is no token of ours.
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).ok()?;
@@ -133,17 +141,7 @@ impl Workflow {
         if first {
             s.recipient.status = "delivered".into();
         }
-        self.record(
-            NewEvent::new(
-                EventKind::LinkOpened,
-                Some(s.env.id),
-                Self::recipient_actor(&s.recipient, &s.person),
-                client.clone(),
-            )
-            .document(s.env.document_sha256.clone())
-            .detail("first", Detail::Bool(first)),
-        )
-        .await?;
+        self.record(s.event(EventKind::LinkOpened, client).detail("first", Detail::Bool(first))).await?;
         let id = s.env.id.to_string();
         let message = match &s.env.message_sealed {
             Some(m) => Some(self.open_text(s.env.id, &envelope_ctx(&id, "message"), m).await?),
@@ -202,14 +200,7 @@ impl Workflow {
         };
         let bytes = self.inner.vault.read_blob(s.env.id, version, 1).await?;
         self.record(
-            NewEvent::new(
-                EventKind::DocumentViewed,
-                Some(s.env.id),
-                Self::recipient_actor(&s.recipient, &s.person),
-                client.clone(),
-            )
-            .document(sha)
-            .detail("version", Detail::Text(version.into())),
+            s.event(EventKind::DocumentViewed, client).document(sha).detail("version", Detail::Text(version.into())),
         )
         .await?;
         Ok((self.title(&s.env).await?, bytes))
@@ -243,14 +234,8 @@ impl Workflow {
         }
         self.inner.ports.signing.record_consent(s.recipient.id, self.now()).await?;
         self.record(
-            NewEvent::new(
-                EventKind::ConsentGiven,
-                Some(s.env.id),
-                Self::recipient_actor(&s.recipient, &s.person),
-                client.clone(),
-            )
-            .document(s.env.document_sha256.clone())
-            .detail("disclosure_version", Detail::Text(CONSENT_DISCLOSURE_VERSION.into())),
+            s.event(EventKind::ConsentGiven, client)
+                .detail("disclosure_version", Detail::Text(CONSENT_DISCLOSURE_VERSION.into())),
         )
         .await
     }
@@ -400,15 +385,10 @@ impl Workflow {
             e => e.into(),
         })?;
         self.inner.wake.notify_one();
-        let mut event = NewEvent::new(
-            EventKind::RecipientSigned,
-            Some(s.env.id),
-            Self::recipient_actor(&s.recipient, &s.person),
-            client.clone(),
-        )
-        .document(s.env.document_sha256.clone())
-        .detail("role", Detail::Text(s.recipient.role.clone()))
-        .detail("values", Detail::Int(values.len() as i64));
+        let mut event = s
+            .event(EventKind::RecipientSigned, client)
+            .detail("role", Detail::Text(s.recipient.role.clone()))
+            .detail("values", Detail::Int(values.len() as i64));
         if let Some(kind) = signature_kind {
             event = event.detail("signature", Detail::Text(kind));
         }
@@ -457,17 +437,7 @@ impl Workflow {
         };
         self.inner.ports.signing.record_outcome(&outcome).await.map_err(moved)?;
         self.inner.wake.notify_one();
-        self.record(
-            NewEvent::new(
-                EventKind::RecipientDeclined,
-                Some(s.env.id),
-                Self::recipient_actor(&s.recipient, &s.person),
-                client.clone(),
-            )
-            .document(s.env.document_sha256.clone())
-            .note(reason),
-        )
-        .await?;
+        self.record(s.event(EventKind::RecipientDeclined, client).note(reason)).await?;
         self.emit(
             s.env.org_id,
             "envelope.declined",
