@@ -193,12 +193,15 @@ impl Encryptor {
 
 /// Encrypts a whole message in one call.
 pub fn encrypt(input_key: &[u8], context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    let (mut enc, prefix) = Encryptor::with_random_salt(input_key, context)?;
-    let mut out = Vec::with_capacity(ciphertext_len(plaintext.len() as u64) as usize);
-    out.extend_from_slice(&prefix);
-    enc.update(plaintext, &mut out)?;
-    enc.finish(&mut out)?;
-    Ok(out)
+    // One exact-size buffer, sealed in place: small values (database cells, audit disclosures)
+    // are encrypted without the streaming encryptor's chunk buffer.
+    let mut msg = vec![0u8; ciphertext_len(plaintext.len() as u64) as usize];
+    for (k, chunk) in plaintext.chunks(CHUNK_SIZE).enumerate() {
+        let at = PREFIX_LEN + k * SEALED_CHUNK_SIZE;
+        msg[at..at + chunk.len()].copy_from_slice(chunk);
+    }
+    seal_layout_in_place(input_key, crate::random_array()?, context, &mut msg)?;
+    Ok(msg)
 }
 
 /// Seals, in place, a message laid out in its final shape: `msg` is [`PREFIX_LEN`] bytes of room,
@@ -465,6 +468,26 @@ impl RandomAccess {
 
 #[cfg(test)]
 mod tests {
+    /// The one-shot encryptor and the streaming one agree on the layout at every chunk boundary.
+    #[test]
+    fn one_shot_encrypt_matches_the_streaming_layout() {
+        let key = [9u8; 32];
+        for len in [0, 1, 1000, super::CHUNK_SIZE - 1, super::CHUNK_SIZE, super::CHUNK_SIZE + 1, 3 * super::CHUNK_SIZE]
+        {
+            let pt: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let ct = super::encrypt(&key, b"ctx", &pt).unwrap();
+            assert_eq!(ct.len() as u64, super::ciphertext_len(len as u64));
+            assert_eq!(super::decrypt(&key, b"ctx", &ct).unwrap(), pt, "len {len}");
+            let mut salt = [0u8; super::SALT_LEN];
+            salt.copy_from_slice(&ct[..super::SALT_LEN]);
+            let (mut enc, prefix) = super::Encryptor::new(&key, salt, b"ctx").unwrap();
+            let mut streamed = prefix.to_vec();
+            enc.update(&pt, &mut streamed).unwrap();
+            enc.finish(&mut streamed).unwrap();
+            assert_eq!(streamed, ct, "len {len}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -24,6 +24,10 @@ use sigillum_core::ports::{AuditStore, NewLeaf, SystemClock};
 use sigillum_core::{Actor, AuditLog, ClientInfo, EnvelopeId, NewEvent};
 use sigillum_store::SqlRepository;
 
+/// The allocator of the `sigillum` binary, so the figures are the server's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const CALLERS: usize = 512;
 const EVENTS: usize = 60_000;
 const BIG_LOG: u64 = 1_000_000;
