@@ -190,7 +190,7 @@ fn required_by_default() -> bool {
     true
 }
 
-fn recipient_ctx<'a>(id: &'a str, column: &'a str) -> FieldContext<'a> {
+pub(crate) fn recipient_ctx<'a>(id: &'a str, column: &'a str) -> FieldContext<'a> {
     FieldContext { table: "recipients", column, row_id: id }
 }
 

@@ -566,8 +566,8 @@ pub trait SigningStore: Send + Sync {
 /// The job queue in the database, shared by every node.
 #[async_trait::async_trait]
 pub trait JobStore: Send + Sync {
-    /// Enqueues jobs; a job whose id exists already is left as it is.
-    async fn enqueue(&self, jobs: &[NewJob]) -> Result<(), RepoError>;
+    /// Enqueues jobs (created at `now`); a job whose id exists already is left as it is.
+    async fn enqueue(&self, jobs: &[NewJob], now_unix_ms: i64) -> Result<(), RepoError>;
     /// Leases the next due job to `node` until `now + lease_ms`.
     async fn claim(&self, node: &str, now_unix_ms: i64, lease_ms: i64) -> Result<Option<Job>, RepoError>;
     async fn finish(&self, id: &str, now_unix_ms: i64) -> Result<(), RepoError>;

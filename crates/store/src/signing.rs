@@ -250,9 +250,8 @@ const KEEP_DONE_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 
 #[async_trait::async_trait]
 impl JobStore for SqlRepository {
-    async fn enqueue(&self, jobs: &[NewJob]) -> Result<(), RepoError> {
+    async fn enqueue(&self, jobs: &[NewJob], now: i64) -> Result<(), RepoError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
-        let now = jobs.first().map(|j| j.run_at_unix_ms).unwrap_or(0);
         insert_jobs(&mut tx, jobs, now).await?;
         tx.commit().await.map_err(db)
     }

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use secrecy::SecretString;
@@ -11,25 +10,13 @@ use sigillum_core::accounts::{AccountError, SESSION_ABSOLUTE_MS, SESSION_IDLE_MS
 use sigillum_core::ports::Clock;
 use sigillum_core::{Accounts, AuditLog, ClientInfo};
 
-struct ManualClock(AtomicI64);
-
-impl Clock for ManualClock {
-    fn now_unix_ms(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-impl ManualClock {
-    fn advance(&self, ms: i64) {
-        self.0.fetch_add(ms, Ordering::SeqCst);
-    }
-}
+use common::ManualClock;
 
 const PW: &str = "correct horse battery staple";
 
 async fn accounts() -> (common::Stack, Accounts, Arc<ManualClock>) {
     let s = common::local_stack().await;
-    let clock = Arc::new(ManualClock(AtomicI64::new(1_795_000_000_000)));
+    let clock = Arc::new(ManualClock::at(1_795_000_000_000));
     let audit = AuditLog::open(s.repo.clone(), s.vault.clone(), clock.clone(), "test/log").await.unwrap();
     let accounts = Accounts::new(s.repo.clone(), s.vault.clone(), audit, clock.clone());
     accounts.signup("ada@example.org", SecretString::from(PW), "Ada", &ClientInfo::default()).await.unwrap();

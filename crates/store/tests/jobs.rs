@@ -6,12 +6,11 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use sigillum_core::envelopes::{NewField, NewRecipient};
 use sigillum_core::lifecycle::EnvelopeStatus;
-use sigillum_core::ports::{Clock, JobStore, NewJob, SigningStore};
+use sigillum_core::ports::{JobStore, NewJob, SigningStore};
 use sigillum_core::workflow::SendRequest;
 use sigillum_core::{Accounts, AuditLog, ClientInfo, Envelopes, Workflow, WorkflowConfig, WorkflowPorts};
 use sigillum_store::SqlRepository;
@@ -23,10 +22,10 @@ fn job(id: &str, run_at: i64) -> NewJob {
 async fn queue_semantics(repo: Arc<SqlRepository>, others: Vec<Arc<SqlRepository>>) {
     let now = 1_800_000_000_000;
     // Idempotent by id.
-    repo.enqueue(&[job("a", now), job("a", now + 5)]).await.unwrap();
+    repo.enqueue(&[job("a", now), job("a", now + 5)], now).await.unwrap();
     assert_eq!(repo.pending_jobs().await.unwrap(), vec![("a".to_owned(), now)]);
     // Not due yet: not claimed.
-    repo.enqueue(&[job("later", now + 60_000)]).await.unwrap();
+    repo.enqueue(&[job("later", now + 60_000)], now).await.unwrap();
     let a = repo.claim("n1", now, 1_000).await.unwrap().unwrap();
     assert_eq!((a.id.as_str(), a.attempts), ("a", 1));
     assert!(repo.claim("n2", now + 500, 1_000).await.unwrap().is_none(), "leased, and `later` is not due");
@@ -47,7 +46,7 @@ async fn queue_semantics(repo: Arc<SqlRepository>, others: Vec<Arc<SqlRepository
     // Many nodes claiming at once: each job exactly once.
     let t = now + 100_000;
     let jobs: Vec<NewJob> = (0..300).map(|i| job(&format!("bulk-{i:03}"), t)).collect();
-    repo.enqueue(&jobs).await.unwrap();
+    repo.enqueue(&jobs, now).await.unwrap();
     let mut nodes = vec![repo.clone()];
     nodes.extend(others);
     let mut tasks = Vec::new();
@@ -91,13 +90,6 @@ async fn job_queue_on_postgres() {
     queue_semantics(s.repo.clone(), vec![a.repo.clone(), b.repo.clone()]).await;
 }
 
-struct ManualClock(AtomicI64);
-impl Clock for ManualClock {
-    fn now_unix_ms(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
 const DAY: i64 = 24 * 60 * 60 * 1000;
 
 /// Reminders go out every `remind_every_days` while the signer has not signed; at its expiry the
@@ -105,7 +97,7 @@ const DAY: i64 = 24 * 60 * 60 * 1000;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reminders_then_expiry_with_a_moving_clock() {
     let s = common::local_stack().await;
-    let clock = Arc::new(ManualClock(AtomicI64::new(1_800_000_000_000)));
+    let clock = Arc::new(common::ManualClock::at(1_800_000_000_000));
     let audit = AuditLog::open(s.repo.clone(), s.vault.clone(), clock.clone(), "test/log").await.unwrap();
     let accounts = Accounts::new(s.repo.clone(), s.vault.clone(), audit.clone(), clock.clone());
     let client = ClientInfo::default();
@@ -187,17 +179,17 @@ async fn reminders_then_expiry_with_a_moving_clock() {
     wf.drain().await;
     assert_eq!(count("to sign"), 1, "the invitation");
     assert_eq!(count("Reminder:"), 0);
-    clock.0.fetch_add(DAY, Ordering::SeqCst);
+    clock.advance(DAY);
     wf.drain().await;
     assert_eq!(count("Reminder:"), 0, "not before two days");
-    clock.0.fetch_add(DAY + 1, Ordering::SeqCst);
+    clock.advance(DAY + 1);
     wf.drain().await;
     assert_eq!(count("Reminder:"), 1, "after two days");
-    clock.0.fetch_add(2 * DAY, Ordering::SeqCst);
+    clock.advance(2 * DAY);
     wf.drain().await;
     assert_eq!(count("Reminder:"), 2, "and again two days later");
     assert_eq!(s.repo.envelope_by_id(env.id).await.unwrap().unwrap().status, EnvelopeStatus::Sent);
-    clock.0.fetch_add(DAY, Ordering::SeqCst);
+    clock.advance(DAY);
     wf.drain().await;
     assert_eq!(s.repo.envelope_by_id(env.id).await.unwrap().unwrap().status, EnvelopeStatus::Expired, "at day 5");
     assert_eq!(count("Reminder:"), 2, "no reminder after expiry");

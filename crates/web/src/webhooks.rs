@@ -150,6 +150,21 @@ impl WebhookSender for HttpWebhookSender {
 mod tests {
     use super::is_public;
 
+    /// The real sender refuses an internal target before connecting (unless told otherwise).
+    #[tokio::test]
+    async fn the_sender_refuses_internal_targets() {
+        use sigillum_core::ports::WebhookSender;
+        let strict = super::HttpWebhookSender { allow_private: false };
+        for url in ["http://127.0.0.1:9/x", "https://localhost/x", "http://[::1]:9/x", "http://169.254.169.254/latest"]
+        {
+            let e = strict.post(url, &[], b"{}").await.unwrap_err();
+            assert!(e.contains("non-public"), "{url}: {e}");
+        }
+        let lenient = super::HttpWebhookSender { allow_private: true };
+        let e = lenient.post("http://127.0.0.1:9/x", &[], b"{}").await.unwrap_err();
+        assert_eq!(e, "connection failed", "allowed, then refused by the closed port");
+    }
+
     #[test]
     fn internal_addresses_are_not_public() {
         for ip in [

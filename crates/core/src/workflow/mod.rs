@@ -20,7 +20,7 @@ use sigillum_audit::ActorKind;
 use sigillum_crypto::field::FieldContext;
 
 use crate::audit_log::{Actor, AuditLog, NewEvent};
-use crate::envelopes::{EnvelopeError, Envelopes};
+use crate::envelopes::{recipient_ctx, EnvelopeError, Envelopes};
 use crate::ids::EnvelopeId;
 use crate::ports::{
     AccountStore, Clock, EnvelopeRecord, EnvelopeStore, JobStore, Mailer, NewJob, RecipientRecord, RecipientStore,
@@ -81,10 +81,6 @@ struct Person {
     email: String,
 }
 
-fn recipient_ctx<'a>(id: &'a str, column: &'a str) -> FieldContext<'a> {
-    FieldContext { table: "recipients", column, row_id: id }
-}
-
 fn envelope_ctx<'a>(id: &'a str, column: &'a str) -> FieldContext<'a> {
     FieldContext { table: "envelopes", column, row_id: id }
 }
@@ -126,7 +122,7 @@ impl Workflow {
     }
 
     async fn enqueue(&self, jobs: &[NewJob]) -> Result<(), EnvelopeError> {
-        self.inner.ports.jobs.enqueue(jobs).await?;
+        self.inner.ports.jobs.enqueue(jobs, self.now()).await?;
         self.inner.wake.notify_one();
         Ok(())
     }

@@ -67,3 +67,21 @@ pub async fn same_stores_as(s: &Stack) -> Stack {
     );
     Stack { vault, repo, db_url: s.db_url.clone(), dir }
 }
+
+/// A clock the test moves.
+pub struct ManualClock(std::sync::atomic::AtomicI64);
+
+impl ManualClock {
+    pub fn at(unix_ms: i64) -> Self {
+        Self(std::sync::atomic::AtomicI64::new(unix_ms))
+    }
+    pub fn advance(&self, ms: i64) {
+        self.0.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl sigillum_core::ports::Clock for ManualClock {
+    fn now_unix_ms(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
