@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use secrecy::ExposeSecret;
+use sigillum_core::pki::{Pki, TimestampAuthority};
 use sigillum_core::ports::SystemClock;
+use sigillum_core::seal::Sealer;
 use sigillum_core::{Accounts, AuditLog, Envelopes, Vault, Workflow, WorkflowConfig, WorkflowPorts};
 use sigillum_store::{open_blob_store, SqlRepository};
 
@@ -20,6 +22,7 @@ pub struct App {
     pub accounts: Accounts,
     pub envelopes: Envelopes,
     pub workflow: Workflow,
+    pub pki: Arc<Pki>,
 }
 
 impl App {
@@ -50,6 +53,19 @@ impl App {
         let mailer = sigillum_mail::LettreMailer::new(&cfg.mail_from, smtp.as_deref(), cfg.data_dir.join("outbox"))
             .context("configuring mail (SIGILLUM_SMTP_URL, SIGILLUM_MAIL_FROM)")?;
         tracing::info!(mail = %mailer.describe(), "mail transport");
+        let pki = Arc::new(Pki::new(
+            vault.key_manager().clone(),
+            Arc::new(repo.clone()),
+            Arc::new(SystemClock),
+            cfg.public_url.as_str(),
+        ));
+        // The certificates are issued (or loaded) now, so a key-manager problem stops the start.
+        pki.certificates().await.context("issuing or loading the internal PKI certificates")?;
+        let tsa: Arc<dyn TimestampAuthority> = match &cfg.tsa_url {
+            Some(url) => Arc::new(sigillum_web::pki::HttpTimestampAuthority::new(url).context("SIGILLUM_TSA_URL")?),
+            None => pki.clone(),
+        };
+        let sealer = Arc::new(Sealer::new(pki.clone(), tsa));
         let shared = Arc::new(repo.clone());
         let workflow = Workflow::new(
             WorkflowPorts {
@@ -61,6 +77,7 @@ impl App {
                 accounts: shared,
                 mailer: Arc::new(mailer),
                 hooks: Arc::new(sigillum_web::webhooks::HttpWebhookSender { allow_private: cfg.webhook_allow_private }),
+                sealer,
             },
             envelopes.clone(),
             vault.clone(),
@@ -72,6 +89,6 @@ impl App {
                 allow_insecure_webhooks: cfg.webhook_allow_private,
             },
         );
-        Ok(Self { vault, repo, audit, accounts, envelopes, workflow })
+        Ok(Self { vault, repo, audit, accounts, envelopes, workflow, pki })
     }
 }

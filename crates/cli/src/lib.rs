@@ -9,3 +9,4 @@ pub mod config;
 pub mod keys;
 pub mod log;
 pub mod serve;
+pub mod verify;

@@ -34,6 +34,17 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Check a sealed PDF offline: signatures, chain to the trust anchors, timestamps, PAdES
+    /// level, nothing changed after sealing. Exit 0 valid, 1 invalid, 2 error.
+    Verify {
+        file: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Trusted root certificates, PEM (repeatable); e.g. the server's `/pki/ca.pem`.
+        #[arg(long)]
+        trust: Vec<PathBuf>,
+    },
     /// The audit log.
     Log {
         #[command(subcommand)]
@@ -83,11 +94,46 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
+fn verify(file: &std::path::Path, json: bool, trust: &[PathBuf]) -> ExitCode {
+    match sigillum::verify::verify_file(file, trust) {
+        Ok(report) => {
+            if json {
+                match serde_json::to_string_pretty(&report) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            } else {
+                print!("{}", sigillum::verify::render(file, &report, trust.len()));
+            }
+            if report.valid {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) if matches!(e.downcast_ref(), Some(sigillum_pdf::verify::VerifyError::Unsigned)) => {
+            println!("{}: NOT VALID: the PDF carries no signature", file.display());
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Verify { file, json, trust } = &cli.command {
+        return Ok(verify(file, *json, trust));
+    }
     let cfg = Config::load(cli.config.as_deref())?;
     init_tracing(cfg.log_format);
     match cli.command {
         Command::Serve => sigillum::serve::run(cfg).await?,
+        Command::Verify { .. } => {}
         Command::Migrate => {
             sigillum::app::App::open(&cfg).await?;
             println!("database is at the newest schema");

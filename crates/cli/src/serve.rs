@@ -58,6 +58,7 @@ pub async fn run_until(
         accounts: app.accounts.clone(),
         envelopes: app.envelopes.clone(),
         workflow: app.workflow.clone(),
+        pki: app.pki.clone(),
         trusted_proxies: cfg.trusted_proxies.clone(),
         version: env!("CARGO_PKG_VERSION"),
     });

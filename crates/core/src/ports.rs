@@ -149,6 +149,9 @@ pub trait Repository: Send + Sync {
     async fn delete_envelope_key(&self, envelope: EnvelopeId) -> Result<(), RepoError>;
 
     async fn insert_blob(&self, blob: &BlobRecord) -> Result<(), RepoError>;
+    /// Points the blob `(envelope, kind, version)` at new content (its key, lengths and hash),
+    /// returning the record it replaces; `NotFound` when there is none.
+    async fn replace_blob(&self, blob: &BlobRecord) -> Result<BlobRecord, RepoError>;
     async fn get_blob(&self, envelope: EnvelopeId, kind: &str, version: u32) -> Result<BlobRecord, RepoError>;
     async fn list_blobs(&self, envelope: EnvelopeId) -> Result<Vec<BlobRecord>, RepoError>;
 
@@ -236,6 +239,15 @@ pub trait AuditStore: Send + Sync {
     async fn log_key(&self) -> Result<Option<LogKeyRecord>, RepoError>;
     /// Stores the log key unless one exists (then `Conflict`).
     async fn insert_log_key(&self, key: &LogKeyRecord) -> Result<(), RepoError>;
+}
+
+/// Certificates of the internal PKI (root, seal, TSA), by name. The keys stay in the key manager.
+#[async_trait::async_trait]
+pub trait PkiStore: Send + Sync {
+    async fn pki_certificate(&self, name: &str) -> Result<Option<Vec<u8>>, RepoError>;
+    /// Stores a certificate unless one of that name exists (then `Conflict`): when several nodes
+    /// start at once, the first one's certificate wins.
+    async fn insert_pki_certificate(&self, name: &str, der: &[u8], now_unix_ms: i64) -> Result<(), RepoError>;
 }
 
 /// A member's role in their organisation.
@@ -392,6 +404,11 @@ pub struct EnvelopeRecord {
     pub final_sha256: Option<String>,
     /// Why it was voided or declined, sealed.
     pub reason_sealed: Option<Vec<u8>>,
+    /// Hex SHA-256 of the file as uploaded, before sanitising (`document_sha256` is the document
+    /// kept); none for envelopes made before uploads were sanitised.
+    pub uploaded_sha256: Option<String>,
+    /// JSON array of `{kind, count}`: the active content removed from the upload.
+    pub sanitised_removed: Option<String>,
 }
 
 #[async_trait::async_trait]

@@ -8,6 +8,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::await_holding_lock))]
 
 pub mod cobblestone;
+pub mod ecdsa;
 pub mod container;
 pub mod field;
 pub mod keys;
@@ -17,7 +18,7 @@ pub use container::{
     BlobContext, BlobKind, BlobOpener, BlobRandomAccess, BlobSealer, ContainerBuffer, OpenedContainer,
 };
 pub use keys::{Dek, DekId, KekRef, WrappedDek};
-pub use port::{KekInfo, KeyManager, KeyManagerError};
+pub use port::{KekInfo, KeyManager, KeyManagerError, SigningKeyInfo, P256_SPKI_PREFIX};
 
 /// Every way encryption or decryption can fail. Messages never include key material.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -60,6 +61,14 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// HMAC-SHA256 (RFC 2104) of `message` under `key` (webhook signatures).
+/// SHA-256 of `data`.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
 pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     let tag = aws_lc_rs::hmac::sign(&aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key), message);
     let mut out = [0u8; 32];

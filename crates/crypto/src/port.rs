@@ -27,7 +27,24 @@ pub struct KekInfo {
     pub created_unix_ms: i64,
 }
 
-/// Holds key-encryption keys and wraps/unwraps data keys with them.
+/// A signing key held by a key manager: its name and public key (DER SubjectPublicKeyInfo).
+/// The private half never leaves the key manager.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SigningKeyInfo {
+    pub key_id: String,
+    /// DER SubjectPublicKeyInfo of an ECDSA P-256 key.
+    pub spki_der: Vec<u8>,
+}
+
+/// DER SubjectPublicKeyInfo header of an uncompressed P-256 point (id-ecPublicKey, prime256v1),
+/// followed by the 65 point bytes.
+pub const P256_SPKI_PREFIX: [u8; 26] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce,
+    0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+];
+
+/// Holds key-encryption keys and wraps/unwraps data keys with them, and holds the signing keys
+/// of the internal PKI (document seal, timestamp authority, CA), signing inside the key manager.
 #[async_trait::async_trait]
 pub trait KeyManager: Send + Sync {
     /// `local` or `pkcs11`, for status output.
@@ -46,6 +63,11 @@ pub trait KeyManager: Send + Sync {
     async fn destroy_kek(&self, key_id: &str) -> Result<(), KeyManagerError>;
     /// Every KEK version held.
     async fn list(&self) -> Result<Vec<KekInfo>, KeyManagerError>;
+    /// The ECDSA P-256 signing key `key_id`, generated inside the key manager on first use.
+    async fn ensure_signing_key(&self, key_id: &str) -> Result<SigningKeyInfo, KeyManagerError>;
+    /// Signs `message` with `key_id` (ECDSA P-256 over SHA-256 of `message`) and returns the
+    /// DER `ECDSA-Sig-Value`. `NotFound` if the key does not exist.
+    async fn sign(&self, key_id: &str, message: &[u8]) -> Result<Vec<u8>, KeyManagerError>;
     /// Cheap liveness check for `/readyz`.
     async fn health(&self) -> Result<(), KeyManagerError>;
 }

@@ -16,7 +16,7 @@ use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sigillum_crypto::keys::{kwp_unwrap, kwp_wrap};
-use sigillum_crypto::{cobblestone, Dek, KekInfo, KekRef, KeyManager, KeyManagerError, WrappedDek};
+use sigillum_crypto::{cobblestone, ecdsa, Dek, KekInfo, KekRef, KeyManager, KeyManagerError, SigningKeyInfo, WrappedDek};
 use zeroize::Zeroizing;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -27,6 +27,19 @@ struct KeyringFile {
     keys: Vec<Entry>,
     #[serde(default)]
     destroyed: Vec<Tombstone>,
+    /// ECDSA P-256 signing keys of the internal PKI.
+    #[serde(default)]
+    signing: Vec<SigningEntry>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SigningEntry {
+    key_id: String,
+    created_unix_ms: i64,
+    /// DER SubjectPublicKeyInfo, base64.
+    spki: String,
+    /// Cobblestone-256 message of the PKCS#8 private key under the master key, base64.
+    sealed: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -52,6 +65,12 @@ pub struct LocalKeyring {
 
 fn io_err(what: &str, e: std::io::Error) -> KeyManagerError {
     KeyManagerError::Unavailable(format!("keyring {what}: {e}"))
+}
+
+fn signing_context(key_id: &str) -> Vec<u8> {
+    let mut c = b"sigillum/v1/keyring-signing\x00".to_vec();
+    c.extend_from_slice(key_id.as_bytes());
+    c
 }
 
 fn seal_context(key_id: &str, version: u32) -> Vec<u8> {
@@ -233,6 +252,43 @@ impl LocalKeyring {
     fn clone_handle(&self) -> Self {
         Self { dir: self.dir.clone(), master: self.master.clone() }
     }
+
+    fn signing_info(e: &SigningEntry) -> Result<SigningKeyInfo, KeyManagerError> {
+        let spki_der = B64.decode(&e.spki).map_err(|_| KeyManagerError::Unavailable("keyring entry is corrupt".into()))?;
+        Ok(SigningKeyInfo { key_id: e.key_id.clone(), spki_der })
+    }
+
+    fn add_signing_key(&self, file: &mut KeyringFile, key_id: &str) -> Result<SigningKeyInfo, KeyManagerError> {
+        if key_id.is_empty() || key_id.len() > 200 || key_id.contains('\0') {
+            return Err(KeyManagerError::Config("invalid key id".into()));
+        }
+        let key = ecdsa::generate_p256().map_err(|_| KeyManagerError::Unavailable("key generation".into()))?;
+        let spki = ecdsa::p256_public_spki(&key.0).map_err(|_| KeyManagerError::Unavailable("public key".into()))?;
+        let sealed = cobblestone::encrypt(self.master.as_ref(), &signing_context(key_id), &key.0)
+            .map_err(|_| KeyManagerError::Unavailable("seal".into()))?;
+        let entry = SigningEntry {
+            key_id: key_id.to_owned(),
+            created_unix_ms: crate::now_unix_ms(),
+            spki: B64.encode(&spki),
+            sealed: B64.encode(sealed),
+        };
+        file.signing.push(entry);
+        self.store(file)?;
+        Ok(SigningKeyInfo { key_id: key_id.to_owned(), spki_der: spki })
+    }
+
+    fn signing_pkcs8(&self, key_id: &str) -> Result<Zeroizing<Vec<u8>>, KeyManagerError> {
+        let file = self.load()?;
+        let e = file
+            .signing
+            .iter()
+            .find(|e| e.key_id == key_id)
+            .ok_or_else(|| KeyManagerError::NotFound(key_id.to_owned()))?;
+        let ct = B64.decode(&e.sealed).map_err(|_| KeyManagerError::Unavailable("keyring entry is corrupt".into()))?;
+        cobblestone::decrypt(self.master.as_ref(), &signing_context(key_id), &ct)
+            .map(Zeroizing::new)
+            .map_err(|_| KeyManagerError::Config("master key does not open the keyring".into()))
+    }
 }
 
 #[async_trait::async_trait]
@@ -325,6 +381,33 @@ impl KeyManager for LocalKeyring {
                     created_unix_ms: e.created_unix_ms,
                 })
                 .collect())
+        })
+        .await
+    }
+
+    async fn ensure_signing_key(&self, key_id: &str) -> Result<SigningKeyInfo, KeyManagerError> {
+        let kr = self.clone_handle();
+        let key_id = key_id.to_owned();
+        blocking(move || {
+            if let Some(e) = kr.load()?.signing.iter().find(|e| e.key_id == key_id) {
+                return Self::signing_info(e);
+            }
+            let _lock = kr.lock()?;
+            let mut file = kr.load()?;
+            match file.signing.iter().find(|e| e.key_id == key_id) {
+                Some(e) => Self::signing_info(e),
+                None => kr.add_signing_key(&mut file, &key_id),
+            }
+        })
+        .await
+    }
+
+    async fn sign(&self, key_id: &str, message: &[u8]) -> Result<Vec<u8>, KeyManagerError> {
+        let kr = self.clone_handle();
+        let (key_id, message) = (key_id.to_owned(), message.to_vec());
+        blocking(move || {
+            let pkcs8 = kr.signing_pkcs8(&key_id)?;
+            ecdsa::p256_sign(&pkcs8, &message).map_err(|_| KeyManagerError::Unavailable("sign".into()))
         })
         .await
     }

@@ -17,7 +17,7 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use secrecy::{ExposeSecret, SecretString};
-use sigillum_crypto::{Dek, KekInfo, KekRef, KeyManager, KeyManagerError, WrappedDek};
+use sigillum_crypto::{Dek, KekInfo, KekRef, KeyManager, KeyManagerError, SigningKeyInfo, WrappedDek, P256_SPKI_PREFIX};
 use zeroize::Zeroizing;
 
 /// Parsed `pkcs11:module=…;token=…` parameters.
@@ -257,6 +257,65 @@ fn current_of(s: &Session, key_id: &str) -> Result<Option<KekRef>, KeyManagerErr
         .map(|version| KekRef { key_id: key_id.to_owned(), version }))
 }
 
+const SIGNING_PREFIX: &str = "sigillum-sign/";
+/// DER OID of the P-256 curve (prime256v1), the `CKA_EC_PARAMS` of every signing key.
+const P256_PARAMS: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+
+fn find_signing(s: &Session, key_id: &str, class: ObjectClass) -> Result<Option<ObjectHandle>, KeyManagerError> {
+    let id = format!("{SIGNING_PREFIX}{key_id}").into_bytes();
+    Ok(s.find_objects(&[Attribute::Class(class), Attribute::Id(id)]).map_err(ck("find key"))?.first().copied())
+}
+
+/// The public key of a signing key pair as DER SubjectPublicKeyInfo.
+fn signing_info(s: &Session, key_id: &str, public: ObjectHandle) -> Result<SigningKeyInfo, KeyManagerError> {
+    let attrs = s.get_attributes(public, &[AttributeType::EcPoint]).map_err(ck("read public key"))?;
+    let Some(Attribute::EcPoint(point)) = attrs.into_iter().next() else {
+        return Err(KeyManagerError::Unavailable("pkcs11 public key has no EC point".into()));
+    };
+    // CKA_EC_POINT is a DER OCTET STRING around the uncompressed point (some tokens give it bare).
+    let raw = match point.as_slice() {
+        [0x04, 0x41, rest @ ..] if rest.len() == 65 => rest,
+        p if p.len() == 65 && p[0] == 0x04 => p,
+        _ => return Err(KeyManagerError::Unavailable("pkcs11 public key is not an uncompressed P-256 point".into())),
+    };
+    let mut spki_der = P256_SPKI_PREFIX.to_vec();
+    spki_der.extend_from_slice(raw);
+    Ok(SigningKeyInfo { key_id: key_id.to_owned(), spki_der })
+}
+
+/// Generates a P-256 key pair inside the token: the private key is sensitive, never extractable
+/// and can only sign.
+fn generate_signing(s: &Session, key_id: &str) -> Result<ObjectHandle, KeyManagerError> {
+    if key_id.is_empty() || key_id.len() > 200 {
+        return Err(KeyManagerError::Config("invalid key id".into()));
+    }
+    let id = format!("{SIGNING_PREFIX}{key_id}").into_bytes();
+    let label = format!("sigillum signing key {key_id}").into_bytes();
+    let public = [
+        Attribute::Token(true),
+        Attribute::Private(false),
+        Attribute::Verify(true),
+        Attribute::EcParams(P256_PARAMS.to_vec()),
+        Attribute::Id(id.clone()),
+        Attribute::Label(label.clone()),
+    ];
+    let private = [
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Sign(true),
+        Attribute::Decrypt(false),
+        Attribute::Derive(false),
+        Attribute::Unwrap(false),
+        Attribute::Id(id),
+        Attribute::Label(label),
+    ];
+    let (public, _private) =
+        s.generate_key_pair(&Mechanism::EccKeyPairGen, &public, &private).map_err(ck("generate signing key"))?;
+    Ok(public)
+}
+
 fn generate(s: &Session, key_id: &str) -> Result<KekRef, KeyManagerError> {
     if key_id.is_empty() || key_id.len() > 200 {
         return Err(KeyManagerError::Config("invalid key id".into()));
@@ -369,6 +428,31 @@ impl KeyManager for Pkcs11KeyManager {
                 .collect();
             out.sort_by(|a, b| (&a.key_id, a.version).cmp(&(&b.key_id, b.version)));
             Ok(out)
+        })
+        .await
+    }
+
+    async fn ensure_signing_key(&self, key_id: &str) -> Result<SigningKeyInfo, KeyManagerError> {
+        let key_id = key_id.to_owned();
+        self.with_session(move |s| {
+            let public = match find_signing(s, &key_id, ObjectClass::PUBLIC_KEY)? {
+                Some(h) => h,
+                None => generate_signing(s, &key_id)?,
+            };
+            signing_info(s, &key_id, public)
+        })
+        .await
+    }
+
+    async fn sign(&self, key_id: &str, message: &[u8]) -> Result<Vec<u8>, KeyManagerError> {
+        let key_id = key_id.to_owned();
+        let digest = sigillum_crypto::sha256(message);
+        self.with_session(move |s| {
+            let private = find_signing(s, &key_id, ObjectClass::PRIVATE_KEY)?
+                .ok_or_else(|| KeyManagerError::NotFound(key_id.clone()))?;
+            // CKM_ECDSA signs a digest and returns r || s.
+            let rs = s.sign(&Mechanism::Ecdsa, private, &digest).map_err(ck("sign"))?;
+            sigillum_crypto::ecdsa::fixed_to_der(&rs).map_err(|_| KeyManagerError::Unavailable("pkcs11 signature".into()))
         })
         .await
     }

@@ -51,6 +51,18 @@ async fn suite(km: Arc<dyn KeyManager>, tag: &str) {
     assert!(km.unwrap_dek(&w2).await.is_err());
     assert_eq!(km.current_kek(&org).await.unwrap(), None);
     km.health().await.unwrap();
+
+    // Signing keys: generated once, sign inside the key manager, verify with the public key.
+    let sk = format!("pki:{tag}-{}", uuid_like());
+    assert!(matches!(km.sign(&sk, b"x").await, Err(KeyManagerError::NotFound(_))));
+    let info = km.ensure_signing_key(&sk).await.unwrap();
+    assert_eq!(km.ensure_signing_key(&sk).await.unwrap(), info, "ensure is idempotent");
+    assert!(info.spki_der.starts_with(&sigillum_crypto::P256_SPKI_PREFIX));
+    let sig = km.sign(&sk, b"to be signed").await.unwrap();
+    assert!(sigillum_crypto::ecdsa::p256_verify(&info.spki_der, b"to be signed", &sig));
+    assert!(!sigillum_crypto::ecdsa::p256_verify(&info.spki_der, b"to be signed!", &sig));
+    let other = km.ensure_signing_key(&format!("{sk}-other")).await.unwrap();
+    assert_ne!(other.spki_der, info.spki_der);
 }
 
 fn uuid_like() -> String {

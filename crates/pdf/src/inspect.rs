@@ -1,19 +1,42 @@
 //! What an uploaded PDF is: parsed with lopdf, refused when it is not a PDF, encrypted, broken,
 //! empty or beyond the limits, and otherwise described by its pages' displayed sizes (PDF points,
 //! after `/Rotate`), which field placement is validated against.
+//!
+//! The limits are checked before and while the file is parsed (see [`crate::sanitize`]), so a
+//! hostile file costs bounded memory and time: it is refused, never expanded.
 
-use lopdf::{Dictionary, Document, Object};
+use lopdf::{Dictionary, Document, Object, ObjectId};
 use serde::{Deserialize, Serialize};
 
+use crate::sanitize::guard;
+
+/// What an upload may cost to read. Every bound is checked before the work it bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
+    /// Size of the file.
     pub max_bytes: usize,
+    /// Pages in the page tree.
     pub max_pages: usize,
+    /// Indirect objects, counted in the file and inside its object streams.
+    pub max_objects: usize,
+    /// Nesting of arrays and dictionaries inside one object.
+    pub max_depth: usize,
+    /// What one compressed stream may expand to.
+    pub max_stream_bytes: usize,
+    /// What all compressed streams together may expand to.
+    pub max_decompressed_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_bytes: 25 * 1024 * 1024, max_pages: 500 }
+        Self {
+            max_bytes: 25 * 1024 * 1024,
+            max_pages: 500,
+            max_objects: 200_000,
+            max_depth: 64,
+            max_stream_bytes: 64 * 1024 * 1024,
+            max_decompressed_bytes: 256 * 1024 * 1024,
+        }
     }
 }
 
@@ -33,6 +56,14 @@ pub enum PdfError {
     TooManyPages(usize),
     #[error("page {0} has no valid size")]
     BadPageSize(usize),
+    #[error("the PDF has more than {0} objects")]
+    TooManyObjects(usize),
+    #[error("the PDF nests arrays or dictionaries more than {0} levels deep")]
+    TooDeep(usize),
+    #[error("a compressed stream in the PDF expands beyond {0} bytes (a decompression bomb); it is refused")]
+    DecompressionBomb(usize),
+    #[error("the PDF's page tree is circular or lists a page twice")]
+    PageTreeLoop,
 }
 
 /// A page's displayed size in PDF points.
@@ -94,40 +125,20 @@ fn page_size(doc: &Document, page: &Dictionary) -> Option<PageSize> {
     })
 }
 
-/// Describes `bytes` as a PDF, or says why it cannot be used.
-pub fn inspect(bytes: &[u8], limits: &Limits) -> Result<PdfInfo, PdfError> {
-    if bytes.len() > limits.max_bytes {
-        return Err(PdfError::TooLarge(limits.max_bytes));
-    }
-    // The header may be preceded by a little junk (ISO 32000-1 §7.5.2 tolerance in readers).
-    let head = &bytes[..bytes.len().min(1024)];
-    let at = head.windows(5).position(|w| w == b"%PDF-").ok_or(PdfError::NotPdf)?;
-    let version: String =
-        head[at + 5..].iter().take_while(|b| b.is_ascii_digit() || **b == b'.').map(|b| *b as char).collect();
-    // lopdf is not hardened against every hostile file: a panic inside it is a refused upload,
-    // never a crashed server.
-    let doc = std::panic::catch_unwind(|| Document::load_mem(bytes)).map_err(|_| PdfError::Malformed)?.map_err(
-        |e| match e {
-            lopdf::Error::Decryption(_) | lopdf::Error::InvalidPassword => PdfError::Encrypted,
-            _ => PdfError::Malformed,
-        },
-    )?;
-    if doc.is_encrypted() || doc.was_encrypted() {
-        return Err(PdfError::Encrypted);
-    }
-    let pages = doc.get_pages();
-    if pages.is_empty() {
-        return Err(PdfError::NoPages);
-    }
-    if pages.len() > limits.max_pages {
-        return Err(PdfError::TooManyPages(limits.max_pages));
-    }
+/// The pages' displayed sizes, in page-tree order.
+pub(crate) fn describe(doc: &Document, pages: &[ObjectId], version: String) -> Result<PdfInfo, PdfError> {
     let mut sizes = Vec::with_capacity(pages.len());
-    for (n, id) in pages.values().enumerate() {
+    for (n, id) in pages.iter().enumerate() {
         let page = doc.get_dictionary(*id).map_err(|_| PdfError::Malformed)?;
-        sizes.push(page_size(&doc, page).ok_or(PdfError::BadPageSize(n + 1))?);
+        sizes.push(page_size(doc, page).ok_or(PdfError::BadPageSize(n + 1))?);
     }
     Ok(PdfInfo { version, pages: sizes })
+}
+
+/// Describes `bytes` as a PDF, or says why it cannot be used.
+pub fn inspect(bytes: &[u8], limits: &Limits) -> Result<PdfInfo, PdfError> {
+    let loaded = guard::load(bytes, limits)?;
+    describe(&loaded.doc, &loaded.pages, loaded.version)
 }
 
 #[cfg(test)]
@@ -173,7 +184,7 @@ pub(crate) mod tests {
 
     #[test]
     fn refusals_are_specific() {
-        let limits = Limits { max_bytes: 100_000, max_pages: 2 };
+        let limits = Limits { max_bytes: 100_000, max_pages: 2, ..Limits::default() };
         assert_eq!(inspect(b"hello world", &limits), Err(PdfError::NotPdf));
         assert_eq!(inspect(b"%PDF-1.7\n garbage garbage", &limits), Err(PdfError::Malformed));
         assert_eq!(inspect(&vec![b' '; 100_001], &limits), Err(PdfError::TooLarge(100_000)));

@@ -6,8 +6,15 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::await_holding_lock))]
 
+pub mod cms;
 pub mod flatten;
 pub mod inspect;
+pub mod sanitize;
+pub mod pades;
+pub mod pki;
+pub mod tsp;
+pub mod verify;
 
 pub use flatten::{decode_png, flatten, Image, ImageError, Mark, MarkContent};
 pub use inspect::{inspect, Limits, PageSize, PdfError, PdfInfo};
+pub use sanitize::{sanitize, Policy, Removed, RemovedKind, Sanitized};

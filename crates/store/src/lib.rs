@@ -8,6 +8,7 @@ mod accounts;
 mod audit;
 pub mod blobs;
 mod envelopes;
+mod pki;
 mod recipients;
 mod signing;
 pub mod sql;

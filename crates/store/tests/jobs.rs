@@ -127,6 +127,15 @@ async fn reminders_then_expiry_with_a_moving_clock() {
             accounts: s.repo.clone(),
             mailer: Arc::new(mailer),
             hooks: Arc::new(sigillum_web::webhooks::HttpWebhookSender { allow_private: false }),
+            sealer: {
+                let pki = Arc::new(sigillum_core::pki::Pki::new(
+                    s.vault.key_manager().clone(),
+                    s.repo.clone(),
+                    clock.clone(),
+                    "https://sign.example.org",
+                ));
+                Arc::new(sigillum_core::seal::Sealer::new(pki.clone(), pki))
+            },
         },
         envelopes.clone(),
         s.vault.clone(),

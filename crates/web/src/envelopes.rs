@@ -65,6 +65,10 @@ impl From<EnvelopeError> for ApiError {
                     PdfError::NoPages => "pdf_without_pages",
                     PdfError::TooManyPages(_) => "too_many_pages",
                     PdfError::BadPageSize(_) => "bad_page_size",
+                    PdfError::TooManyObjects(_) => "too_many_objects",
+                    PdfError::TooDeep(_) => "pdf_too_deep",
+                    PdfError::DecompressionBomb(_) => "decompression_bomb",
+                    PdfError::PageTreeLoop => "page_tree_loop",
                 };
                 unprocessable(code, p.to_string())
             }

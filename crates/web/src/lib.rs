@@ -11,6 +11,7 @@ pub mod health;
 pub mod json;
 pub mod log;
 pub mod openapi;
+pub mod pki;
 pub mod server;
 pub mod signing;
 pub mod webhooks;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub accounts: Accounts,
     pub envelopes: Envelopes,
     pub workflow: Workflow,
+    /// The internal CA and built-in timestamp authority.
+    pub pki: Arc<sigillum_core::pki::Pki>,
     pub trusted_proxies: TrustedProxies,
     pub version: &'static str,
 }
@@ -43,6 +46,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(envelopes::routes(state.envelopes.limits().max_bytes))
         .merge(signing::routes())
         .merge(webhooks::routes())
+        .merge(pki::routes())
         .merge(openapi::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

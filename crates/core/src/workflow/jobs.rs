@@ -301,7 +301,12 @@ impl Workflow {
                     .await
                     .map_err(internal)?
                     .map_err(internal)?;
-                let body = futures::stream::iter([Ok::<_, std::convert::Infallible>(bytes::Bytes::from(flattened))]);
+                let seal = crate::seal::SealRequest {
+                    reason: format!("Completed and sealed by Sigillum (envelope {id})"),
+                    signing_time_unix: self.now() / 1000,
+                };
+                let sealed = self.inner.ports.sealer.seal(flattened, &seal).await.map_err(internal)?;
+                let body = futures::stream::iter([Ok::<_, std::convert::Infallible>(bytes::Bytes::from(sealed))]);
                 self.inner.vault.put_blob(id, FINAL, 1, body).await?.sha256
             }
             Err(e) => return Err(e.into()),

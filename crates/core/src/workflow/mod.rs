@@ -43,6 +43,8 @@ pub struct WorkflowPorts {
     pub accounts: Arc<dyn AccountStore>,
     pub mailer: Arc<dyn Mailer>,
     pub hooks: Arc<dyn WebhookSender>,
+    /// Seals finished documents (PAdES B-LTA with the internal PKI or an imported one).
+    pub sealer: Arc<crate::seal::Sealer>,
 }
 
 /// Settings of the workflow.

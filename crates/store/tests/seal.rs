@@ -1,0 +1,125 @@
+//! The PAdES seal, judged by independent validators: pyHanko (trusting only our root), poppler's
+//! `pdfsig` and `qpdf --check`, on sealed output of several kinds of input PDF, with the seal and
+//! TSA keys in the local keyring and in a PKCS#11 token (SoftHSM2). A byte flipped inside the
+//! signed range makes every validator fail the file.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use sigillum_core::pki::Pki;
+use sigillum_core::ports::SystemClock;
+use sigillum_core::seal::{SealRequest, Sealer};
+use sigillum_pdf::verify::{self, PadesLevel};
+
+fn run(cmd: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd} not found ({e}): run scripts/test.sh"));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+struct Judgement {
+    pyhanko: (bool, String),
+    pdfsig: (bool, String),
+    qpdf: (bool, String),
+}
+
+fn judge(file: &Path, root_pem: &Path) -> Judgement {
+    let f = file.to_str().unwrap();
+    // AdES-style validation: uses the file's own validation data (DSS, document timestamp).
+    let pyhanko =
+        run("pyhanko", &["sign", "adesverify", "--trust-replace", "--trust", root_pem.to_str().unwrap(), f]);
+    let pdfsig = run("pdfsig", &[f]);
+    let qpdf = run("qpdf", &["--check", f]);
+    Judgement { pyhanko, pdfsig, qpdf }
+}
+
+fn qpdf_object_streams(input: &[u8], dir: &Path) -> Vec<u8> {
+    let (i, o) = (dir.join("plain.pdf"), dir.join("objstm.pdf"));
+    std::fs::write(&i, input).unwrap();
+    let (ok, text) =
+        run("qpdf", &["--object-streams=generate", "--compress-streams=y", i.to_str().unwrap(), o.to_str().unwrap()]);
+    assert!(ok, "{text}");
+    let bytes = std::fs::read(&o).unwrap();
+    assert!(bytes.windows(9).any(|w| w == b"/Type /XR" || w == b"/Type/XRe"), "qpdf wrote no xref stream");
+    bytes
+}
+
+async fn seal_and_judge(keys: Arc<dyn sigillum_crypto::KeyManager>, repo: Arc<sigillum_store::SqlRepository>) {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Arc::new(Pki::new(keys, repo, Arc::new(SystemClock), "https://localhost:8443"));
+    let sealer = Sealer::new(pki.clone(), pki.clone());
+    let root_pem = dir.path().join("root.pem");
+    let root = pki.certificates().await.unwrap().root.clone();
+    std::fs::write(&root_pem, root.pem()).unwrap();
+
+    let inputs: Vec<(&str, Vec<u8>)> = vec![
+        ("one-page", sigillum_testkit::pdf::pdf(1)),
+        ("thirty-pages", sigillum_testkit::pdf::pdf(30)),
+        ("incremental", sigillum_testkit::pdf::with_incremental_update(&sigillum_testkit::pdf::pdf(2))),
+        ("object-streams", qpdf_object_streams(&sigillum_testkit::pdf::pdf(3), dir.path())),
+        ("form-fields", sigillum_testkit::pdf::pdf_with_form()),
+    ];
+    for (name, input) in inputs {
+        let req = SealRequest { reason: "Signed with Sigillum".into(), signing_time_unix: now_s() };
+        let sealed = sealer.seal(input.clone(), &req).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(sealed.starts_with(&input), "{name}: the seal is an incremental update");
+        let path = dir.path().join(format!("{name}.pdf"));
+        std::fs::write(&path, &sealed).unwrap();
+        if let Ok(keep) = std::env::var("SIGILLUM_TEST_KEEP") {
+            std::fs::create_dir_all(&keep).unwrap();
+            std::fs::copy(&path, Path::new(&keep).join(format!("{name}.pdf"))).unwrap();
+            std::fs::copy(&root_pem, Path::new(&keep).join("root.pem")).unwrap();
+        }
+        let j = judge(&path, &root_pem);
+        let (ok, text) = &j.pyhanko;
+        assert!(*ok, "{name}: pyHanko failed:\n{text}");
+        assert!(
+            text.contains(":INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>,EXTENDED_WITH_LTA_UPDATES"),
+            "{name}: pyHanko:\n{text}"
+        );
+        // poppler (Debian 12) validates the CAdES signature; it cannot validate an RFC 3161
+        // document timestamp and says so.
+        let (_, text) = &j.pdfsig;
+        assert_eq!(text.matches("Signature Validation: Signature is Valid.").count(), 1, "{name}: pdfsig:\n{text}");
+        assert!(text.contains("Signature Type: ETSI.CAdES.detached"), "{name}: pdfsig:\n{text}");
+        assert!(text.contains("Total document signed"), "{name}: pdfsig:\n{text}");
+        // Our own verifier agrees, and names the level.
+        let report = verify::verify(&sealed, &[root.clone()], now_s() as u64).unwrap();
+        assert!(report.valid, "{name}: sigillum verify: {report:#?}");
+        assert_eq!(report.level, Some(PadesLevel::BLta), "{name}");
+        let (ok, text) = &j.qpdf;
+        assert!(*ok && text.contains("No syntax or stream encoding errors"), "{name}: qpdf --check:\n{text}");
+
+        // One byte changed inside the signed range: every validator refuses.
+        let mut tampered = sealed.clone();
+        let at = input.len() / 2;
+        tampered[at] = if tampered[at] == b'7' { b'8' } else { b'7' };
+        let path = dir.path().join(format!("{name}-tampered.pdf"));
+        std::fs::write(&path, &tampered).unwrap();
+        let j = judge(&path, &root_pem);
+        assert!(!j.pyhanko.0, "{name}: pyHanko accepted a tampered file:\n{}", j.pyhanko.1);
+        assert!(!j.pdfsig.1.contains("Signature is Valid"), "{name}: pdfsig accepted a tampered file:\n{}", j.pdfsig.1);
+        let report = verify::verify(&tampered, &[root.clone()], now_s() as u64).unwrap();
+        assert!(!report.valid, "{name}: sigillum verify accepted a tampered file");
+        assert!(report.signatures.iter().all(|s| !s.digest_ok), "{name}: {report:#?}");
+    }
+}
+
+fn now_s() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+#[tokio::test]
+async fn seal_validates_with_keys_in_the_local_keyring() {
+    let s = common::local_stack().await;
+    seal_and_judge(s.vault.key_manager().clone(), s.repo.clone()).await;
+}
+
+#[tokio::test]
+async fn seal_validates_with_keys_in_a_pkcs11_token() {
+    let s = common::server_stack().await;
+    seal_and_judge(s.vault.key_manager().clone(), s.repo.clone()).await;
+}

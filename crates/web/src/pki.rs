@@ -1,0 +1,102 @@
+//! The internal PKI's public face (DESIGN §7): the root certificate relying parties trust
+//! (`/pki/ca.pem`), the root's current CRL (`/pki/crl`, named in every certificate it issued),
+//! and the built-in RFC 3161 timestamp authority (`POST /tsa`, RFC 3161 §3.4 over HTTP). Anyone
+//! may call them; none carries personal data. Also the client for an external TSA
+//! (`SIGILLUM_TSA_URL`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use sigillum_core::pki::{PkiServiceError, TimestampAuthority};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// A timestamp request is a hash and a few fields; 4 KiB is generous.
+const MAX_TSA_REQUEST: usize = 4096;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/pki/ca.pem", get(ca))
+        .route("/pki/crl", get(crl))
+        .route("/tsa", post(tsa).layer(DefaultBodyLimit::max(MAX_TSA_REQUEST)))
+}
+
+fn unavailable(e: PkiServiceError) -> ApiError {
+    tracing::error!(error = %e, "internal PKI unavailable");
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "pki_unavailable", "the certificate authority is unavailable")
+}
+
+#[utoipa::path(get, path = "/pki/ca.pem", tag = "pki", responses((status = 200, description = "the internal root CA certificate (PEM): the trust anchor for sealed documents", content_type = "application/x-pem-file", body = String)))]
+async fn ca(State(st): State<Arc<AppState>>) -> Result<impl IntoResponse, ApiError> {
+    let certs = st.pki.certificates().await.map_err(unavailable)?;
+    Ok(([(header::CONTENT_TYPE, "application/x-pem-file"), (header::CACHE_CONTROL, "public, max-age=3600")], certs.root.pem()))
+}
+
+#[utoipa::path(get, path = "/pki/crl", tag = "pki", responses((status = 200, description = "the root's current CRL (DER, valid 7 days)", content_type = "application/pkix-crl", body = Vec<u8>)))]
+async fn crl(State(st): State<Arc<AppState>>) -> Result<impl IntoResponse, ApiError> {
+    let der = st.pki.crl().await.map_err(unavailable)?;
+    Ok(([(header::CONTENT_TYPE, "application/pkix-crl"), (header::CACHE_CONTROL, "public, max-age=3600")], der))
+}
+
+#[utoipa::path(post, path = "/tsa", tag = "pki", request_body(content = Vec<u8>, content_type = "application/timestamp-query", description = "DER TimeStampReq (SHA-256 imprint)"), responses((status = 200, description = "DER TimeStampResp: granted with a token, or a rejection status", content_type = "application/timestamp-reply", body = Vec<u8>), (status = 415, description = "not application/timestamp-query", body = crate::openapi::ErrorBody)))]
+async fn tsa(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Result<impl IntoResponse, ApiError> {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !ct.eq_ignore_ascii_case("application/timestamp-query") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send a DER TimeStampReq as application/timestamp-query",
+        ));
+    }
+    let reply = st.pki.respond(&body).await.map_err(unavailable)?;
+    Ok(([(header::CONTENT_TYPE, "application/timestamp-reply")], reply))
+}
+
+/// An external RFC 3161 authority reached over HTTP(S).
+pub struct HttpTimestampAuthority {
+    url: String,
+    client: reqwest::Client,
+}
+
+impl HttpTimestampAuthority {
+    pub fn new(url: &str) -> Result<Self, PkiServiceError> {
+        let parsed = url::Url::parse(url).map_err(|e| PkiServiceError::Config(format!("SIGILLUM_TSA_URL: {e}")))?;
+        if !matches!(parsed.scheme(), "https" | "http") {
+            return Err(PkiServiceError::Config("SIGILLUM_TSA_URL must be an http(s) URL".into()));
+        }
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| PkiServiceError::Config(format!("TSA client: {e}")))?;
+        Ok(Self { url: url.to_owned(), client })
+    }
+}
+
+#[async_trait::async_trait]
+impl TimestampAuthority for HttpTimestampAuthority {
+    async fn timestamp(&self, request_der: &[u8]) -> Result<Vec<u8>, PkiServiceError> {
+        let resp = self
+            .client
+            .post(&self.url)
+            .header(header::CONTENT_TYPE, "application/timestamp-query")
+            .body(request_der.to_vec())
+            .send()
+            .await
+            .map_err(|e| PkiServiceError::TsaUnavailable(e.without_url().to_string()))?;
+        if !resp.status().is_success() {
+            return Err(PkiServiceError::TsaUnavailable(format!("HTTP {}", resp.status())));
+        }
+        let body = resp.bytes().await.map_err(|e| PkiServiceError::TsaUnavailable(e.without_url().to_string()))?;
+        if body.len() > 64 * 1024 {
+            return Err(PkiServiceError::TsaUnavailable("response too large".into()));
+        }
+        Ok(body.to_vec())
+    }
+}
