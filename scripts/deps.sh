@@ -26,3 +26,9 @@ if ! python3 -c 'import aiosmtpd, openapi_spec_validator' >/dev/null 2>&1; then
   echo "==> pip install aiosmtpd openapi-spec-validator (SMTP capture server; OpenAPI validation)"
   python3 -m pip install -q 'aiosmtpd==1.4.*' 'openapi-spec-validator==0.7.*' 2>&1 | grep -v "Running pip as the 'root'" || true
 fi
+
+if ! command -v pyhanko >/dev/null 2>&1 || ! pyhanko sign adesverify --help >/dev/null 2>&1; then
+  echo "==> pip install pyHanko + pyhanko-cli (independent PAdES validator)"
+  python3 -m pip install -q 'pyHanko==0.38.*' 'pyhanko-cli' 2>&1 | grep -v "Running pip as the 'root'" || true
+fi
+command -v openssl >/dev/null || { SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"; $SUDO apt-get install -y -qq openssl >/dev/null; }

@@ -231,6 +231,38 @@ async fn whole_flow(extra_env: Vec<(String, String)>) {
     for want in ["Ada Lovelace", "Delivery to Z\u{fc}rich", "Bob Byron", "bob@example.com"] {
         assert!(text.contains(want), "final PDF lacks {want:?}: {text}");
     }
+    // The final document is sealed (PAdES B-LTA) and verifies offline against the server's root:
+    // with `sigillum verify` and with pyHanko.
+    let ca = api.client.get(format!("{}/pki/ca.pem", api.base)).send().await.unwrap().text().await.unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let (final_path, ca_path) = (files.path().join("final.pdf"), files.path().join("ca.pem"));
+    std::fs::write(&final_path, &final_bytes).unwrap();
+    std::fs::write(&ca_path, &ca).unwrap();
+    let out = std::process::Command::new(sigillum_testkit::sigillum_bin())
+        .args(["verify", final_path.to_str().unwrap(), "--trust", ca_path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "sigillum verify: {report}");
+    assert!(report.contains("VALID") && report.contains("PAdES B-LTA"), "{report}");
+    let mut tampered = final_bytes.clone();
+    tampered[100] ^= 0x01;
+    let tampered_path = files.path().join("tampered.pdf");
+    std::fs::write(&tampered_path, &tampered).unwrap();
+    let out = std::process::Command::new(sigillum_testkit::sigillum_bin())
+        .args(["verify", tampered_path.to_str().unwrap(), "--trust", ca_path.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "a changed byte must fail verification");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["valid"], false);
+    assert_eq!(json["signatures"][0]["digest_ok"], false);
+    let out = std::process::Command::new("pyhanko")
+        .args(["sign", "adesverify", "--trust-replace", "--trust", ca_path.to_str().unwrap(), final_path.to_str().unwrap()])
+        .output()
+        .expect("pyhanko (scripts/deps.sh)");
+    let judged = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && judged.contains(":INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>"), "pyHanko: {judged}");
     for who in ["ada@example.com", "bob@example.com", "carol@example.com"] {
         let m = smtp.wait_for(who, "Completed").await;
         assert!(m.has_attachment("application/pdf", "Supply agreement.pdf"), "{who}: {}", m.raw.len());

@@ -1,6 +1,11 @@
-//! Envelopes: upload (streamed and encrypted as it arrives, then checked through `sigillum-pdf`),
-//! read, list, download and crypto-shred, each scoped to the caller's organisation and each an
-//! audit event. Recipients, fields, sending and signing build on this.
+//! Envelopes: upload (streamed and encrypted as it arrives, then checked and sanitised through
+//! `sigillum-pdf`), read, list, download and crypto-shred, each scoped to the caller's
+//! organisation and each an audit event. Recipients, fields, sending and signing build on this.
+//!
+//! The document everyone sees and signs is the sanitised one: when the sanitiser removed active
+//! content, its output replaces the stored original and its hash is `document_sha256`; the
+//! upload's own hash and what was removed are kept beside it, shown to the sender and recorded
+//! in the `document.uploaded` audit event.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -10,7 +15,7 @@ use futures::{Stream, StreamExt};
 use serde::Serialize;
 use sigillum_audit::{Detail, EventKind};
 use sigillum_crypto::field::FieldContext;
-use sigillum_pdf::{Limits, PageSize, PdfError};
+use sigillum_pdf::{Limits, PageSize, PdfError, Policy};
 
 use crate::accounts::Principal;
 use crate::audit_log::{AuditLog, ClientInfo, NewEvent, Trail};
@@ -87,6 +92,25 @@ pub struct EnvelopeView {
     pub finished_unix_ms: Option<i64>,
     /// Hex SHA-256 of the final document, once completed.
     pub final_sha256: Option<String>,
+    /// What ingest did to the upload; `null` for envelopes created before uploads were sanitised.
+    pub sanitisation: Option<SanitisationView>,
+}
+
+/// The upload as received, and the active content removed from it before anyone saw it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct SanitisationView {
+    /// Hex SHA-256 of the file as uploaded (equal to `document_sha256` when nothing was removed).
+    pub uploaded_sha256: String,
+    /// By kind (`javascript`, `open_action`, `additional_actions`, `launch`, `submit_form`,
+    /// `embedded_files`, `rich_media`, `xfa`, …); empty when the upload was clean.
+    pub removed: Vec<RemovedView>,
+}
+
+/// One kind of active content removed, and how many.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct RemovedView {
+    pub kind: String,
+    pub count: u32,
 }
 
 fn title_ctx(id: &str) -> FieldContext<'_> {
@@ -202,6 +226,7 @@ pub struct Envelopes {
     audit: AuditLog,
     clock: Arc<dyn Clock>,
     limits: Limits,
+    policy: Policy,
 }
 
 impl Envelopes {
@@ -213,7 +238,13 @@ impl Envelopes {
         clock: Arc<dyn Clock>,
         limits: Limits,
     ) -> Self {
-        Self { store, parties, vault, audit, clock, limits }
+        Self { store, parties, vault, audit, clock, limits, policy: Policy::default() }
+    }
+
+    /// What the sanitiser removes beyond the always-removed content (e.g. links to the web).
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
     }
 
     pub fn limits(&self) -> Limits {
@@ -245,11 +276,22 @@ impl Envelopes {
             expires_unix_ms: r.expires_unix_ms,
             finished_unix_ms: r.finished_unix_ms,
             final_sha256: r.final_sha256.clone(),
+            sanitisation: match (&r.uploaded_sha256, &r.sanitised_removed) {
+                (Some(uploaded), removed) => Some(SanitisationView {
+                    uploaded_sha256: uploaded.clone(),
+                    removed: match removed {
+                        Some(json) => serde_json::from_str(json).map_err(|e| EnvelopeError::Internal(e.to_string()))?,
+                        None => Vec::new(),
+                    },
+                }),
+                (None, _) => None,
+            },
         })
     }
 
     /// Creates a draft from an uploaded document. The bytes are sealed as they stream in; the
-    /// upload stops at the size limit; a document that is not a usable PDF is shredded again.
+    /// upload stops at the size limit; a document that is not a usable PDF is shredded again; a
+    /// document from which active content was removed is replaced by its sanitised form.
     pub async fn create<S, E>(
         &self,
         p: &Principal,
@@ -293,13 +335,26 @@ impl Envelopes {
             }
         };
         let plain = std::mem::take(&mut *copy.lock().map_err(|_| EnvelopeError::Internal("upload buffer".into()))?);
-        let info = match self.inspect(plain).await {
-            Ok(info) => info,
+        let sanitised = match self.sanitize(plain).await {
+            Ok(s) => s,
             Err(e) => {
                 self.discard(id).await;
                 return Err(e);
             }
         };
+        let (info, removed) = (sanitised.info, sanitised.removed);
+        let kept = if sanitised.changed {
+            match self.vault.replace_blob(id, ORIGINAL, 1, sanitised.bytes).await {
+                Ok(kept) => kept,
+                Err(e) => {
+                    self.discard(id).await;
+                    return Err(e.into());
+                }
+            }
+        } else {
+            stored.clone()
+        };
+        let removed_json = serde_json::to_string(&removed).map_err(|e| EnvelopeError::Internal(e.to_string()))?;
         let now = self.clock.now_unix_ms();
         let id_text = id.to_string();
         let record = EnvelopeRecord {
@@ -308,8 +363,8 @@ impl Envelopes {
             created_by: p.user_id,
             title_sealed: self.vault.seal_field(id, &title_ctx(&id_text), title.as_bytes()).await?,
             status: EnvelopeStatus::Draft,
-            document_sha256: stored.sha256.clone(),
-            document_bytes: stored.plaintext_len,
+            document_sha256: kept.sha256.clone(),
+            document_bytes: kept.plaintext_len,
             pages: serde_json::to_string(&info.pages).map_err(|e| EnvelopeError::Internal(e.to_string()))?,
             created_unix_ms: now,
             updated_unix_ms: now,
@@ -320,6 +375,8 @@ impl Envelopes {
             finished_unix_ms: None,
             final_sha256: None,
             reason_sealed: None,
+            uploaded_sha256: Some(stored.sha256.clone()),
+            sanitised_removed: Some(removed_json.clone()),
         };
         if let Err(e) = self.store.insert_envelope(&record).await {
             self.discard(id).await;
@@ -328,18 +385,22 @@ impl Envelopes {
         self.record(NewEvent::new(EventKind::EnvelopeCreated, Some(id), p.actor(), client.clone())).await?;
         self.record(
             NewEvent::new(EventKind::DocumentUploaded, Some(id), p.actor(), client.clone())
-                .document(stored.sha256.clone())
-                .detail("bytes", Detail::Int(stored.plaintext_len as i64))
+                .document(kept.sha256.clone())
+                .detail("bytes", Detail::Int(kept.plaintext_len as i64))
                 .detail("pages", Detail::Int(info.pages.len() as i64))
-                .detail("pdf_version", Detail::Text(info.version.clone())),
+                .detail("pdf_version", Detail::Text(info.version.clone()))
+                .detail("uploaded_sha256", Detail::Text(stored.sha256.clone()))
+                .detail("removed", Detail::Text(removed_json)),
         )
         .await?;
         self.view(&record).await
     }
 
-    async fn inspect(&self, bytes: Vec<u8>) -> Result<sigillum_pdf::PdfInfo, EnvelopeError> {
-        let limits = self.limits;
-        tokio::task::spawn_blocking(move || sigillum_pdf::inspect(&bytes, &limits))
+    /// Checks and sanitises an upload off the async workers (it is CPU-bound, and bounded by the
+    /// limits).
+    async fn sanitize(&self, bytes: Vec<u8>) -> Result<sigillum_pdf::Sanitized, EnvelopeError> {
+        let (limits, policy) = (self.limits, self.policy);
+        tokio::task::spawn_blocking(move || sigillum_pdf::sanitize(&bytes, &limits, &policy))
             .await
             .map_err(|e| EnvelopeError::Internal(e.to_string()))?
             .map_err(EnvelopeError::Pdf)

@@ -227,6 +227,58 @@ impl Vault {
         envelope: EnvelopeId,
         kind: &str,
         version: u32,
+        body: S,
+    ) -> Result<BlobRecord, VaultError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+        E: std::fmt::Display,
+    {
+        let record = self.seal_blob(envelope, kind, version, body).await?;
+        if let Err(e) = self.repo.insert_blob(&record).await {
+            self.remove_ciphertext(&record.key).await;
+            return Err(e.into());
+        }
+        Ok(record)
+    }
+
+    /// Replaces a committed blob with `bytes` (an upload with its sanitised form): they are
+    /// sealed under a fresh storage key, the record is switched to that key in one transaction,
+    /// and only then is the old ciphertext removed, so a reader sees the old or the new blob whole.
+    pub async fn replace_blob(
+        &self,
+        envelope: EnvelopeId,
+        kind: &str,
+        version: u32,
+        bytes: Vec<u8>,
+    ) -> Result<BlobRecord, VaultError> {
+        let body = futures::stream::iter([Ok::<_, std::convert::Infallible>(Bytes::from(bytes))]);
+        let record = self.seal_blob(envelope, kind, version, body).await?;
+        match self.repo.replace_blob(&record).await {
+            Ok(old) => {
+                self.remove_ciphertext(&old.key).await;
+                Ok(record)
+            }
+            Err(e) => {
+                self.remove_ciphertext(&record.key).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Removes ciphertext no record points to (any more).
+    async fn remove_ciphertext(&self, key: &str) {
+        if let Err(e) = self.blobs.delete(key).await {
+            tracing::warn!(key = %key, error = %e, "orphan blob left behind");
+        }
+    }
+
+    /// Seals and commits the ciphertext of a streamed document under a fresh storage key, and
+    /// returns its (not yet stored) record.
+    async fn seal_blob<S, E>(
+        &self,
+        envelope: EnvelopeId,
+        kind: &str,
+        version: u32,
         mut body: S,
     ) -> Result<BlobRecord, VaultError>
     where
@@ -270,7 +322,7 @@ impl Vault {
         if stored_len != container_len(plain_len) {
             return Err(VaultError::Integrity("stored length"));
         }
-        let record = BlobRecord {
+        Ok(BlobRecord {
             key,
             envelope_id: envelope,
             kind: kind.as_str().to_owned(),
@@ -279,15 +331,7 @@ impl Vault {
             stored_len,
             sha256: hex::encode(hasher.finalize()),
             created_unix_ms: self.clock.now_unix_ms(),
-        };
-        if let Err(e) = self.repo.insert_blob(&record).await {
-            // Not recorded, so not visible: remove the ciphertext rather than leave an orphan.
-            if let Err(de) = self.blobs.delete(&record.key).await {
-                tracing::warn!(key = %record.key, error = %de, "orphan blob left behind");
-            }
-            return Err(e.into());
-        }
-        Ok(record)
+        })
     }
 
     /// Streams a document's plaintext. Each chunk is authenticated before it is released; the

@@ -28,6 +28,8 @@ pub(crate) fn envelope_row(r: &AnyRow) -> Result<EnvelopeRecord, RepoError> {
         finished_unix_ms: r.try_get("finished_ms").map_err(db)?,
         final_sha256: r.try_get("final_sha256").map_err(db)?,
         reason_sealed: r.try_get("reason_sealed").map_err(db)?,
+        uploaded_sha256: r.try_get("uploaded_sha256").map_err(db)?,
+        sanitised_removed: r.try_get("sanitised_removed").map_err(db)?,
     })
 }
 
@@ -36,7 +38,8 @@ impl EnvelopeStore for SqlRepository {
     async fn insert_envelope(&self, e: &EnvelopeRecord) -> Result<(), RepoError> {
         sqlx::query(
             "INSERT INTO envelopes (id, org_id, created_by, title_sealed, status, document_sha256, document_bytes, \
-             pages, created_ms, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             pages, created_ms, updated_ms, uploaded_sha256, sanitised_removed) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(e.id.to_string())
         .bind(e.org_id.to_string())
@@ -48,6 +51,8 @@ impl EnvelopeStore for SqlRepository {
         .bind(&e.pages)
         .bind(e.created_unix_ms)
         .bind(e.updated_unix_ms)
+        .bind(e.uploaded_sha256.clone())
+        .bind(e.sanitised_removed.clone())
         .execute(&self.pool)
         .await
         .map_err(db)?;

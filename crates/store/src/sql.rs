@@ -348,6 +348,33 @@ impl Repository for SqlRepository {
         Ok(())
     }
 
+    async fn replace_blob(&self, b: &BlobRecord) -> Result<BlobRecord, RepoError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let old = sqlx::query("SELECT * FROM blobs WHERE envelope_id = $1 AND kind = $2 AND version = $3")
+            .bind(b.envelope_id.to_string())
+            .bind(&b.kind)
+            .bind(b.version as i64)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+        let old = blob_row(&old)?;
+        sqlx::query(
+            "UPDATE blobs SET key = $1, plaintext_len = $2, stored_len = $3, sha256 = $4, created_ms = $5 \
+             WHERE key = $6",
+        )
+        .bind(&b.key)
+        .bind(b.plaintext_len as i64)
+        .bind(b.stored_len as i64)
+        .bind(&b.sha256)
+        .bind(b.created_unix_ms)
+        .bind(&old.key)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(old)
+    }
+
     async fn get_blob(&self, envelope: EnvelopeId, kind: &str, version: u32) -> Result<BlobRecord, RepoError> {
         let r = sqlx::query("SELECT * FROM blobs WHERE envelope_id = $1 AND kind = $2 AND version = $3")
             .bind(envelope.to_string())

@@ -70,7 +70,13 @@ impl From<EnvelopeError> for ApiError {
                     PdfError::DecompressionBomb(_) => "decompression_bomb",
                     PdfError::PageTreeLoop => "page_tree_loop",
                 };
-                unprocessable(code, p.to_string())
+                // A file over the size limit is refused as too large; anything else about the PDF
+                // (damaged, encrypted, a decompression bomb, a circular page tree…) is unprocessable.
+                let status = match p {
+                    PdfError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                    _ => StatusCode::UNPROCESSABLE_ENTITY,
+                };
+                ApiError::new(status, code, p.to_string())
             }
             EnvelopeError::Conflict(c) => ApiError::new(StatusCode::CONFLICT, c.code, c.message),
             EnvelopeError::Gone(code) => {
@@ -100,7 +106,7 @@ fn envelope_id(raw: &str) -> Result<EnvelopeId, ApiError> {
     EnvelopeId::parse(raw).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource"))
 }
 
-#[utoipa::path(post, path = "/api/v1/envelopes", operation_id = "create_envelope", tag = "envelopes", security(("api_key" = []), ("session" = [])), request_body(content = Object, content_type = "multipart/form-data", description = "parts `title` (text) then `file` (the PDF)"), responses((status = 201, description = "draft envelope", body = sigillum_core::envelopes::EnvelopeView), (status = 413, description = "document too large", body = crate::openapi::ErrorBody), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 404, description = "not found (or another organisation's)", body = crate::openapi::ErrorBody), (status = 403, description = "missing CSRF token (cookie sessions)", body = crate::openapi::ErrorBody), (status = 409, description = "not allowed in the envelope's status", body = crate::openapi::ErrorBody), (status = 422, description = "invalid input", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/envelopes", operation_id = "create_envelope", tag = "envelopes", security(("api_key" = []), ("session" = [])), request_body(content = Object, content_type = "multipart/form-data", description = "parts `title` (text) then `file` (the PDF)"), responses((status = 201, description = "draft envelope", body = sigillum_core::envelopes::EnvelopeView), (status = 413, description = "document too large", body = crate::openapi::ErrorBody), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 404, description = "not found (or another organisation's)", body = crate::openapi::ErrorBody), (status = 403, description = "missing CSRF token (cookie sessions)", body = crate::openapi::ErrorBody), (status = 409, description = "not allowed in the envelope's status", body = crate::openapi::ErrorBody), (status = 422, description = "invalid input, or not a PDF that can be used: `not_a_pdf`, `encrypted_pdf`, `damaged_pdf`, `too_many_pages`, `too_many_objects`, `pdf_too_deep`, `decompression_bomb`, `page_tree_loop`…", body = crate::openapi::ErrorBody)))]
 async fn create(
     State(st): State<Arc<AppState>>,
     Client(client): Client,
