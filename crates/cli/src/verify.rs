@@ -64,11 +64,20 @@ fn signature_text(out: &mut String, i: usize, s: &SignatureReport) {
     if let Some(signer) = &s.signer {
         let _ = writeln!(out, "   signed by: {signer}");
     }
-    let _ = writeln!(out, "   byte range {:?} covers the file except the signature: {}", s.byte_range, yes(s.byte_range_ok));
+    let _ = writeln!(
+        out,
+        "   byte range {:?} covers the file except the signature: {}",
+        s.byte_range,
+        yes(s.byte_range_ok)
+    );
     let _ = writeln!(out, "   covered bytes unchanged (SHA-256 matches): {}", yes(s.digest_ok));
     let _ = writeln!(out, "   cryptographic signature verifies: {}", yes(s.signature_ok));
     if s.kind == SignatureKind::Signature {
-        let _ = writeln!(out, "   signing certificate bound by ESS signing-certificate-v2: {}", yes(s.signing_certificate_ok));
+        let _ = writeln!(
+            out,
+            "   signing certificate bound by ESS signing-certificate-v2: {}",
+            yes(s.signing_certificate_ok)
+        );
     }
     if let Some(c) = &s.chain {
         chain_text(out, c, "   ");
@@ -91,9 +100,29 @@ pub fn render(file: &Path, r: &Report, trusted_roots: usize) -> String {
         let _ = writeln!(out, "no trust anchors given (--trust CA.pem): no chain can be trusted");
     }
     let _ = writeln!(out, "PAdES level reached: {}", r.level.map(|l| l.name()).unwrap_or("none"));
-    let _ = writeln!(out, "long-term validation data in the file: {} certificates, {} CRLs", r.dss_certificates, r.dss_crls);
+    let _ = writeln!(
+        out,
+        "long-term validation data in the file: {} certificates, {} CRLs",
+        r.dss_certificates, r.dss_crls
+    );
     for (i, s) in r.signatures.iter().enumerate() {
         signature_text(&mut out, i, s);
+    }
+    match &r.audit_trail {
+        Some(t) => {
+            let _ = writeln!(out, "attached audit trail: envelope {}, {} events, log {} (tree size {})", t.envelope_id, t.events, t.log_origin, t.tree_size);
+            let _ = writeln!(out, "   checkpoint signed by the log key: {}", yes(t.checkpoint_ok));
+            let _ = writeln!(out, "   every event hashes to its leaf: {}", yes(t.leaves_ok));
+            let _ = writeln!(out, "   every event proven in the log (inclusion proofs): {}", yes(t.proofs_ok));
+            let _ = writeln!(out, "   personal details open their commitments: {}", yes(t.disclosures_ok));
+            let _ = writeln!(out, "   upload event commits to the original document hash: {}", yes(t.original_matches));
+            for p in &t.problems {
+                let _ = writeln!(out, "   problem: {p}");
+            }
+        }
+        None => {
+            let _ = writeln!(out, "no audit trail attached");
+        }
     }
     if r.unsigned_trailing_bytes == 0 {
         let _ = writeln!(out, "no byte was added or changed after the last signature");

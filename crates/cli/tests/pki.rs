@@ -44,13 +44,29 @@ async fn ca_crl_and_timestamp_authority_check_out_with_openssl() {
     assert_eq!(crl.status(), 200);
     assert_eq!(crl.headers()["content-type"], "application/pkix-crl");
     std::fs::write(files.join("root.crl"), crl.bytes().await.unwrap()).unwrap();
-    let (ok, text) = openssl(&["crl", "-inform", "DER", "-in", p(&files.join("root.crl")), "-CAfile", p(&files.join("ca.pem")), "-noout"]);
+    let (ok, text) = openssl(&[
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        p(&files.join("root.crl")),
+        "-CAfile",
+        p(&files.join("ca.pem")),
+        "-noout",
+    ]);
     assert!(ok && text.contains("verify OK"), "{text}");
 
     // The TSA: OpenSSL makes the request and verifies the reply against the root.
     std::fs::write(files.join("data.txt"), b"a contract").unwrap();
     let (ok, text) = openssl(&[
-        "ts", "-query", "-data", p(&files.join("data.txt")), "-sha256", "-cert", "-out", p(&files.join("req.tsq")),
+        "ts",
+        "-query",
+        "-data",
+        p(&files.join("data.txt")),
+        "-sha256",
+        "-cert",
+        "-out",
+        p(&files.join("req.tsq")),
     ]);
     assert!(ok, "{text}");
     let reply = client
@@ -64,8 +80,14 @@ async fn ca_crl_and_timestamp_authority_check_out_with_openssl() {
     assert_eq!(reply.headers()["content-type"], "application/timestamp-reply");
     std::fs::write(files.join("reply.tsr"), reply.bytes().await.unwrap()).unwrap();
     let (ok, text) = openssl(&[
-        "ts", "-verify", "-in", p(&files.join("reply.tsr")), "-queryfile", p(&files.join("req.tsq")),
-        "-CAfile", p(&files.join("ca.pem")),
+        "ts",
+        "-verify",
+        "-in",
+        p(&files.join("reply.tsr")),
+        "-queryfile",
+        p(&files.join("req.tsq")),
+        "-CAfile",
+        p(&files.join("ca.pem")),
     ]);
     assert!(ok && text.contains("Verification: OK"), "openssl ts -verify: {text}");
     let (ok, text) = openssl(&["ts", "-reply", "-in", p(&files.join("reply.tsr")), "-text"]);
@@ -73,13 +95,20 @@ async fn ca_crl_and_timestamp_authority_check_out_with_openssl() {
     // A reply for other data does not verify.
     std::fs::write(files.join("other.txt"), b"another contract").unwrap();
     let (ok, _) = openssl(&[
-        "ts", "-verify", "-in", p(&files.join("reply.tsr")), "-data", p(&files.join("other.txt")),
-        "-CAfile", p(&files.join("ca.pem")),
+        "ts",
+        "-verify",
+        "-in",
+        p(&files.join("reply.tsr")),
+        "-data",
+        p(&files.join("other.txt")),
+        "-CAfile",
+        p(&files.join("ca.pem")),
     ]);
     assert!(!ok, "a timestamp verified for data it does not cover");
 
     // SHA-1 requests are refused with a rejection status, not an HTTP error; garbage too.
-    let (ok, text) = openssl(&["ts", "-query", "-data", p(&files.join("data.txt")), "-sha1", "-out", p(&files.join("sha1.tsq"))]);
+    let (ok, text) =
+        openssl(&["ts", "-query", "-data", p(&files.join("data.txt")), "-sha1", "-out", p(&files.join("sha1.tsq"))]);
     assert!(ok, "{text}");
     for body in [std::fs::read(files.join("sha1.tsq")).unwrap(), b"not DER".to_vec()] {
         let r = client

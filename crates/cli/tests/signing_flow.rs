@@ -245,6 +245,24 @@ async fn whole_flow(extra_env: Vec<(String, String)>) {
     let report = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "sigillum verify: {report}");
     assert!(report.contains("VALID") && report.contains("PAdES B-LTA"), "{report}");
+    assert!(report.contains("every event proven in the log (inclusion proofs): yes"), "{report}");
+    // The certificate of completion: who, when, from where, and every event.
+    for want in ["Certificate of Completion", "Ada Lovelace", "ada@example.com", "127.0.0.1", "recipient.signed", "consent.given"] {
+        assert!(text.contains(want), "certificate lacks {want:?}: {text}");
+    }
+    // The attached trail is checked, and any edit to it is caught.
+    let doc = lopdf::Document::load_mem(&final_bytes).unwrap();
+    let json = sigillum_pdf::certificate::attached_trail(&doc).expect("audit trail attached");
+    assert!(sigillum_pdf::verify::check_trail(&json).ok());
+    let mut trail: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    trail["events"][1]["event"]["time"] = json!("2020-01-01T00:00:00.000Z");
+    let edited = sigillum_pdf::verify::check_trail(&serde_json::to_vec(&trail).unwrap());
+    assert!(!edited.leaves_ok && !edited.ok(), "{edited:?}");
+    let mut trail: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    let who = trail["events"].as_array().unwrap().iter().position(|e| e["disclosed"]["actor.name"].is_object()).unwrap();
+    trail["events"][who]["disclosed"]["actor.name"]["value"] = json!("Mallory");
+    let edited = sigillum_pdf::verify::check_trail(&serde_json::to_vec(&trail).unwrap());
+    assert!(!edited.disclosures_ok && !edited.ok(), "{edited:?}");
     let mut tampered = final_bytes.clone();
     tampered[100] ^= 0x01;
     let tampered_path = files.path().join("tampered.pdf");
@@ -258,11 +276,21 @@ async fn whole_flow(extra_env: Vec<(String, String)>) {
     assert_eq!(json["valid"], false);
     assert_eq!(json["signatures"][0]["digest_ok"], false);
     let out = std::process::Command::new("pyhanko")
-        .args(["sign", "adesverify", "--trust-replace", "--trust", ca_path.to_str().unwrap(), final_path.to_str().unwrap()])
+        .args([
+            "sign",
+            "adesverify",
+            "--trust-replace",
+            "--trust",
+            ca_path.to_str().unwrap(),
+            final_path.to_str().unwrap(),
+        ])
         .output()
         .expect("pyhanko (scripts/deps.sh)");
     let judged = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && judged.contains(":INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>"), "pyHanko: {judged}");
+    assert!(
+        out.status.success() && judged.contains(":INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>"),
+        "pyHanko: {judged}"
+    );
     for who in ["ada@example.com", "bob@example.com", "carol@example.com"] {
         let m = smtp.wait_for(who, "Completed").await;
         assert!(m.has_attachment("application/pdf", "Supply agreement.pdf"), "{who}: {}", m.raw.len());

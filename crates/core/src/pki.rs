@@ -95,8 +95,9 @@ impl Pki {
         let seal = self
             .stored_or_issue("seal", SEAL_KEY, CertRole::Seal, "CN=Sigillum Document Seal,O=Sigillum", issuer)
             .await?;
-        let tsa =
-            self.stored_or_issue("tsa", TSA_KEY, CertRole::Tsa, "CN=Sigillum Timestamp Authority,O=Sigillum", issuer).await?;
+        let tsa = self
+            .stored_or_issue("tsa", TSA_KEY, CertRole::Tsa, "CN=Sigillum Timestamp Authority,O=Sigillum", issuer)
+            .await?;
         Ok(Certificates { root, seal, tsa })
     }
 

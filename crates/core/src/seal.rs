@@ -104,7 +104,8 @@ impl Sealer {
                 dss_certs.push(c.der);
             }
         }
-        let with_dss = blocking(move || Ok(pades::add_dss(&signed, &dss_certs, &[crl]).map_err(SealError::from)?)).await?;
+        let with_dss =
+            blocking(move || Ok(pades::add_dss(&signed, &dss_certs, &[crl]).map_err(SealError::from)?)).await?;
 
         // B-LTA: a document timestamp over the whole file, DSS included.
         let dts = blocking(move || {

@@ -8,8 +8,8 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::await_holding_lock))]
 
 pub mod cobblestone;
-pub mod ecdsa;
 pub mod container;
+pub mod ecdsa;
 pub mod field;
 pub mod keys;
 pub mod port;

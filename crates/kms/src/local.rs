@@ -16,7 +16,9 @@ use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sigillum_crypto::keys::{kwp_unwrap, kwp_wrap};
-use sigillum_crypto::{cobblestone, ecdsa, Dek, KekInfo, KekRef, KeyManager, KeyManagerError, SigningKeyInfo, WrappedDek};
+use sigillum_crypto::{
+    cobblestone, ecdsa, Dek, KekInfo, KekRef, KeyManager, KeyManagerError, SigningKeyInfo, WrappedDek,
+};
 use zeroize::Zeroizing;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -254,7 +256,8 @@ impl LocalKeyring {
     }
 
     fn signing_info(e: &SigningEntry) -> Result<SigningKeyInfo, KeyManagerError> {
-        let spki_der = B64.decode(&e.spki).map_err(|_| KeyManagerError::Unavailable("keyring entry is corrupt".into()))?;
+        let spki_der =
+            B64.decode(&e.spki).map_err(|_| KeyManagerError::Unavailable("keyring entry is corrupt".into()))?;
         Ok(SigningKeyInfo { key_id: e.key_id.clone(), spki_der })
     }
 

@@ -17,7 +17,9 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use secrecy::{ExposeSecret, SecretString};
-use sigillum_crypto::{Dek, KekInfo, KekRef, KeyManager, KeyManagerError, SigningKeyInfo, WrappedDek, P256_SPKI_PREFIX};
+use sigillum_crypto::{
+    Dek, KekInfo, KekRef, KeyManager, KeyManagerError, SigningKeyInfo, WrappedDek, P256_SPKI_PREFIX,
+};
 use zeroize::Zeroizing;
 
 /// Parsed `pkcs11:module=…;token=…` parameters.
@@ -452,7 +454,8 @@ impl KeyManager for Pkcs11KeyManager {
                 .ok_or_else(|| KeyManagerError::NotFound(key_id.clone()))?;
             // CKM_ECDSA signs a digest and returns r || s.
             let rs = s.sign(&Mechanism::Ecdsa, private, &digest).map_err(ck("sign"))?;
-            sigillum_crypto::ecdsa::fixed_to_der(&rs).map_err(|_| KeyManagerError::Unavailable("pkcs11 signature".into()))
+            sigillum_crypto::ecdsa::fixed_to_der(&rs)
+                .map_err(|_| KeyManagerError::Unavailable("pkcs11 signature".into()))
         })
         .await
     }

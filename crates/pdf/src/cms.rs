@@ -129,8 +129,7 @@ pub fn signed_data(
         issuer: tbs.issuer.clone(),
         serial_number: tbs.serial_number.clone(),
     });
-    let unsigned_attrs =
-        if unsigned.is_empty() { None } else { Some(SetOfVec::try_from(unsigned).map_err(enc)?) };
+    let unsigned_attrs = if unsigned.is_empty() { None } else { Some(SetOfVec::try_from(unsigned).map_err(enc)?) };
     let signer_info = SignerInfo {
         version: CmsVersion::V1,
         sid,
@@ -147,7 +146,9 @@ pub fn signed_data(
         }
     }
     let econtent = match econtent {
-        Some(bytes) => Some(Any::from_der(&OctetString::new(bytes.to_vec()).map_err(enc)?.to_der().map_err(enc)?).map_err(enc)?),
+        Some(bytes) => {
+            Some(Any::from_der(&OctetString::new(bytes.to_vec()).map_err(enc)?.to_der().map_err(enc)?).map_err(enc)?)
+        }
         None => None,
     };
     let sd = SignedData {

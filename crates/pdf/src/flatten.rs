@@ -103,14 +103,14 @@ pub fn decode_png(bytes: &[u8]) -> Result<Image, ImageError> {
     Ok(Image { width: w, height: h, rgb, alpha })
 }
 
-fn deflate(data: &[u8]) -> Result<Vec<u8>, PdfError> {
+pub(crate) fn deflate(data: &[u8]) -> Result<Vec<u8>, PdfError> {
     let mut z = ZlibEncoder::new(Vec::new(), Compression::default());
     z.write_all(data).map_err(|_| PdfError::Malformed)?;
     z.finish().map_err(|_| PdfError::Malformed)
 }
 
 /// WinAnsi bytes for `s` inside a PDF literal string, escaped.
-fn pdf_string(s: &str) -> Vec<u8> {
+pub(crate) fn pdf_string(s: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.len() + 2);
     out.push(b'(');
     for c in s.chars() {
@@ -146,7 +146,7 @@ fn display_matrix(x1: f64, y1: f64, w: f64, h: f64, rotate: i64) -> ([f64; 6], f
     }
 }
 
-fn num(v: f64) -> String {
+pub(crate) fn num(v: f64) -> String {
     let s = format!("{v:.3}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
     if s.is_empty() || s == "-" {

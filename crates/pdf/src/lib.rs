@@ -6,12 +6,13 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::await_holding_lock))]
 
+pub mod certificate;
 pub mod cms;
 pub mod flatten;
 pub mod inspect;
-pub mod sanitize;
 pub mod pades;
 pub mod pki;
+pub mod sanitize;
 pub mod tsp;
 pub mod verify;
 

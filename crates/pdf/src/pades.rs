@@ -74,7 +74,6 @@ impl Prepared {
     }
 }
 
-
 /// SHA-256 over the two parts of a `/ByteRange` (without copying the file). `None`-safe: a range
 /// outside the file digests what exists of it; verification checks the range itself.
 pub fn byte_range_digest(file: &[u8], r: [usize; 4]) -> [u8; 32] {
@@ -283,7 +282,9 @@ fn prepare(pdf: &[u8], sig: Dictionary, field_name: &str) -> Result<Prepared, Pd
     let catalog_id = up.catalog_id()?;
     let mut catalog = up.catalog()?;
     let (form_id, mut form) = match catalog.get(b"AcroForm").ok().cloned() {
-        Some(Object::Reference(id)) => (Some(id), up.resolve(&Object::Reference(id))?.as_dict().map_err(|_| PdfError::Malformed)?.clone()),
+        Some(Object::Reference(id)) => {
+            (Some(id), up.resolve(&Object::Reference(id))?.as_dict().map_err(|_| PdfError::Malformed)?.clone())
+        }
         Some(Object::Dictionary(d)) => (None, d),
         _ => (None, Dictionary::new()),
     };

@@ -85,7 +85,11 @@ pub fn key_identifier(spki_der: &[u8]) -> Result<Vec<u8>, PkiError> {
 }
 
 fn ext<T: AssociatedOid + Encode>(value: &T, critical: bool) -> Result<Extension, PkiError> {
-    Ok(Extension { extn_id: T::OID, critical, extn_value: OctetString::new(value.to_der().map_err(enc)?).map_err(enc)? })
+    Ok(Extension {
+        extn_id: T::OID,
+        critical,
+        extn_value: OctetString::new(value.to_der().map_err(enc)?).map_err(enc)?,
+    })
 }
 
 fn aki(issuer_spki: &[u8]) -> Result<AuthorityKeyIdentifier, PkiError> {
@@ -112,7 +116,8 @@ pub fn tbs_certificate(req: &CertRequest<'_>) -> Result<TbsCertificate, PkiError
     let mut serial = req.serial;
     serial[0] &= 0x7f; // positive
     serial[0] |= 0x01; // no leading zero byte: exactly 16 octets
-    let mut extensions = vec![ext(&SubjectKeyIdentifier(OctetString::new(key_identifier(req.spki_der)?).map_err(enc)?), false)?];
+    let mut extensions =
+        vec![ext(&SubjectKeyIdentifier(OctetString::new(key_identifier(req.spki_der)?).map_err(enc)?), false)?];
     extensions.push(ext(&aki(issuer_spki)?, false)?);
     match req.role {
         CertRole::Root => {
@@ -132,7 +137,9 @@ pub fn tbs_certificate(req: &CertRequest<'_>) -> Result<TbsCertificate, PkiError
     if let (Some(url), false) = (req.crl_url, req.role == CertRole::Root) {
         let uri = Ia5String::new(url).map_err(|_| PkiError::Invalid("CRL URL must be ASCII".into()))?;
         let dp = DistributionPoint {
-            distribution_point: Some(DistributionPointName::FullName(vec![GeneralName::UniformResourceIdentifier(uri)])),
+            distribution_point: Some(DistributionPointName::FullName(vec![GeneralName::UniformResourceIdentifier(
+                uri,
+            )])),
             reasons: None,
             crl_issuer: None,
         };
@@ -256,7 +263,8 @@ pub fn parse_certificates(data: &[u8]) -> Result<Vec<CertInfo>, PkiError> {
         let end_marker = "-----END CERTIFICATE-----";
         let Some(end) = rest[start..].find(end_marker) else { break };
         let block = &rest[start..start + end + end_marker.len()];
-        let (label, der) = der::pem::decode_vec(block.as_bytes()).map_err(|e| PkiError::Invalid(format!("PEM: {e}")))?;
+        let (label, der) =
+            der::pem::decode_vec(block.as_bytes()).map_err(|e| PkiError::Invalid(format!("PEM: {e}")))?;
         if label == "CERTIFICATE" {
             out.push(CertInfo::parse(&der)?);
         }

@@ -666,7 +666,10 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_refused_without_recursion() {
-        assert_eq!(sanitize(&hostile::deep_nesting(10_000), &Limits::default(), &Policy::default()), Err(PdfError::TooDeep(64)));
+        assert_eq!(
+            sanitize(&hostile::deep_nesting(10_000), &Limits::default(), &Policy::default()),
+            Err(PdfError::TooDeep(64))
+        );
         assert_eq!(inspect(&hostile::deep_nesting(65), &Limits::default()), Err(PdfError::TooDeep(64)));
         assert!(inspect(&hostile::deep_nesting(60), &Limits::default()).is_ok());
     }
@@ -674,7 +677,10 @@ mod tests {
     #[test]
     fn object_floods_are_refused() {
         let limits = Limits { max_objects: 500, ..Limits::default() };
-        assert_eq!(sanitize(&hostile::many_objects(600), &limits, &Policy::default()), Err(PdfError::TooManyObjects(500)));
+        assert_eq!(
+            sanitize(&hostile::many_objects(600), &limits, &Policy::default()),
+            Err(PdfError::TooManyObjects(500))
+        );
         assert_eq!(
             sanitize(&hostile::many_objects(200_000), &Limits::default(), &Policy::default()),
             Err(PdfError::TooManyObjects(200_000))
@@ -700,7 +706,8 @@ mod tests {
 
     #[test]
     fn damaged_hostile_files_never_panic() {
-        for good in [hostile::javascript_open_action(), hostile::embedded_file(), hostile::object_stream_bombs(2, 1000)] {
+        for good in [hostile::javascript_open_action(), hostile::embedded_file(), hostile::object_stream_bombs(2, 1000)]
+        {
             for cut in (0..good.len()).step_by(11) {
                 let _ = sanitize(&good[..cut], &Limits::default(), &Policy::default());
             }
@@ -714,7 +721,10 @@ mod tests {
 
     #[test]
     fn the_removed_list_reads_as_snake_case_json() {
-        let r = vec![Removed { kind: RemovedKind::GoToRemote, count: 2 }, Removed { kind: RemovedKind::SetOcgState, count: 1 }];
+        let r = vec![
+            Removed { kind: RemovedKind::GoToRemote, count: 2 },
+            Removed { kind: RemovedKind::SetOcgState, count: 1 },
+        ];
         let json = serde_json::to_string(&r).unwrap();
         assert_eq!(json, r#"[{"kind":"go_to_remote","count":2},{"kind":"set_ocg_state","count":1}]"#);
         assert_eq!(serde_json::from_str::<Vec<Removed>>(&json).unwrap(), r);

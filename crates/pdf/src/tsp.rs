@@ -124,7 +124,8 @@ pub fn tst_info(
 
 /// The signed attributes of a token over `tst_der` (what the TSA key signs, via `to_be_signed`).
 pub fn token_attrs(tst_der: &[u8], tsa: &CertInfo) -> Result<SignedAttrs, TspError> {
-    SignedAttrs::new(ID_CT_TST_INFO, &sigillum_crypto::sha256(tst_der), tsa).map_err(|e| TspError::Encoding(e.to_string()))
+    SignedAttrs::new(ID_CT_TST_INFO, &sigillum_crypto::sha256(tst_der), tsa)
+        .map_err(|e| TspError::Encoding(e.to_string()))
 }
 
 /// The granted response carrying the token, with the TSA's chain when the request asked for it.

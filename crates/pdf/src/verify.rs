@@ -128,7 +128,148 @@ pub struct Report {
     pub unsigned_trailing_bytes: u64,
     pub dss_certificates: usize,
     pub dss_crls: usize,
+    /// The attached audit trail, when the document carries one (every Sigillum final document).
+    pub audit_trail: Option<TrailReport>,
     pub problems: Vec<String>,
+}
+
+/// What checking the attached audit trail found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrailReport {
+    pub envelope_id: String,
+    pub log_origin: String,
+    pub tree_size: u64,
+    pub events: usize,
+    /// The checkpoint's Ed25519 signature verifies with the log key the trail names.
+    pub checkpoint_ok: bool,
+    /// Every event's canonical bytes hash to its leaf hash.
+    pub leaves_ok: bool,
+    /// Every leaf is in the checkpointed tree (RFC 9162 inclusion proofs).
+    pub proofs_ok: bool,
+    /// Every disclosed personal value opens its commitment.
+    pub disclosures_ok: bool,
+    /// The `document.uploaded` event commits to the original SHA-256 the trail states.
+    pub original_matches: bool,
+    pub problems: Vec<String>,
+}
+
+impl TrailReport {
+    pub fn ok(&self) -> bool {
+        self.checkpoint_ok && self.leaves_ok && self.proofs_ok && self.disclosures_ok && self.original_matches
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct AttachedTrail {
+    format: String,
+    envelope_id: String,
+    original_sha256: String,
+    log_origin: String,
+    log_key: String,
+    checkpoint: String,
+    tree_size: u64,
+    events: Vec<AttachedEvent>,
+}
+
+#[derive(serde::Deserialize)]
+struct AttachedEvent {
+    seq: u64,
+    event: serde_json::Value,
+    disclosed: Option<sigillum_audit::Disclosure>,
+    leaf_hash: String,
+    inclusion_proof: Vec<String>,
+}
+
+/// Checks an attached audit trail (`sigillum-audit-trail.json`).
+pub fn check_trail(json: &[u8]) -> TrailReport {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut r = TrailReport {
+        envelope_id: String::new(),
+        log_origin: String::new(),
+        tree_size: 0,
+        events: 0,
+        checkpoint_ok: false,
+        leaves_ok: false,
+        proofs_ok: false,
+        disclosures_ok: false,
+        original_matches: false,
+        problems: vec![],
+    };
+    let t: AttachedTrail = match serde_json::from_slice(json) {
+        Ok(t) => t,
+        Err(e) => {
+            r.problems.push(format!("the attached audit trail is not readable: {e}"));
+            return r;
+        }
+    };
+    if t.format != "sigillum-audit-trail/v1" {
+        r.problems.push(format!("unknown audit trail format {:?}", t.format));
+        return r;
+    }
+    r.envelope_id = t.envelope_id.clone();
+    r.log_origin = t.log_origin.clone();
+    r.tree_size = t.tree_size;
+    r.events = t.events.len();
+    let head = match sigillum_audit::verify_checkpoint(&t.checkpoint, &t.log_key) {
+        Ok(h) if h.size == t.tree_size && h.origin == t.log_origin => {
+            r.checkpoint_ok = true;
+            Some(h)
+        }
+        Ok(_) => {
+            r.problems.push("the checkpoint does not match the stated log and size".into());
+            None
+        }
+        Err(e) => {
+            r.problems.push(format!("the checkpoint signature does not verify: {e}"));
+            None
+        }
+    };
+    let (mut leaves_ok, mut proofs_ok, mut disclosures_ok) = (!t.events.is_empty(), head.is_some(), true);
+    for e in &t.events {
+        let leaf = b64.decode(&e.leaf_hash).unwrap_or_default();
+        let event: Result<sigillum_audit::Event, _> = serde_json::from_value(e.event.clone());
+        let Ok(event) = event else {
+            leaves_ok = false;
+            r.problems.push(format!("event {} is not a Sigillum audit event", e.seq));
+            continue;
+        };
+        match event.canonical_bytes() {
+            Ok(bytes) if sigillum_audit::leaf_hash(&bytes).as_slice() == leaf.as_slice() => {}
+            _ => {
+                leaves_ok = false;
+                r.problems.push(format!("event {} does not hash to its leaf", e.seq));
+            }
+        }
+        if let Some(d) = &e.disclosed {
+            if event.check_disclosure(d).is_err() {
+                disclosures_ok = false;
+                r.problems.push(format!("a personal value of event {} does not open its commitment", e.seq));
+            }
+        }
+        if let Some(h) = &head {
+            let proof: Vec<Vec<u8>> = e.inclusion_proof.iter().map(|p| b64.decode(p).unwrap_or_default()).collect();
+            if sigillum_audit::verify_inclusion(e.seq, h.size, &leaf, &proof, &h.root).is_err() {
+                proofs_ok = false;
+                r.problems.push(format!("event {} is not proven to be in the log", e.seq));
+            }
+        }
+        if e.event.get("envelope_id").and_then(|v| v.as_str()) != Some(t.envelope_id.as_str()) {
+            leaves_ok = false;
+            r.problems.push(format!("event {} belongs to another envelope", e.seq));
+        }
+    }
+    r.leaves_ok = leaves_ok;
+    r.proofs_ok = proofs_ok;
+    r.disclosures_ok = disclosures_ok;
+    r.original_matches = t.events.iter().any(|e| {
+        e.event.get("kind").and_then(|k| k.as_str()) == Some("document.uploaded")
+            && e.event.get("document_sha256").and_then(|d| d.as_str()) == Some(t.original_sha256.as_str())
+    });
+    if !r.original_matches {
+        r.problems.push("no document.uploaded event commits to the stated original SHA-256".into());
+    }
+    r
 }
 
 struct RawSignature {
@@ -353,9 +494,7 @@ fn chain(leaf: &CertInfo, pool: &[CertInfo], anchors: &[CertInfo], crls: &[Certi
 fn key_usage_ok(cert: &CertInfo, kind: SignatureKind) -> bool {
     match kind {
         SignatureKind::Signature => match cert.cert.tbs_certificate.get::<KeyUsage>() {
-            Ok(Some((_, ku))) => {
-                ku.0.contains(KeyUsages::DigitalSignature) || ku.0.contains(KeyUsages::NonRepudiation)
-            }
+            Ok(Some((_, ku))) => ku.0.contains(KeyUsages::DigitalSignature) || ku.0.contains(KeyUsages::NonRepudiation),
             Ok(None) => true,
             Err(_) => false,
         },
@@ -427,7 +566,10 @@ pub fn verify(file: &[u8], anchors: &[CertInfo], now_unix: u64) -> Result<Report
         problems.push(format!("{unsigned_trailing_bytes} bytes were added after the last signature"));
     }
     let level = level(&raw, &reports, &dss_certs, &crls);
-    let valid = problems.is_empty() && reports.iter().all(|r| r.intact() && r.trusted() && r.problems.is_empty());
+    let audit_trail = crate::certificate::attached_trail(&doc).map(|json| check_trail(&json));
+    let valid = problems.is_empty()
+        && reports.iter().all(|r| r.intact() && r.trusted() && r.problems.is_empty())
+        && audit_trail.as_ref().is_none_or(TrailReport::ok);
     Ok(Report {
         valid,
         level,
@@ -435,6 +577,7 @@ pub fn verify(file: &[u8], anchors: &[CertInfo], now_unix: u64) -> Result<Report
         unsigned_trailing_bytes,
         dss_certificates: dss_certs.len(),
         dss_crls: crls.len(),
+        audit_trail,
         problems,
     })
 }
@@ -569,7 +712,8 @@ fn level(
         return Some(level);
     }
     level = PadesLevel::BLt;
-    let sig_end = raw[first_idx].byte_range.get(2).copied().unwrap_or(0) + raw[first_idx].byte_range.get(3).copied().unwrap_or(0);
+    let sig_end =
+        raw[first_idx].byte_range.get(2).copied().unwrap_or(0) + raw[first_idx].byte_range.get(3).copied().unwrap_or(0);
     let lta = raw.iter().zip(reports).any(|(s, r)| {
         s.kind == SignatureKind::DocumentTimestamp
             && r.intact()

@@ -66,7 +66,16 @@ async fn suite(repo: &SqlRepository) {
     assert_eq!(repo.get_blob(env, "original", 1).await.unwrap(), blob);
     assert!(matches!(repo.get_blob(env, "original", 2).await, Err(RepoError::NotFound)));
     assert!(matches!(repo.insert_blob(&blob).await, Err(RepoError::Conflict(_))));
-    assert_eq!(repo.list_blobs(env).await.unwrap(), vec![blob]);
+    assert_eq!(repo.list_blobs(env).await.unwrap(), vec![blob.clone()]);
+    // Replacing points the record at new content and returns the old one.
+    let replaced =
+        BlobRecord { key: format!("{}-b", blob.key), sha256: "cd".repeat(32), plaintext_len: 3, ..blob.clone() };
+    assert_eq!(repo.replace_blob(&replaced).await.unwrap(), blob);
+    assert_eq!(repo.get_blob(env, "original", 1).await.unwrap(), replaced);
+    assert!(matches!(
+        repo.replace_blob(&BlobRecord { version: 9, ..replaced.clone() }).await,
+        Err(RepoError::NotFound)
+    ));
 
     repo.record_key_use(&key_use("open_blob", Some(env))).await.unwrap();
     let uses = repo.list_key_uses(Some(env)).await.unwrap();

@@ -15,7 +15,8 @@ use sigillum_core::seal::{SealRequest, Sealer};
 use sigillum_pdf::verify::{self, PadesLevel};
 
 fn run(cmd: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd} not found ({e}): run scripts/test.sh"));
+    let out =
+        Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd} not found ({e}): run scripts/test.sh"));
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
 }
@@ -29,8 +30,7 @@ struct Judgement {
 fn judge(file: &Path, root_pem: &Path) -> Judgement {
     let f = file.to_str().unwrap();
     // AdES-style validation: uses the file's own validation data (DSS, document timestamp).
-    let pyhanko =
-        run("pyhanko", &["sign", "adesverify", "--trust-replace", "--trust", root_pem.to_str().unwrap(), f]);
+    let pyhanko = run("pyhanko", &["sign", "adesverify", "--trust-replace", "--trust", root_pem.to_str().unwrap(), f]);
     let pdfsig = run("pdfsig", &[f]);
     let qpdf = run("qpdf", &["--check", f]);
     Judgement { pyhanko, pdfsig, qpdf }

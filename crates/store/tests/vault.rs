@@ -155,3 +155,20 @@ async fn failed_upload_leaves_no_blob_and_no_record() {
     assert!(v.repository().list_blobs(env).await.unwrap().is_empty());
     assert!(v.blob_store().list("").await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_replaced_blob_is_read_whole_and_its_old_ciphertext_is_gone() {
+    let (s, env) = local_stack_with_envelope().await;
+    let v = &s.vault;
+    let first = v.put_blob(env, "original", 1, body(b"as uploaded, with a script", 7)).await.unwrap();
+    let second = v.replace_blob(env, "original", 1, b"sanitised".to_vec()).await.unwrap();
+    assert_ne!(first.key, second.key);
+    assert_eq!(second.sha256, hex::encode(Sha256::digest(b"sanitised")));
+    assert_eq!(v.read_blob(env, "original", 1).await.unwrap(), b"sanitised");
+    assert_eq!(v.repository().get_blob(env, "original", 1).await.unwrap(), second);
+    assert_eq!(v.blob_store().list("").await.unwrap(), vec![second.key.clone()], "the upload's ciphertext is removed");
+    // There is nothing to replace for a version never written.
+    let none = v.replace_blob(env, "original", 2, b"x".to_vec()).await;
+    assert!(matches!(none, Err(VaultError::NotFound)), "{none:?}");
+    assert_eq!(v.blob_store().list("").await.unwrap().len(), 1, "and no ciphertext is left behind");
+}

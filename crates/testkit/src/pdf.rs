@@ -39,15 +39,25 @@ pub fn with_incremental_update(base: &[u8]) -> Vec<u8> {
         .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
         .and_then(|n| n.parse().ok())
         .expect("trailer /Size");
-    let prev: usize = text.rsplit("startxref\n").next().and_then(|s| s.lines().next()).and_then(|n| n.parse().ok()).expect("startxref");
+    let prev: usize = text
+        .rsplit("startxref\n")
+        .next()
+        .and_then(|s| s.lines().next())
+        .and_then(|n| n.parse().ok())
+        .expect("startxref");
     let mut out = base.to_vec();
     let off = out.len();
-    out.extend_from_slice(format!("{size} 0 obj\n<< /Title (Revised) /Producer (sigillum-testkit) >>\nendobj\n").as_bytes());
+    out.extend_from_slice(
+        format!("{size} 0 obj\n<< /Title (Revised) /Producer (sigillum-testkit) >>\nendobj\n").as_bytes(),
+    );
     let xref = out.len();
     out.extend_from_slice(format!("xref\n{size} 1\n{off:010} 00000 n \n").as_bytes());
     out.extend_from_slice(
-        format!("trailer\n<< /Size {} /Root 1 0 R /Info {size} 0 R /Prev {prev} >>\nstartxref\n{xref}\n%%EOF\n", size + 1)
-            .as_bytes(),
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R /Info {size} 0 R /Prev {prev} >>\nstartxref\n{xref}\n%%EOF\n",
+            size + 1
+        )
+        .as_bytes(),
     );
     out
 }
@@ -171,10 +181,7 @@ pub mod hostile {
         document(
             "/AA << /WC 6 0 R >>",
             "/AA << /O 5 0 R /C << /S /JavaScript /JS (app.alert\\(2\\)) >> >>",
-            vec![
-                b"<< /S /JavaScript /JS (app.alert\\(1\\)) >>".to_vec(),
-                b"<< /S /Launch /F (cmd.exe) >>".to_vec(),
-            ],
+            vec![b"<< /S /JavaScript /JS (app.alert\\(1\\)) >>".to_vec(), b"<< /S /Launch /F (cmd.exe) >>".to_vec()],
         )
     }
 
@@ -237,8 +244,10 @@ pub mod hostile {
         document(
             "",
             "/Annots [5 0 R]",
-            vec![b"<< /Type /Annot /Subtype /Link /Rect [72 72 200 100] /A << /S /URI /URI (https://example.org/) >> >>"
-                .to_vec()],
+            vec![
+                b"<< /Type /Annot /Subtype /Link /Rect [72 72 200 100] /A << /S /URI /URI (https://example.org/) >> >>"
+                    .to_vec(),
+            ],
         )
     }
 
@@ -247,7 +256,10 @@ pub mod hostile {
         document(
             "",
             "/Resources << /XObject << /X 5 0 R >> >>",
-            vec![stream("/Type /XObject /Subtype /Form /BBox [0 0 1 1] /Filter /FlateDecode", &zeros_deflated(expanded))],
+            vec![stream(
+                "/Type /XObject /Subtype /Form /BBox [0 0 1 1] /Filter /FlateDecode",
+                &zeros_deflated(expanded),
+            )],
         )
     }
 
@@ -261,7 +273,10 @@ pub mod hostile {
                 content.resize(each.max(content.len()), b' ');
                 let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
                 z.write_all(&content).expect("deflate");
-                stream(&format!("/Type /ObjStm /N 1 /First {first} /Filter /FlateDecode"), &z.finish().expect("deflate"))
+                stream(
+                    &format!("/Type /ObjStm /N 1 /First {first} /Filter /FlateDecode"),
+                    &z.finish().expect("deflate"),
+                )
             })
             .collect();
         document("", "", extra)
@@ -305,7 +320,11 @@ pub mod hostile {
         let o = "<".to_owned() + &"4b".repeat(32) + ">";
         let u = "<".to_owned() + &"5c".repeat(32) + ">";
         assemble(
-            &objects("", "", vec![format!("<< /Filter /Standard /V 1 /R 2 /Length 40 /P -44 /O {o} /U {u} >>").into_bytes()]),
+            &objects(
+                "",
+                "",
+                vec![format!("<< /Filter /Standard /V 1 /R 2 /Length 40 /P -44 /O {o} /U {u} >>").into_bytes()],
+            ),
             "/Encrypt 5 0 R /ID [<0123456789abcdef0123456789abcdef> <0123456789abcdef0123456789abcdef>]",
         )
     }

@@ -36,7 +36,10 @@ fn unavailable(e: PkiServiceError) -> ApiError {
 #[utoipa::path(get, path = "/pki/ca.pem", tag = "pki", responses((status = 200, description = "the internal root CA certificate (PEM): the trust anchor for sealed documents", content_type = "application/x-pem-file", body = String)))]
 async fn ca(State(st): State<Arc<AppState>>) -> Result<impl IntoResponse, ApiError> {
     let certs = st.pki.certificates().await.map_err(unavailable)?;
-    Ok(([(header::CONTENT_TYPE, "application/x-pem-file"), (header::CACHE_CONTROL, "public, max-age=3600")], certs.root.pem()))
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-pem-file"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        certs.root.pem(),
+    ))
 }
 
 #[utoipa::path(get, path = "/pki/crl", tag = "pki", responses((status = 200, description = "the root's current CRL (DER, valid 7 days)", content_type = "application/pkix-crl", body = Vec<u8>)))]

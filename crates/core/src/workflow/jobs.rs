@@ -2,6 +2,7 @@
 //! database, so work survives restarts and is shared by several nodes. Every job is idempotent:
 //! it re-reads the state it acts on, so a job run twice (a lease that ran out) does no harm.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -11,8 +12,8 @@ use super::sending::{job, moved};
 use super::signing::date;
 use super::{internal, Workflow};
 use crate::audit_log::{Actor, ClientInfo, NewEvent};
+use crate::envelopes::EnvelopeError;
 use crate::envelopes::FINAL;
-use crate::envelopes::{EnvelopeError, ORIGINAL};
 use crate::ids::EnvelopeId;
 use crate::lifecycle::EnvelopeStatus;
 use crate::ports::{EnvelopeChange, Job};
@@ -295,17 +296,7 @@ impl Workflow {
         let final_sha = match self.inner.vault.repository().get_blob(id, FINAL, 1).await {
             Ok(b) => b.sha256,
             Err(crate::ports::RepoError::NotFound) => {
-                let marks = self.marks(&env, &recipients).await?;
-                let original = self.inner.vault.read_blob(id, ORIGINAL, 1).await?;
-                let flattened = tokio::task::spawn_blocking(move || sigillum_pdf::flatten(&original, &marks))
-                    .await
-                    .map_err(internal)?
-                    .map_err(internal)?;
-                let seal = crate::seal::SealRequest {
-                    reason: format!("Completed and sealed by Sigillum (envelope {id})"),
-                    signing_time_unix: self.now() / 1000,
-                };
-                let sealed = self.inner.ports.sealer.seal(flattened, &seal).await.map_err(internal)?;
+                let sealed = self.final_document(&env, &recipients).await?;
                 let body = futures::stream::iter([Ok::<_, std::convert::Infallible>(bytes::Bytes::from(sealed))]);
                 self.inner.vault.put_blob(id, FINAL, 1, body).await?.sha256
             }
@@ -345,12 +336,12 @@ impl Workflow {
         Ok(())
     }
 
-    /// What goes into each field of the final document.
-    async fn marks(
+    /// What goes into each field of the final document, and each recipient's signature.
+    pub(super) async fn marks(
         &self,
         env: &crate::ports::EnvelopeRecord,
         recipients: &[crate::ports::RecipientRecord],
-    ) -> Result<Vec<sigillum_pdf::Mark>, EnvelopeError> {
+    ) -> Result<(Vec<sigillum_pdf::Mark>, HashMap<uuid::Uuid, sigillum_pdf::MarkContent>), EnvelopeError> {
         use sigillum_pdf::MarkContent;
         let id = env.id;
         let people = self.people(id, recipients).await?;
@@ -362,7 +353,7 @@ impl Workflow {
             let raw = self.inner.vault.open_field(id, &ctx, &v.value_sealed).await?;
             values.insert(v.field_id, serde_json::from_slice::<serde_json::Value>(&raw).map_err(internal)?);
         }
-        let mut signatures = std::collections::HashMap::new();
+        let mut signatures = HashMap::new();
         for r in recipients {
             if let (Some(kind), Some(sealed)) = (&r.signature_kind, &r.signature_sealed) {
                 let rid = r.id.to_string();
@@ -404,7 +395,7 @@ impl Workflow {
                 });
             }
         }
-        Ok(marks)
+        Ok((marks, signatures))
     }
 
     /// Completed, declined or voided mail to one recipient.

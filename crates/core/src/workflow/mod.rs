@@ -7,6 +7,7 @@
 //! ([`crate::routing`]) first, and is stored in one transaction together with the jobs that must
 //! follow it, so a crash never leaves an envelope without its next step.
 
+mod completion;
 mod jobs;
 mod mail;
 mod sending;

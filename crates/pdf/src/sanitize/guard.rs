@@ -56,7 +56,8 @@ pub(crate) fn decode_bounded(
     if chain.is_empty() {
         return Ok(None);
     }
-    let exact = filter.is_none() && chain.len() == names.len() && chain.iter().zip(&names).all(|(a, b)| a.as_bytes() == *b);
+    let exact =
+        filter.is_none() && chain.len() == names.len() && chain.iter().zip(&names).all(|(a, b)| a.as_bytes() == *b);
     let stream: Cow<'_, Stream> = if exact {
         Cow::Borrowed(stream)
     } else {
@@ -176,7 +177,8 @@ fn kids(doc: &Document, node: ObjectId) -> &[Object] {
 /// reaches a node twice (lopdf would stop after a bound and count pages twice), one deeper than
 /// the nesting limit, or one with more pages than allowed, as soon as it shows.
 fn page_tree(doc: &Document, limits: &Limits) -> Result<Vec<ObjectId>, PdfError> {
-    let root = doc.catalog().and_then(|c| c.get(b"Pages")).and_then(Object::as_reference).map_err(|_| PdfError::NoPages)?;
+    let root =
+        doc.catalog().and_then(|c| c.get(b"Pages")).and_then(Object::as_reference).map_err(|_| PdfError::NoPages)?;
     let mut seen = HashSet::from([root]);
     let mut pages = Vec::new();
     let mut stack: Vec<(&[Object], usize)> = vec![(kids(doc, root), 0)];

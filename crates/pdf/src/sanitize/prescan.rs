@@ -399,12 +399,8 @@ mod tests {
     fn stream_data_is_skipped_by_its_length() {
         let limits = Limits { max_depth: 2, ..Limits::default() };
         let body = b"[[[[[[ endstream";
-        let file = [
-            format!("1 0 obj << /Length {} >> stream\n", body.len()).as_bytes(),
-            body,
-            b"\nendstream endobj",
-        ]
-        .concat();
+        let file =
+            [format!("1 0 obj << /Length {} >> stream\n", body.len()).as_bytes(), body, b"\nendstream endobj"].concat();
         scan(&file, &limits).unwrap();
     }
 }

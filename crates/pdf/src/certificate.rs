@@ -1,0 +1,450 @@
+//! The certificate of completion: pages appended to the signed document that say who signed,
+//! when, from where and on what, followed by every audit event, with page numbers; and the audit
+//! trail itself (events, inclusion proofs, signed checkpoint) attached as a PDF associated file
+//! (`/AF`, ISO 32000-2 §14.13, also listed in `/EmbeddedFiles` for older readers), so the document
+//! carries its own evidence and `sigillum verify` can check it offline.
+//!
+//! Text is Helvetica with WinAnsi encoding (Latin-1); other characters print as `?` on the pages
+//! while the attached JSON keeps them exactly.
+
+use lopdf::{dictionary, Dictionary, Document, Object, Stream, StringFormat};
+
+use crate::flatten::{deflate, num, pdf_string, Image, MarkContent};
+use crate::inspect::PdfError;
+
+/// Name of the attached audit trail.
+pub const TRAIL_FILE_NAME: &str = "sigillum-audit-trail.json";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CertRecipient {
+    pub name: String,
+    pub email: String,
+    pub role: String,
+    pub status: String,
+    pub ip: Option<String>,
+    pub device: Option<String>,
+    pub consented_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// A drawn signature image or the typed text.
+    pub signature: Option<MarkContent>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CertEvent {
+    pub time: String,
+    pub kind: String,
+    pub actor: String,
+    pub ip: Option<String>,
+    pub device: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompletionCertificate {
+    pub envelope_id: String,
+    pub title: String,
+    pub sender: String,
+    /// SHA-256 of the document as it was sent for signing.
+    pub original_sha256: String,
+    /// SHA-256 of the document with the signers' values drawn in, before these pages.
+    pub signed_content_sha256: String,
+    pub completed_at: String,
+    pub log_origin: String,
+    pub log_tree_size: u64,
+    pub recipients: Vec<CertRecipient>,
+    pub events: Vec<CertEvent>,
+}
+
+const PAGE_W: f64 = 595.0;
+const PAGE_H: f64 = 842.0;
+const MARGIN: f64 = 50.0;
+const BOTTOM: f64 = 60.0;
+
+/// One page's drawing operators and the images it uses.
+#[derive(Default)]
+struct PageOps {
+    ops: Vec<u8>,
+    images: Vec<(String, Image)>,
+}
+
+/// Lays out text top-down, starting a new page when the current one is full.
+struct Layout {
+    pages: Vec<PageOps>,
+    y: f64,
+}
+
+impl Layout {
+    fn new() -> Self {
+        Self { pages: vec![PageOps::default()], y: PAGE_H - MARGIN }
+    }
+
+    fn page(&mut self) -> &mut PageOps {
+        if self.pages.is_empty() {
+            self.pages.push(PageOps::default());
+        }
+        let last = self.pages.len() - 1;
+        &mut self.pages[last]
+    }
+
+    fn need(&mut self, height: f64) {
+        if self.y - height < BOTTOM {
+            self.pages.push(PageOps::default());
+            self.y = PAGE_H - MARGIN;
+        }
+    }
+
+    fn text_at(&mut self, x: f64, size: f64, bold: bool, text: &str) {
+        let font = if bold { "SgCertB" } else { "SgCert" };
+        let y = self.y;
+        let op = format!("BT /{font} {} Tf 0 g {} {} Td ", num(size), num(x), num(y));
+        let page = self.page();
+        page.ops.extend_from_slice(op.as_bytes());
+        page.ops.extend_from_slice(&pdf_string(text));
+        page.ops.extend_from_slice(b" Tj ET\n");
+    }
+
+    /// A line of text, wrapped to the page width (Helvetica averages about 0.5 em per glyph).
+    fn line(&mut self, size: f64, bold: bool, text: &str) {
+        let per_line = (((PAGE_W - 2.0 * MARGIN) / (size * 0.5)) as usize).max(10);
+        for chunk in wrap(text, per_line) {
+            self.need(size * 1.4);
+            self.y -= size * 1.4;
+            self.text_at(MARGIN, size, bold, &chunk);
+        }
+    }
+
+    fn label(&mut self, label: &str, value: &str) {
+        let per_line = (((PAGE_W - 2.0 * MARGIN - 140.0) / (9.0 * 0.5)) as usize).max(10);
+        let mut first = true;
+        for chunk in wrap(value, per_line) {
+            self.need(9.0 * 1.45);
+            self.y -= 9.0 * 1.45;
+            if first {
+                self.text_at(MARGIN, 9.0, true, label);
+                first = false;
+            }
+            self.text_at(MARGIN + 140.0, 9.0, false, &chunk);
+        }
+    }
+
+    fn gap(&mut self, h: f64) {
+        self.y -= h;
+    }
+
+    fn rule(&mut self) {
+        self.need(8.0);
+        self.y -= 6.0;
+        let op =
+            format!("0.6 G 0.5 w {} {} m {} {} l S\n", num(MARGIN), num(self.y), num(PAGE_W - MARGIN), num(self.y));
+        self.page().ops.extend_from_slice(op.as_bytes());
+    }
+
+    fn signature(&mut self, content: &MarkContent, n: usize) {
+        let (w, h) = (180.0, 45.0);
+        self.need(h + 6.0);
+        self.y -= h + 4.0;
+        let (x, y) = (MARGIN + 140.0, self.y);
+        let frame = format!("0.8 G 0.5 w {} {} {} {} re S\n", num(x), num(y), num(w), num(h));
+        self.page().ops.extend_from_slice(frame.as_bytes());
+        match content {
+            MarkContent::Image(img) => {
+                let scale = ((w - 4.0) / f64::from(img.width)).min((h - 4.0) / f64::from(img.height));
+                let (dw, dh) = (f64::from(img.width) * scale, f64::from(img.height) * scale);
+                let name = format!("SgSig{n}");
+                let op = format!(
+                    "q {} 0 0 {} {} {} cm /{name} Do Q\n",
+                    num(dw),
+                    num(dh),
+                    num(x + (w - dw) / 2.0),
+                    num(y + (h - dh) / 2.0)
+                );
+                let page = self.page();
+                page.ops.extend_from_slice(op.as_bytes());
+                page.images.push((name, img.clone()));
+            }
+            MarkContent::Script(t) | MarkContent::Text(t) => {
+                let size = (w / (0.5 * t.chars().count().max(1) as f64)).clamp(8.0, 22.0);
+                let op =
+                    format!("BT /SgCertI {} Tf 0 g {} {} Td ", num(size), num(x + 6.0), num(y + h / 2.0 - size / 3.0));
+                let page = self.page();
+                page.ops.extend_from_slice(op.as_bytes());
+                page.ops.extend_from_slice(&pdf_string(t));
+                page.ops.extend_from_slice(b" Tj ET\n");
+            }
+            MarkContent::Check(_) => {}
+        }
+    }
+}
+
+/// Splits `text` into lines of at most `width` characters, at spaces where possible.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut current = String::new();
+    for word in text.split(' ') {
+        let mut word = word.to_owned();
+        while word.chars().count() > width {
+            if !current.is_empty() {
+                lines.push(std::mem::take(&mut current));
+            }
+            let head: String = word.chars().take(width).collect();
+            word = word.chars().skip(width).collect();
+            lines.push(head);
+        }
+        let needed = current.chars().count() + usize::from(!current.is_empty()) + word.chars().count();
+        if needed > width && !current.is_empty() {
+            lines.push(std::mem::take(&mut current));
+        }
+        if !current.is_empty() {
+            current.push(' ');
+        }
+        current.push_str(&word);
+    }
+    if !current.is_empty() || lines.is_empty() {
+        lines.push(current);
+    }
+    lines
+}
+
+fn lay_out(c: &CompletionCertificate) -> Vec<PageOps> {
+    let mut l = Layout::new();
+    l.line(20.0, true, "Certificate of Completion");
+    l.gap(4.0);
+    l.line(9.0, false, "Issued by Sigillum when the last recipient finished. The audit trail with its proofs is attached to this PDF as");
+    l.line(
+        9.0,
+        false,
+        &format!("{TRAIL_FILE_NAME}; check it and the seal with: sigillum verify FILE.pdf --trust CA.pem"),
+    );
+    l.rule();
+    l.label("Document", &c.title);
+    l.label("Envelope", &c.envelope_id);
+    l.label("Sent by", &c.sender);
+    l.label("Completed", &c.completed_at);
+    l.label("Original SHA-256", &c.original_sha256);
+    l.label("Signed content SHA-256", &c.signed_content_sha256);
+    l.label("Audit log", &format!("{} (tree size {})", c.log_origin, c.log_tree_size));
+    l.gap(6.0);
+    l.line(13.0, true, "Recipients");
+    for (i, r) in c.recipients.iter().enumerate() {
+        l.rule();
+        l.label("Name", &r.name);
+        l.label("Email", &r.email);
+        l.label("Role / status", &format!("{} / {}", r.role, r.status));
+        l.label("IP address", r.ip.as_deref().unwrap_or("-"));
+        l.label("Device", r.device.as_deref().unwrap_or("-"));
+        l.label("Consent to e-sign", r.consented_at.as_deref().unwrap_or("-"));
+        l.label(if r.status == "declined" { "Declined" } else { "Signed" }, r.finished_at.as_deref().unwrap_or("-"));
+        if let Some(sig) = &r.signature {
+            l.need(68.0);
+            l.gap(13.0);
+            l.text_at(MARGIN, 9.0, true, "Signature");
+            l.signature(sig, i);
+        }
+    }
+    l.gap(8.0);
+    l.line(13.0, true, "Audit events");
+    l.rule();
+    for e in &c.events {
+        let mut text = format!("{}  {}  {}", e.time, e.kind, e.actor);
+        if let Some(ip) = &e.ip {
+            text.push_str(&format!("  IP {ip}"));
+        }
+        if let Some(d) = &e.device {
+            text.push_str(&format!("  {d}"));
+        }
+        l.line(8.0, false, &text);
+    }
+    l.pages
+}
+
+/// Appends the certificate pages to `pdf` and attaches `trail_json` as an associated file.
+pub fn append_certificate(pdf: &[u8], cert: &CompletionCertificate, trail_json: &[u8]) -> Result<Vec<u8>, PdfError> {
+    let bad = |_| PdfError::Malformed;
+    let mut doc = std::panic::catch_unwind(|| Document::load_mem(pdf))
+        .map_err(|_| PdfError::Malformed)?
+        .map_err(|_| PdfError::Malformed)?;
+    let catalog_id = doc.trailer.get(b"Root").and_then(Object::as_reference).map_err(bad)?;
+    let pages_id =
+        doc.get_dictionary(catalog_id).and_then(|c| c.get(b"Pages")).and_then(Object::as_reference).map_err(bad)?;
+    let font = |base: &str| {
+        dictionary! { "Type" => "Font", "Subtype" => "Type1", "BaseFont" => base.to_owned(), "Encoding" => "WinAnsiEncoding" }
+    };
+    let regular = doc.add_object(font("Helvetica"));
+    let bold = doc.add_object(font("Helvetica-Bold"));
+    let italic = doc.add_object(font("Times-Italic"));
+    let laid = lay_out(cert);
+    let total = laid.len();
+    let mut new_pages = Vec::new();
+    for (i, page) in laid.into_iter().enumerate() {
+        let mut ops = page.ops;
+        let footer = format!("BT /SgCert 8 Tf 0.4 g {} {} Td ", num(MARGIN), num(BOTTOM - 30.0));
+        ops.extend_from_slice(footer.as_bytes());
+        ops.extend_from_slice(&pdf_string(&format!(
+            "Sigillum certificate of completion - envelope {} - page {} of {}",
+            cert.envelope_id,
+            i + 1,
+            total
+        )));
+        ops.extend_from_slice(b" Tj ET\n");
+        let mut xobjects = Dictionary::new();
+        for (name, img) in &page.images {
+            let smask = doc.add_object(Stream::new(
+                dictionary! {
+                    "Type" => "XObject", "Subtype" => "Image", "Width" => img.width, "Height" => img.height,
+                    "ColorSpace" => "DeviceGray", "BitsPerComponent" => 8, "Filter" => "FlateDecode",
+                },
+                deflate(&img.alpha)?,
+            ));
+            let xo = doc.add_object(Stream::new(
+                dictionary! {
+                    "Type" => "XObject", "Subtype" => "Image", "Width" => img.width, "Height" => img.height,
+                    "ColorSpace" => "DeviceRGB", "BitsPerComponent" => 8, "Filter" => "FlateDecode", "SMask" => smask,
+                },
+                deflate(&img.rgb)?,
+            ));
+            xobjects.set(name.as_bytes(), xo);
+        }
+        let content = doc.add_object(Stream::new(dictionary! { "Filter" => "FlateDecode" }, deflate(&ops)?));
+        let page_id = doc.add_object(dictionary! {
+            "Type" => "Page",
+            "Parent" => pages_id,
+            "MediaBox" => vec![0.into(), 0.into(), Object::Real(PAGE_W as f32), Object::Real(PAGE_H as f32)],
+            "Contents" => content,
+            "Resources" => dictionary! {
+                "Font" => dictionary! { "SgCert" => regular, "SgCertB" => bold, "SgCertI" => italic },
+                "XObject" => xobjects,
+            },
+        });
+        new_pages.push(page_id);
+    }
+    // Appended to the root of the page tree, after every existing page.
+    {
+        let pages = doc.get_object_mut(pages_id).and_then(Object::as_dict_mut).map_err(bad)?;
+        let mut kids = pages.get(b"Kids").and_then(Object::as_array).map_err(bad)?.clone();
+        let count = pages.get(b"Count").and_then(Object::as_i64).map_err(bad)?;
+        kids.extend(new_pages.iter().map(|id| Object::Reference(*id)));
+        pages.set("Kids", kids);
+        pages.set("Count", count + new_pages.len() as i64);
+    }
+    attach(&mut doc, catalog_id, trail_json)?;
+    let mut out = Vec::new();
+    doc.save_to(&mut out).map_err(|_| PdfError::Malformed)?;
+    Ok(out)
+}
+
+fn attach(doc: &mut Document, catalog_id: lopdf::ObjectId, data: &[u8]) -> Result<(), PdfError> {
+    let bad = |_| PdfError::Malformed;
+    let embedded = doc.add_object(Stream::new(
+        dictionary! {
+            "Type" => "EmbeddedFile",
+            "Subtype" => Object::Name(b"application/json".to_vec()),
+            "Filter" => "FlateDecode",
+            "Params" => dictionary! { "Size" => data.len() as i64 },
+        },
+        deflate(data)?,
+    ));
+    let name = Object::String(TRAIL_FILE_NAME.as_bytes().to_vec(), StringFormat::Literal);
+    let filespec = doc.add_object(dictionary! {
+        "Type" => "Filespec",
+        "F" => name.clone(),
+        "UF" => name.clone(),
+        "Desc" => Object::String(b"Sigillum audit trail: events, RFC 9162 inclusion proofs, signed checkpoint".to_vec(), StringFormat::Literal),
+        "AFRelationship" => "Supplement",
+        "EF" => dictionary! { "F" => embedded },
+    });
+    let catalog = doc.get_object_mut(catalog_id).and_then(Object::as_dict_mut).map_err(bad)?;
+    let mut af = match catalog.get(b"AF") {
+        Ok(Object::Array(a)) => a.clone(),
+        _ => Vec::new(),
+    };
+    af.push(filespec.into());
+    catalog.set("AF", af);
+    // A fresh /EmbeddedFiles tree with this one file (uploads carry none: the sanitiser removes
+    // embedded files at ingest).
+    let mut names = match catalog.get(b"Names") {
+        Ok(Object::Dictionary(d)) => d.clone(),
+        _ => Dictionary::new(),
+    };
+    names.set("EmbeddedFiles", dictionary! { "Names" => vec![name, filespec.into()] });
+    catalog.set("Names", names);
+    Ok(())
+}
+
+/// The attached audit trail of `pdf`, if it carries one.
+pub fn attached_trail(doc: &Document) -> Option<Vec<u8>> {
+    let catalog = doc.catalog().ok()?;
+    let af = match catalog.get(b"AF").ok()? {
+        Object::Reference(id) => doc.get_object(*id).ok()?.as_array().ok()?,
+        o => o.as_array().ok()?,
+    };
+    for spec in af {
+        let spec = match spec {
+            Object::Reference(id) => doc.get_dictionary(*id).ok()?,
+            o => o.as_dict().ok()?,
+        };
+        let name = spec.get(b"UF").or_else(|_| spec.get(b"F")).ok()?.as_str().ok()?;
+        if name != TRAIL_FILE_NAME.as_bytes() {
+            continue;
+        }
+        let ef = spec.get(b"EF").ok()?.as_dict().ok()?;
+        let stream = doc.get_object(ef.get(b"F").ok()?.as_reference().ok()?).ok()?.as_stream().ok()?;
+        return stream.get_plain_content().ok();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert(events: usize) -> CompletionCertificate {
+        CompletionCertificate {
+            envelope_id: "0193-envelope".into(),
+            title: "Supply agreement Zürich".into(),
+            sender: "Sam Sender <sam@example.org>".into(),
+            original_sha256: "ab".repeat(32),
+            signed_content_sha256: "cd".repeat(32),
+            completed_at: "2026-11-29T10:00:00Z".into(),
+            log_origin: "sigillum.example/log".into(),
+            log_tree_size: 42,
+            recipients: vec![CertRecipient {
+                name: "Ada Lovelace".into(),
+                email: "ada@example.com".into(),
+                role: "signer".into(),
+                status: "signed".into(),
+                ip: Some("203.0.113.7".into()),
+                device: Some("Firefox 120 on Linux (desktop)".into()),
+                consented_at: Some("2026-11-29T09:58:00Z".into()),
+                finished_at: Some("2026-11-29T09:59:00Z".into()),
+                signature: Some(MarkContent::Script("Ada Lovelace".into())),
+            }],
+            events: (0..events)
+                .map(|i| CertEvent {
+                    time: format!("2026-11-29T09:{:02}:00Z", i % 60),
+                    kind: "document.viewed".into(),
+                    actor: "Ada Lovelace <ada@example.com>".into(),
+                    ip: Some("203.0.113.7".into()),
+                    device: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn pages_are_appended_paginated_and_the_trail_attached() {
+        let base = crate::inspect::tests::sample(&[(612, 792, 0)]);
+        let out = append_certificate(&base, &cert(200), br#"{"events":[]}"#).unwrap();
+        let doc = Document::load_mem(&out).unwrap();
+        let pages = doc.get_pages().len();
+        assert!(pages >= 4, "200 events need several pages, got {pages}");
+        assert_eq!(attached_trail(&doc).unwrap(), br#"{"events":[]}"#);
+        let text = doc.extract_text(&[pages as u32]).unwrap();
+        assert!(text.contains(&format!("page {} of {}", pages - 1, pages - 1)), "{text}");
+    }
+
+    #[test]
+    fn wraps_long_words_and_lines() {
+        assert_eq!(wrap("aaaa bbbb cc", 9), vec!["aaaa bbbb", "cc"]);
+        assert_eq!(wrap(&"x".repeat(25), 10).len(), 3);
+        assert_eq!(wrap("", 10), vec![""]);
+    }
+}
