@@ -110,7 +110,11 @@ pub fn render(file: &Path, r: &Report, trusted_roots: usize) -> String {
     }
     match &r.audit_trail {
         Some(t) => {
-            let _ = writeln!(out, "attached audit trail: envelope {}, {} events, log {} (tree size {})", t.envelope_id, t.events, t.log_origin, t.tree_size);
+            let _ = writeln!(
+                out,
+                "attached audit trail: envelope {}, {} events, log {} (tree size {})",
+                t.envelope_id, t.events, t.log_origin, t.tree_size
+            );
             let _ = writeln!(out, "   checkpoint signed by the log key: {}", yes(t.checkpoint_ok));
             let _ = writeln!(out, "   every event hashes to its leaf: {}", yes(t.leaves_ok));
             let _ = writeln!(out, "   every event proven in the log (inclusion proofs): {}", yes(t.proofs_ok));

@@ -36,6 +36,8 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("GET", "/pki/ca.pem", Access::Public),
     ("GET", "/pki/crl", Access::Public),
     ("POST", "/tsa", Access::Public),
+    ("GET", "/api/v1/envelopes/{id}/pages/{page}", Access::Member),
+    ("GET", "/api/v1/signing/{token}/pages/{page}", Access::Signer),
     ("POST", "/api/v1/auth/signup", Access::Public),
     ("POST", "/api/v1/auth/login", Access::Public),
     ("GET", "/api/v1/auth/me", Access::Member),
@@ -193,7 +195,7 @@ async fn nobody_reaches_anyone_elses_data() {
         } else {
             &envelope
         };
-        let path = template.replace("{id}", id).replace("{rid}", &rid);
+        let path = template.replace("{id}", id).replace("{rid}", &rid).replace("{page}", "1.png");
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         let body = match (method.as_str(), *template) {
             ("POST", "/api/v1/api-keys") => Some(json!({"name": "x"})),
@@ -256,7 +258,7 @@ async fn nobody_reaches_anyone_elses_data() {
         }
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         for token in ["AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "short", envelope.as_str(), rid.as_str()] {
-            let path = template.replace("{token}", token);
+            let path = template.replace("{token}", token).replace("{page}", "1.png");
             for who in [&Auth::None, &ada, &eve_key] {
                 let r = api.call(method.clone(), &path, who, signer_body(template)).await;
                 assert_eq!(r.status, 404, "{method} {path} as {who:?}: {}", r.text);

@@ -95,7 +95,11 @@ async fn hostile_uploads_are_refused_or_defused() {
         (
             "additional actions",
             hostile::page_additional_actions(),
-            json!([{"kind": "javascript", "count": 2}, {"kind": "additional_actions", "count": 2}, {"kind": "launch", "count": 1}]),
+            json!([
+                {"kind": "javascript", "count": 2},
+                {"kind": "additional_actions", "count": 2},
+                {"kind": "launch", "count": 1}
+            ]),
             &["/JavaScript", "/AA", "/Launch"],
         ),
         (

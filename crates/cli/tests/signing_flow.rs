@@ -247,7 +247,14 @@ async fn whole_flow(extra_env: Vec<(String, String)>) {
     assert!(report.contains("VALID") && report.contains("PAdES B-LTA"), "{report}");
     assert!(report.contains("every event proven in the log (inclusion proofs): yes"), "{report}");
     // The certificate of completion: who, when, from where, and every event.
-    for want in ["Certificate of Completion", "Ada Lovelace", "ada@example.com", "127.0.0.1", "recipient.signed", "consent.given"] {
+    for want in [
+        "Certificate of Completion",
+        "Ada Lovelace",
+        "ada@example.com",
+        "127.0.0.1",
+        "recipient.signed",
+        "consent.given",
+    ] {
         assert!(text.contains(want), "certificate lacks {want:?}: {text}");
     }
     // The attached trail is checked, and any edit to it is caught.
@@ -259,7 +266,8 @@ async fn whole_flow(extra_env: Vec<(String, String)>) {
     let edited = sigillum_pdf::verify::check_trail(&serde_json::to_vec(&trail).unwrap());
     assert!(!edited.leaves_ok && !edited.ok(), "{edited:?}");
     let mut trail: serde_json::Value = serde_json::from_slice(&json).unwrap();
-    let who = trail["events"].as_array().unwrap().iter().position(|e| e["disclosed"]["actor.name"].is_object()).unwrap();
+    let who =
+        trail["events"].as_array().unwrap().iter().position(|e| e["disclosed"]["actor.name"].is_object()).unwrap();
     trail["events"][who]["disclosed"]["actor.name"]["value"] = json!("Mallory");
     let edited = sigillum_pdf::verify::check_trail(&serde_json::to_vec(&trail).unwrap());
     assert!(!edited.disclosures_ok && !edited.ok(), "{edited:?}");

@@ -51,6 +51,9 @@ pub enum EnvelopeError {
     /// Too many failed access codes; retry after this many seconds.
     #[error("too many attempts")]
     Throttled(u64),
+    /// The page previews are still being rendered.
+    #[error("the page previews are not ready yet")]
+    PreviewPending,
     #[error("internal: {0}")]
     Internal(String),
 }

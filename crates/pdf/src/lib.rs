@@ -12,6 +12,7 @@ pub mod flatten;
 pub mod inspect;
 pub mod pades;
 pub mod pki;
+pub mod preview;
 pub mod sanitize;
 pub mod tsp;
 pub mod verify;

@@ -109,12 +109,11 @@ pub struct Sanitized {
 pub fn sanitize(bytes: &[u8], limits: &Limits, policy: &Policy) -> Result<Sanitized, PdfError> {
     let guard::Loaded { mut doc, version, pages, markers } = guard::load(bytes, limits)?;
     let info = describe(&doc, &pages, version)?;
+    // Object and cross-reference streams are containers lopdf already unpacked, not content.
     let containers: HashSet<ObjectId> = doc
         .objects
         .iter()
-        .filter(|(_, o)| {
-            matches!(o, Object::Stream(s) if matches!(s.dict.get(b"Type").and_then(Object::as_name), Ok(b"ObjStm" | b"XRef")))
-        })
+        .filter(|(_, o)| matches!(o, Object::Stream(s) if matches!(name(&s.dict, b"Type"), Some(b"ObjStm" | b"XRef"))))
         .map(|(id, _)| *id)
         .collect();
     let unreachable = doc.prune_objects().iter().filter(|id| !containers.contains(id)).count();

@@ -215,7 +215,11 @@ pub mod hostile {
 
     /// An XFA form (which carries its own scripts).
     pub fn xfa_form() -> Vec<u8> {
-        let xdp = b"<xdp:xdp xmlns:xdp=\"http://ns.adobe.com/xdp/\"><template><script>app.alert(4)</script></template></xdp:xdp>";
+        let xdp = concat!(
+            "<xdp:xdp xmlns:xdp=\"http://ns.adobe.com/xdp/\">",
+            "<template><script>app.alert(4)</script></template></xdp:xdp>"
+        )
+        .as_bytes();
         document(
             "/AcroForm 5 0 R /NeedsRendering true",
             "",
@@ -229,10 +233,16 @@ pub mod hostile {
             "",
             "/Annots [5 0 R 6 0 R]",
             vec![
-                b"<< /Type /Annot /Subtype /RichMedia /Rect [72 400 300 600] /RichMediaContent << /Assets << /Names [(a.swf) 7 0 R] >> >> >>"
-                    .to_vec(),
-                b"<< /Type /Annot /Subtype /Screen /Rect [72 100 300 300] /A << /S /Rendition /OP 0 /JS (app.alert\\(5\\)) >> >>"
-                    .to_vec(),
+                concat!(
+                    "<< /Type /Annot /Subtype /RichMedia /Rect [72 400 300 600] ",
+                    "/RichMediaContent << /Assets << /Names [(a.swf) 7 0 R] >> >> >>"
+                )
+                .into(),
+                concat!(
+                    "<< /Type /Annot /Subtype /Screen /Rect [72 100 300 300] ",
+                    "/A << /S /Rendition /OP 0 /JS (app.alert\\(5\\)) >> >>"
+                )
+                .into(),
                 b"<< /Type /Filespec /F (a.swf) /EF << /F 8 0 R >> >>".to_vec(),
                 stream("/Type /EmbeddedFile", b"FWS not really flash"),
             ],

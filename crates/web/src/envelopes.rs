@@ -90,6 +90,12 @@ impl From<EnvelopeError> for ApiError {
             EnvelopeError::Forbidden => {
                 ApiError::new(StatusCode::FORBIDDEN, "owner_only", "only the organisation's owner may do this")
             }
+            EnvelopeError::PreviewPending => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "preview_pending",
+                "the page previews are still being rendered; try again shortly",
+            )
+            .retry_after(2),
             EnvelopeError::Throttled(s) => {
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", "too many attempts; try again later")
                     .retry_after(s)
@@ -102,7 +108,7 @@ impl From<EnvelopeError> for ApiError {
     }
 }
 
-fn envelope_id(raw: &str) -> Result<EnvelopeId, ApiError> {
+pub(crate) fn envelope_id(raw: &str) -> Result<EnvelopeId, ApiError> {
     EnvelopeId::parse(raw).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource"))
 }
 
@@ -148,7 +154,13 @@ async fn create(
                     })
                 });
                 return match st.envelopes.create(&p, &title, body, &client).await {
-                    Ok(view) => Ok((StatusCode::CREATED, Json(view)).into_response()),
+                    Ok(view) => {
+                        // Previews render in the background; a failure to queue them only costs previews.
+                        if let Err(e) = st.workflow.schedule_previews(view.id).await {
+                            tracing::warn!(envelope = %view.id, error = %e, "could not queue page previews");
+                        }
+                        Ok((StatusCode::CREATED, Json(view)).into_response())
+                    }
                     Err(_) if over_limit.load(Ordering::SeqCst) => {
                         Err(EnvelopeError::TooLarge(st.envelopes.limits().max_bytes as u64).into())
                     }

@@ -12,6 +12,7 @@ pub mod json;
 pub mod log;
 pub mod openapi;
 pub mod pki;
+pub mod previews;
 pub mod server;
 pub mod signing;
 pub mod webhooks;
@@ -47,6 +48,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(signing::routes())
         .merge(webhooks::routes())
         .merge(pki::routes())
+        .merge(previews::routes())
         .merge(openapi::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

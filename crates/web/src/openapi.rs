@@ -68,6 +68,8 @@ impl Modify for Security {
         crate::pki::ca,
         crate::pki::crl,
         crate::pki::tsa,
+        crate::previews::envelope_page,
+        crate::previews::signer_page,
         crate::auth::signup,
         crate::auth::login,
         crate::auth::logout,

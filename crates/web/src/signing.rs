@@ -34,7 +34,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/signing/{token}/decline", post(decline))
 }
 
-fn access_code(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn access_code(headers: &HeaderMap) -> Option<&str> {
     headers.get("x-access-code").and_then(|v| v.to_str().ok())
 }
 

@@ -34,6 +34,8 @@ pub enum JobKind {
     Expire,
     /// Delivers one webhook event.
     Webhook,
+    /// Renders the page previews of a new envelope.
+    Previews,
 }
 
 impl JobKind {
@@ -45,10 +47,11 @@ impl JobKind {
             Self::Notify => "notify",
             Self::Expire => "expire",
             Self::Webhook => "webhook",
+            Self::Previews => "previews",
         }
     }
     fn parse(s: &str) -> Option<Self> {
-        [Self::Advance, Self::Invite, Self::Finalize, Self::Notify, Self::Expire, Self::Webhook]
+        [Self::Advance, Self::Invite, Self::Finalize, Self::Notify, Self::Expire, Self::Webhook, Self::Previews]
             .into_iter()
             .find(|k| k.as_str() == s)
     }
@@ -56,6 +59,8 @@ impl JobKind {
         match self {
             Self::Webhook => 8,
             Self::Invite | Self::Notify => 10,
+            // A document the renderer cannot draw fails the same way every time.
+            Self::Previews => 3,
             _ => 20,
         }
     }
@@ -182,6 +187,7 @@ impl Workflow {
             JobKind::Webhook => {
                 self.deliver(payload::<WebhookJob>(job)?.delivery_id, job.attempts >= job.max_attempts).await
             }
+            JobKind::Previews => self.render_previews(payload::<EnvelopeJob>(job)?.envelope_id).await,
         }
     }
 

@@ -10,6 +10,7 @@
 mod completion;
 mod jobs;
 mod mail;
+mod previews;
 mod sending;
 mod signing;
 mod webhooks;

@@ -1,0 +1,183 @@
+//! Page previews: each page rasterised to PNG with `hayro` (pure Rust, no PDF engine in C on the
+//! server) at two widths — a large one for the editor and the signer view, a thumbnail for page
+//! lists. The document has already passed ingest (limits, sanitiser); rendering still runs under
+//! `catch_unwind` and a pixel budget, so a page that defeats the renderer is reported, never a
+//! crash or an unbounded allocation.
+
+use hayro::hayro_interpret::InterpreterSettings;
+use hayro::hayro_syntax::Pdf;
+use hayro::vello_cpu::color::palette::css::WHITE;
+use hayro::{render, PixmapSettings, RenderCache, RenderSettings};
+
+/// The two preview widths, in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PreviewSize {
+    /// Editor and signer view (about 1.6× a US-Letter page at 72 dpi).
+    Large,
+    /// Page lists.
+    Thumbnail,
+}
+
+impl PreviewSize {
+    pub const ALL: [PreviewSize; 2] = [PreviewSize::Large, PreviewSize::Thumbnail];
+
+    pub fn width(self) -> f32 {
+        match self {
+            Self::Large => 1000.0,
+            Self::Thumbnail => 200.0,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Large => "large",
+            Self::Thumbnail => "thumbnail",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "large" => Some(Self::Large),
+            "thumbnail" | "small" => Some(Self::Thumbnail),
+            _ => None,
+        }
+    }
+}
+
+/// Largest preview, in pixels (a very tall page is scaled down to fit).
+const MAX_PIXELS: f32 = 8_000_000.0;
+/// Longest preview side the renderer's u16 surfaces allow, with margin.
+const MAX_SIDE: f32 = 16_000.0;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PreviewError {
+    #[error("the PDF cannot be rendered")]
+    Unreadable,
+    #[error("page {0} cannot be rendered")]
+    Page(usize),
+}
+
+/// The scale that makes a page of `w`×`h` points `size` pixels wide, within the pixel budget.
+fn scale_for(w: f32, h: f32, size: PreviewSize) -> f32 {
+    if !(w.is_finite() && h.is_finite()) || w < 1.0 || h < 1.0 {
+        return 1.0;
+    }
+    let mut s = size.width() / w;
+    if w * h * s * s > MAX_PIXELS {
+        s = (MAX_PIXELS / (w * h)).sqrt();
+    }
+    s.min(MAX_SIDE / w).min(MAX_SIDE / h).max(0.01)
+}
+
+/// Renders every page at every size: `result[page_index]` holds `(size, png)` pairs.
+pub fn render_pages(pdf: &[u8]) -> Result<Vec<Vec<(PreviewSize, Vec<u8>)>>, PreviewError> {
+    let data = pdf.to_vec();
+    std::panic::catch_unwind(move || {
+        let doc = Pdf::new(data).map_err(|_| PreviewError::Unreadable)?;
+        let cache = RenderCache::new();
+        let interpreter = InterpreterSettings::default();
+        let settings = RenderSettings::default();
+        let mut out = Vec::new();
+        for (i, page) in doc.pages().iter().enumerate() {
+            let (w, h) = page.render_dimensions();
+            let mut sizes = Vec::new();
+            for size in PreviewSize::ALL {
+                let s = scale_for(w, h, size);
+                let pixmap = render(
+                    page,
+                    &cache,
+                    &interpreter,
+                    &settings,
+                    &PixmapSettings { x_scale: s, y_scale: s, bg_color: WHITE },
+                );
+                sizes.push((size, pixmap.into_png().map_err(|_| PreviewError::Page(i + 1))?));
+            }
+            out.push(sizes);
+        }
+        Ok(out)
+    })
+    .map_err(|_| PreviewError::Unreadable)?
+}
+
+/// Decoded preview pixels (RGBA), for checks that look at what a page shows.
+pub fn decode_rgba(png_bytes: &[u8]) -> Option<(u32, u32, Vec<u8>)> {
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = decoder.read_info().ok()?;
+    let mut buf = vec![0; reader.output_buffer_size()?];
+    let frame = reader.next_frame(&mut buf).ok()?;
+    let (w, h) = (frame.width, frame.height);
+    let data = &buf[..frame.buffer_size()];
+    let channels = data.len() / (w as usize * h as usize).max(1);
+    let mut rgba = Vec::with_capacity(w as usize * h as usize * 4);
+    for px in data.chunks_exact(channels.max(1)) {
+        match px {
+            [g] => rgba.extend_from_slice(&[*g, *g, *g, 255]),
+            [g, a] => rgba.extend_from_slice(&[*g, *g, *g, *a]),
+            [r, g, b] => rgba.extend_from_slice(&[*r, *g, *b, 255]),
+            [r, g, b, a] => rgba.extend_from_slice(&[*r, *g, *b, *a]),
+            _ => return None,
+        }
+    }
+    Some((w, h, rgba))
+}
+
+/// Fraction of pixels in the rectangle (preview pixels) that are not near-white.
+pub fn ink_ratio(png_bytes: &[u8], x: u32, y: u32, w: u32, h: u32) -> Option<f64> {
+    let (pw, ph, rgba) = decode_rgba(png_bytes)?;
+    let (x2, y2) = ((x + w).min(pw), (y + h).min(ph));
+    let mut inked = 0u64;
+    let mut total = 0u64;
+    for yy in y..y2 {
+        for xx in x..x2 {
+            let i = ((yy * pw + xx) * 4) as usize;
+            let dark = rgba[i..i + 3].iter().any(|c| *c < 200);
+            inked += u64::from(dark);
+            total += 1;
+        }
+    }
+    (total > 0).then(|| inked as f64 / total as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flatten::{flatten, Mark, MarkContent};
+
+    #[test]
+    fn renders_both_sizes_and_flattened_values_show_in_their_boxes() {
+        let base = crate::inspect::tests::sample(&[(612, 792, 0), (792, 612, 0)]);
+        let marks = vec![
+            Mark { page: 1, x: 72.0, y: 100.0, width: 200.0, height: 40.0, content: MarkContent::Script("Ada Lovelace".into()) },
+            Mark { page: 1, x: 72.0, y: 200.0, width: 20.0, height: 20.0, content: MarkContent::Check(true) },
+        ];
+        let flat = flatten(&base, &marks).unwrap();
+        let pages = render_pages(&flat).unwrap();
+        assert_eq!(pages.len(), 2);
+        let (size, large) = &pages[0][0];
+        assert_eq!(*size, PreviewSize::Large);
+        let (w, h, _) = decode_rgba(large).unwrap();
+        assert_eq!(w, 1000);
+        assert_eq!(h, (792.0f32 * 1000.0 / 612.0) as u32);
+        let (tw, _, _) = decode_rgba(&pages[0][1].1).unwrap();
+        assert_eq!(tw, 200);
+        // Pixels in the mark boxes are inked; an empty area of the page is not.
+        let px = 1000.0 / 612.0;
+        let at = |v: f64| (v * px) as u32;
+        let sig = ink_ratio(large, at(72.0), at(100.0), at(200.0), at(40.0)).unwrap();
+        assert!(sig > 0.01, "signature box is blank: {sig}");
+        let check = ink_ratio(large, at(72.0), at(200.0), at(20.0), at(20.0)).unwrap();
+        assert!(check > 0.01, "checkbox is blank: {check}");
+        let empty = ink_ratio(large, at(300.0), at(500.0), at(200.0), at(100.0)).unwrap();
+        assert!(empty < 0.001, "empty area is inked: {empty}");
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        if let Ok(pages) = render_pages(b"%PDF-1.7 garbage") {
+            assert!(pages.is_empty());
+        }
+        let s = scale_for(14_400.0, 14_400.0, PreviewSize::Large);
+        assert!(s * 14_400.0 <= MAX_SIDE && 14_400.0 * 14_400.0 * s * s <= MAX_PIXELS * 1.001);
+    }
+}
