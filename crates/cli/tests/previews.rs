@@ -96,10 +96,12 @@ async fn previews_are_rendered_in_the_background_and_served_to_the_right_people(
         .to_owned();
     let f = json!({"recipient_id": rid, "kind": "signature", "page": 1, "x": 72, "y": 600, "width": 200, "height": 40});
     assert_eq!(api.call(Method::POST, &format!("/api/v1/envelopes/{id}/fields"), &ada, Some(f)).await.status, 201);
-    assert_eq!(api.call(Method::POST, &format!("/api/v1/envelopes/{id}/send"), &ada, Some(json!({}))).await.status, 200);
-    let link = api
-        .call(Method::POST, &format!("/api/v1/envelopes/{id}/recipients/{rid}/signing-link"), &ada, None)
-        .await;
+    assert_eq!(
+        api.call(Method::POST, &format!("/api/v1/envelopes/{id}/send"), &ada, Some(json!({}))).await.status,
+        200
+    );
+    let link =
+        api.call(Method::POST, &format!("/api/v1/envelopes/{id}/recipients/{rid}/signing-link"), &ada, None).await;
     let url = link.body["url"].as_str().unwrap();
     let token = url.rsplit('/').next().unwrap();
     let r = get(&api, &format!("/api/v1/signing/{token}/pages/2.png"), None).await;

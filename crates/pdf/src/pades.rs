@@ -171,7 +171,7 @@ impl<'a> Update<'a> {
         let mut offsets: Vec<(u32, usize)> = Vec::new();
         for (id, obj) in &self.objects {
             offsets.push((id.0, out.len()));
-            write!(out, "{} {} obj\n", id.0, id.1).map_err(|_| PdfError::Malformed)?;
+            writeln!(out, "{} {} obj", id.0, id.1).map_err(|_| PdfError::Malformed)?;
             lopdf::Writer::write_object(&mut out, obj).map_err(|_| PdfError::Malformed)?;
             out.extend_from_slice(b"\nendobj\n");
         }
@@ -201,7 +201,7 @@ impl<'a> Update<'a> {
             trailer.set("W", vec![1.into(), 4.into(), 2.into()]);
             trailer.set("Index", index);
             let stream = Stream::new(trailer, data);
-            write!(out, "{xref_id} 0 obj\n").map_err(|_| PdfError::Malformed)?;
+            writeln!(out, "{xref_id} 0 obj").map_err(|_| PdfError::Malformed)?;
             lopdf::Writer::write_object(&mut out, &Object::Stream(stream)).map_err(|_| PdfError::Malformed)?;
             write!(out, "\nendobj\nstartxref\n{xref_offset}\n%%EOF\n").map_err(|_| PdfError::Malformed)?;
         } else {

@@ -69,8 +69,11 @@ fn scale_for(w: f32, h: f32, size: PreviewSize) -> f32 {
     s.min(MAX_SIDE / w).min(MAX_SIDE / h).max(0.01)
 }
 
-/// Renders every page at every size: `result[page_index]` holds `(size, png)` pairs.
-pub fn render_pages(pdf: &[u8]) -> Result<Vec<Vec<(PreviewSize, Vec<u8>)>>, PreviewError> {
+/// One page's previews: `(size, png)` for each size.
+pub type PagePreviews = Vec<(PreviewSize, Vec<u8>)>;
+
+/// Renders every page at every size: `result[page_index]` holds that page's previews.
+pub fn render_pages(pdf: &[u8]) -> Result<Vec<PagePreviews>, PreviewError> {
     let data = pdf.to_vec();
     std::panic::catch_unwind(move || {
         let doc = Pdf::new(data).map_err(|_| PreviewError::Unreadable)?;
@@ -148,7 +151,14 @@ mod tests {
     fn renders_both_sizes_and_flattened_values_show_in_their_boxes() {
         let base = crate::inspect::tests::sample(&[(612, 792, 0), (792, 612, 0)]);
         let marks = vec![
-            Mark { page: 1, x: 72.0, y: 100.0, width: 200.0, height: 40.0, content: MarkContent::Script("Ada Lovelace".into()) },
+            Mark {
+                page: 1,
+                x: 72.0,
+                y: 100.0,
+                width: 200.0,
+                height: 40.0,
+                content: MarkContent::Script("Ada Lovelace".into()),
+            },
             Mark { page: 1, x: 72.0, y: 200.0, width: 20.0, height: 20.0, content: MarkContent::Check(true) },
         ];
         let flat = flatten(&base, &marks).unwrap();

@@ -557,7 +557,7 @@ pub fn verify(file: &[u8], anchors: &[CertInfo], now_unix: u64) -> Result<Report
     }
     let last_end = raw
         .iter()
-        .filter_map(|s| Some(usize::try_from(*s.byte_range.get(2)? + *s.byte_range.get(3)?).ok()?))
+        .filter_map(|s| usize::try_from(*s.byte_range.get(2)? + *s.byte_range.get(3)?).ok())
         .max()
         .unwrap_or(0);
     let unsigned_trailing_bytes = file.len().saturating_sub(last_end) as u64;

@@ -87,7 +87,7 @@ async fn seal_and_judge(keys: Arc<dyn sigillum_crypto::KeyManager>, repo: Arc<si
         assert!(text.contains("Signature Type: ETSI.CAdES.detached"), "{name}: pdfsig:\n{text}");
         assert!(text.contains("Total document signed"), "{name}: pdfsig:\n{text}");
         // Our own verifier agrees, and names the level.
-        let report = verify::verify(&sealed, &[root.clone()], now_s() as u64).unwrap();
+        let report = verify::verify(&sealed, std::slice::from_ref(&root), now_s() as u64).unwrap();
         assert!(report.valid, "{name}: sigillum verify: {report:#?}");
         assert_eq!(report.level, Some(PadesLevel::BLta), "{name}");
         let (ok, text) = &j.qpdf;
@@ -102,7 +102,7 @@ async fn seal_and_judge(keys: Arc<dyn sigillum_crypto::KeyManager>, repo: Arc<si
         let j = judge(&path, &root_pem);
         assert!(!j.pyhanko.0, "{name}: pyHanko accepted a tampered file:\n{}", j.pyhanko.1);
         assert!(!j.pdfsig.1.contains("Signature is Valid"), "{name}: pdfsig accepted a tampered file:\n{}", j.pdfsig.1);
-        let report = verify::verify(&tampered, &[root.clone()], now_s() as u64).unwrap();
+        let report = verify::verify(&tampered, std::slice::from_ref(&root), now_s() as u64).unwrap();
         assert!(!report.valid, "{name}: sigillum verify accepted a tampered file");
         assert!(report.signatures.iter().all(|s| !s.digest_ok), "{name}: {report:#?}");
     }

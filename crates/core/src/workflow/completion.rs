@@ -56,18 +56,32 @@ fn str_at<'a>(v: &'a serde_json::Value, pointer: &str) -> &'a str {
     v.pointer(pointer).and_then(|x| x.as_str()).unwrap_or("")
 }
 
+/// Everything the certificate is made from.
+pub(super) struct CertificateInputs<'a> {
+    pub env: &'a EnvelopeRecord,
+    pub title: &'a str,
+    pub recipients: &'a [RecipientRecord],
+    pub people: &'a HashMap<uuid::Uuid, Person>,
+    pub signatures: &'a HashMap<uuid::Uuid, MarkContent>,
+    pub trail: &'a Trail,
+    pub log_origin: &'a str,
+    pub signed_content_sha256: &'a str,
+    pub completed_at: String,
+}
+
 /// The certificate's content from the envelope, its recipients and its trail.
-pub fn certificate(
-    env: &EnvelopeRecord,
-    title: &str,
-    recipients: &[RecipientRecord],
-    people: &HashMap<uuid::Uuid, Person>,
-    signatures: &HashMap<uuid::Uuid, MarkContent>,
-    trail: &Trail,
-    log_origin: &str,
-    signed_content_sha256: &str,
-    completed_at: String,
-) -> CompletionCertificate {
+pub(super) fn certificate(i: CertificateInputs<'_>) -> CompletionCertificate {
+    let CertificateInputs {
+        env,
+        title,
+        recipients,
+        people,
+        signatures,
+        trail,
+        log_origin,
+        signed_content_sha256,
+        completed_at,
+    } = i;
     let events: Vec<CertEvent> = trail
         .events
         .iter()
@@ -141,17 +155,17 @@ impl Workflow {
         let people = self.people(id, recipients).await?;
         let title = self.title(env).await?;
         let now = self.now();
-        let cert = certificate(
+        let cert = certificate(CertificateInputs {
             env,
-            &title,
+            title: &title,
             recipients,
-            &people,
-            &signatures,
-            &trail,
-            self.inner.audit.origin(),
-            &signed_content_sha256,
-            sigillum_audit::event::format_time(now),
-        );
+            people: &people,
+            signatures: &signatures,
+            trail: &trail,
+            log_origin: self.inner.audit.origin(),
+            signed_content_sha256: &signed_content_sha256,
+            completed_at: sigillum_audit::event::format_time(now),
+        });
         let attached = AttachedTrail {
             format: TRAIL_FORMAT,
             envelope_id: id.to_string(),
