@@ -49,10 +49,16 @@ const MAX_PIXELS: f32 = 8_000_000.0;
 /// Longest preview side the renderer's u16 surfaces allow, with margin.
 const MAX_SIDE: f32 = 16_000.0;
 
+/// Largest image (in pixels) the renderer is asked to decode; a JPEG or JBIG2 that claims more
+/// is an image bomb (the sanitiser does not decode images).
+pub const MAX_IMAGE_PIXELS: u64 = 64_000_000;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PreviewError {
     #[error("the PDF cannot be rendered")]
     Unreadable,
+    #[error("the PDF holds an image of more than {MAX_IMAGE_PIXELS} pixels")]
+    ImageTooLarge,
     #[error("page {0} cannot be rendered")]
     Page(usize),
 }
@@ -72,8 +78,28 @@ fn scale_for(w: f32, h: f32, size: PreviewSize) -> f32 {
 /// One page's previews: `(size, png)` for each size.
 pub type PagePreviews = Vec<(PreviewSize, Vec<u8>)>;
 
+/// Refuses documents with images whose declared size exceeds [`MAX_IMAGE_PIXELS`].
+fn check_images(pdf: &[u8]) -> Result<(), PreviewError> {
+    let doc = std::panic::catch_unwind(|| lopdf::Document::load_mem(pdf))
+        .map_err(|_| PreviewError::Unreadable)?
+        .map_err(|_| PreviewError::Unreadable)?;
+    for obj in doc.objects.values() {
+        let Ok(stream) = obj.as_stream() else { continue };
+        let d = &stream.dict;
+        if d.get(b"Subtype").and_then(|s| s.as_name()).ok() != Some(b"Image".as_slice()) {
+            continue;
+        }
+        let dim = |k: &[u8]| d.get(k).and_then(|v| v.as_i64()).unwrap_or(0).max(0) as u64;
+        if dim(b"Width").saturating_mul(dim(b"Height")) > MAX_IMAGE_PIXELS {
+            return Err(PreviewError::ImageTooLarge);
+        }
+    }
+    Ok(())
+}
+
 /// Renders every page at every size: `result[page_index]` holds that page's previews.
 pub fn render_pages(pdf: &[u8]) -> Result<Vec<PagePreviews>, PreviewError> {
+    check_images(pdf)?;
     let data = pdf.to_vec();
     std::panic::catch_unwind(move || {
         let doc = Pdf::new(data).map_err(|_| PreviewError::Unreadable)?;
@@ -180,6 +206,19 @@ mod tests {
         assert!(check > 0.01, "checkbox is blank: {check}");
         let empty = ink_ratio(large, at(300.0), at(500.0), at(200.0), at(100.0)).unwrap();
         assert!(empty < 0.001, "empty area is inked: {empty}");
+    }
+
+    #[test]
+    fn image_bombs_are_refused_before_rendering() {
+        let mut doc = lopdf::Document::load_mem(&crate::inspect::tests::sample(&[(612, 792, 0)])).unwrap();
+        doc.add_object(lopdf::Stream::new(
+            lopdf::dictionary! { "Type" => "XObject", "Subtype" => "Image", "Width" => 100_000, "Height" => 100_000,
+                "ColorSpace" => "DeviceGray", "BitsPerComponent" => 8, "Filter" => "DCTDecode" },
+            vec![0xff, 0xd8, 0xff],
+        ));
+        let mut bytes = Vec::new();
+        doc.save_to(&mut bytes).unwrap();
+        assert_eq!(render_pages(&bytes), Err(PreviewError::ImageTooLarge));
     }
 
     #[test]
