@@ -53,12 +53,20 @@ impl App {
         let mailer = sigillum_mail::LettreMailer::new(&cfg.mail_from, smtp.as_deref(), cfg.data_dir.join("outbox"))
             .context("configuring mail (SIGILLUM_SMTP_URL, SIGILLUM_MAIL_FROM)")?;
         tracing::info!(mail = %mailer.describe(), "mail transport");
-        let pki = Arc::new(Pki::new(
+        let mut pki = Pki::new(
             vault.key_manager().clone(),
             Arc::new(repo.clone()),
             Arc::new(SystemClock),
             cfg.public_url.as_str(),
-        ));
+        );
+        if let Some(path) = &cfg.seal_cert_chain {
+            let pem =
+                std::fs::read(path).with_context(|| format!("reading SIGILLUM_SEAL_CERT_CHAIN {}", path.display()))?;
+            let chain = sigillum_pdf::pki::parse_certificates(&pem)
+                .with_context(|| format!("SIGILLUM_SEAL_CERT_CHAIN {} holds no certificate", path.display()))?;
+            pki = pki.with_imported_seal_chain(chain);
+        }
+        let pki = Arc::new(pki);
         // The certificates are issued (or loaded) now, so a key-manager problem stops the start.
         pki.certificates().await.context("issuing or loading the internal PKI certificates")?;
         let tsa: Arc<dyn TimestampAuthority> = match &cfg.tsa_url {

@@ -25,6 +25,7 @@ pub const KEYS: &[&str] = &[
     "pkcs11_pin",
     "smtp_url",
     "tsa_url",
+    "seal_cert_chain",
     "jurisdiction",
     "waf",
     "stripe_secret_key",
@@ -93,6 +94,9 @@ pub struct Config {
     pub mail_from: String,
     /// Let webhooks reach private and loopback addresses over plain HTTP (tests only).
     pub webhook_allow_private: bool,
+    /// PEM file with an imported seal certificate (first) and its chain, issued by the operator's
+    /// CA for the key manager's seal key (`sigillum keys seal-csr`); unset: the internal CA's.
+    pub seal_cert_chain: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Config {
@@ -202,6 +206,7 @@ impl Config {
         Ok(Self {
             mail_from,
             webhook_allow_private,
+            seal_cert_chain: get("seal_cert_chain").map(PathBuf::from),
             max_upload_bytes: max_upload_mb * 1024 * 1024,
             trusted_proxies,
             log_origin,
@@ -250,6 +255,7 @@ impl Config {
             "pkcs11_pin": hidden(&self.pkcs11_pin),
             "smtp_url": hidden(&self.smtp_url),
             "tsa_url": self.tsa_url,
+            "seal_cert_chain": self.seal_cert_chain,
             "jurisdiction": self.jurisdiction,
             "waf": self.waf,
             "stripe_secret_key": hidden(&self.stripe_secret_key),

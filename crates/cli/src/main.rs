@@ -82,6 +82,13 @@ enum KeysCommand {
     },
     /// Rewrap every data key under its organisation's newest KEK version.
     Rewrap,
+    /// Print a PKCS#10 certificate request (PEM) for the document-seal key, for your CA; then
+    /// point SIGILLUM_SEAL_CERT_CHAIN at the issued certificate and its chain.
+    SealCsr {
+        /// Subject of the certificate, e.g. "CN=Example AG Document Seal,O=Example AG,C=CH".
+        #[arg(long)]
+        subject: String,
+    },
 }
 
 fn init_tracing(format: LogFormat) {
@@ -138,12 +145,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             sigillum::app::App::open(&cfg).await?;
             println!("database is at the newest schema");
         }
+        Command::Keys { command: KeysCommand::SealCsr { subject } } => {
+            let app = sigillum::app::App::open(&cfg).await?;
+            print!("{}", app.pki.seal_csr(&subject).await?);
+        }
         Command::Keys { command } => {
             let app = sigillum::app::App::open(&cfg).await?;
             let out = match command {
                 KeysCommand::Status => sigillum::keys::status(&app).await?,
                 KeysCommand::Rotate { org } => sigillum::keys::rotate(&app, org.as_deref()).await?,
                 KeysCommand::Rewrap => sigillum::keys::rewrap(&app).await?,
+                // Printed as PEM above.
+                KeysCommand::SealCsr { .. } => serde_json::Value::Null,
             };
             println!("{}", serde_json::to_string_pretty(&out)?);
         }

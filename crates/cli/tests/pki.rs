@@ -153,3 +153,20 @@ fn verify_exit_codes() {
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("no signature"), "{text}");
 }
+
+#[test]
+fn seal_csr_command_prints_a_request_openssl_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(sigillum_testkit::sigillum_bin())
+        .args(["keys", "seal-csr", "--subject", "CN=Example AG Document Seal,O=Example AG,C=CH"])
+        .env("SIGILLUM_DATA_DIR", dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pem = String::from_utf8(out.stdout).unwrap();
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE REQUEST-----"), "{pem}");
+    std::fs::write(dir.path().join("csr.pem"), &pem).unwrap();
+    let (ok, text) = openssl(&["req", "-in", p(&dir.path().join("csr.pem")), "-verify", "-noout", "-text"]);
+    assert!(ok && text.contains("verify OK") && text.contains("Example AG Document Seal"), "{text}");
+    assert!(text.contains("prime256v1") || text.contains("P-256"), "{text}");
+}

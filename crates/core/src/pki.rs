@@ -42,11 +42,16 @@ pub enum PkiServiceError {
     Config(String),
 }
 
-/// The three certificates, loaded once per process.
+/// The certificates in use, loaded once per process.
 #[derive(Debug, Clone)]
 pub struct Certificates {
+    /// The internal root: issues the TSA certificate (and the seal certificate unless one was
+    /// imported) and signs the CRL.
     pub root: CertInfo,
+    /// The document-seal certificate: internal, or imported from the operator's CA.
     pub seal: CertInfo,
+    /// The certificates above the seal certificate, up to its root (internal: the internal root).
+    pub seal_chain: Vec<CertInfo>,
     pub tsa: CertInfo,
 }
 
@@ -63,13 +68,30 @@ pub struct Pki {
     store: Arc<dyn PkiStore>,
     clock: Arc<dyn Clock>,
     crl_url: String,
+    /// An imported seal certificate and its chain (seal first), when production uses its own CA.
+    imported_seal: Option<Vec<CertInfo>>,
     certs: OnceCell<Certificates>,
 }
 
 impl Pki {
     pub fn new(keys: Arc<dyn KeyManager>, store: Arc<dyn PkiStore>, clock: Arc<dyn Clock>, public_url: &str) -> Self {
         let crl_url = format!("{}/pki/crl", public_url.trim_end_matches('/'));
-        Self { keys, store, clock, crl_url, certs: OnceCell::new() }
+        Self { keys, store, clock, crl_url, imported_seal: None, certs: OnceCell::new() }
+    }
+
+    /// Seals with an imported certificate (seal first, then the chain up to its root) whose
+    /// public key must be the key manager's seal key (see [`Pki::seal_csr`]).
+    pub fn with_imported_seal_chain(mut self, chain: Vec<CertInfo>) -> Self {
+        self.imported_seal = (!chain.is_empty()).then_some(chain);
+        self
+    }
+
+    /// A PKCS#10 request (PEM) for the seal key, for the operator's CA to certify.
+    pub async fn seal_csr(&self, subject: &str) -> Result<String, PkiServiceError> {
+        let key = self.keys.ensure_signing_key(SEAL_KEY).await?;
+        let info = pki::tbs_csr(subject, &key.spki_der)?;
+        let signature = self.keys.sign(SEAL_KEY, &pki::to_be_signed(&info)?).await?;
+        Ok(pki::assemble_csr(info, &signature)?)
     }
 
     fn now_s(&self) -> u64 {
@@ -92,13 +114,32 @@ impl Pki {
             ));
         }
         let issuer = Some((&root, root_key.spki_der.as_slice()));
-        let seal = self
-            .stored_or_issue("seal", SEAL_KEY, CertRole::Seal, "CN=Sigillum Document Seal,O=Sigillum", issuer)
-            .await?;
+        let (seal, seal_chain) = match &self.imported_seal {
+            Some(imported) => {
+                let seal_key = self.keys.ensure_signing_key(SEAL_KEY).await?;
+                let Some((seal, chain)) = imported.split_first() else {
+                    return Err(PkiServiceError::Config("the imported seal chain is empty".into()));
+                };
+                if seal.spki_der()? != seal_key.spki_der {
+                    return Err(PkiServiceError::Config(
+                        "the imported seal certificate is not for the key manager's seal key \
+                         (make a request for it with `sigillum keys seal-csr`)"
+                            .into(),
+                    ));
+                }
+                (seal.clone(), chain.to_vec())
+            }
+            None => {
+                let seal = self
+                    .stored_or_issue("seal", SEAL_KEY, CertRole::Seal, "CN=Sigillum Document Seal,O=Sigillum", issuer)
+                    .await?;
+                (seal, vec![root.clone()])
+            }
+        };
         let tsa = self
             .stored_or_issue("tsa", TSA_KEY, CertRole::Tsa, "CN=Sigillum Timestamp Authority,O=Sigillum", issuer)
             .await?;
-        Ok(Certificates { root, seal, tsa })
+        Ok(Certificates { root, seal, seal_chain, tsa })
     }
 
     async fn stored_or_issue(

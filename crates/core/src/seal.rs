@@ -91,14 +91,15 @@ impl Sealer {
         let signature = self.pki.sign_as_seal(&attrs.to_be_signed().map_err(cms_err)?).await?;
         let (token, tsa_chain) = self.timestamp(sigillum_crypto::sha256(&signature)).await?;
         let unsigned = vec![cms::signature_timestamp_attribute(&token).map_err(cms_err)?];
-        let chain = [certs.seal.clone(), certs.root.clone()];
+        let mut chain = vec![certs.seal.clone()];
+        chain.extend(certs.seal_chain.iter().cloned());
         let cms_der =
             cms::signed_data(ID_DATA, None, &certs.seal, &chain, attrs, &signature, unsigned).map_err(cms_err)?;
         let signed = prepared.finish(&cms_der)?;
 
         // B-LT: everything a validator needs later, in the file.
         let crl = self.pki.crl().await?;
-        let mut dss_certs: Vec<Vec<u8>> = vec![certs.seal.der.clone(), certs.root.der.clone()];
+        let mut dss_certs: Vec<Vec<u8>> = chain.iter().map(|c| c.der.clone()).collect();
         for c in tsa_chain {
             if !dss_certs.contains(&c.der) {
                 dss_certs.push(c.der);

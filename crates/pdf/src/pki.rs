@@ -212,6 +212,29 @@ pub fn assemble_crl(tbs: TbsCertList, signature_der: &[u8]) -> Result<Vec<u8>, P
     .map_err(enc)
 }
 
+/// The to-be-signed part of a PKCS#10 certificate request (RFC 2986) for `spki_der` as `subject`:
+/// how an operator obtains a certificate for the seal key from their own CA.
+pub fn tbs_csr(subject: &str, spki_der: &[u8]) -> Result<x509_cert::request::CertReqInfo, PkiError> {
+    Ok(x509_cert::request::CertReqInfo {
+        version: x509_cert::request::Version::V1,
+        subject: name(subject)?,
+        public_key: SubjectPublicKeyInfoOwned::from_der(spki_der).map_err(enc)?,
+        attributes: Default::default(),
+    })
+}
+
+/// The signed certificate request, PEM.
+pub fn assemble_csr(info: x509_cert::request::CertReqInfo, signature_der: &[u8]) -> Result<String, PkiError> {
+    let der = x509_cert::request::CertReq {
+        info,
+        algorithm: ecdsa_sha256(),
+        signature: BitString::from_bytes(signature_der).map_err(enc)?,
+    }
+    .to_der()
+    .map_err(enc)?;
+    Ok(to_pem("CERTIFICATE REQUEST", &der))
+}
+
 /// A parsed certificate with what the pipeline needs of it.
 #[derive(Debug, Clone)]
 pub struct CertInfo {

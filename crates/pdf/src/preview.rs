@@ -213,7 +213,7 @@ mod tests {
         let mut doc = lopdf::Document::load_mem(&crate::inspect::tests::sample(&[(612, 792, 0)])).unwrap();
         doc.add_object(lopdf::Stream::new(
             lopdf::dictionary! { "Type" => "XObject", "Subtype" => "Image", "Width" => 100_000, "Height" => 100_000,
-                "ColorSpace" => "DeviceGray", "BitsPerComponent" => 8, "Filter" => "DCTDecode" },
+            "ColorSpace" => "DeviceGray", "BitsPerComponent" => 8, "Filter" => "DCTDecode" },
             vec![0xff, 0xd8, 0xff],
         ));
         let mut bytes = Vec::new();

@@ -123,3 +123,137 @@ async fn seal_validates_with_keys_in_a_pkcs11_token() {
     let s = common::server_stack().await;
     seal_and_judge(s.vault.key_manager().clone(), s.repo.clone()).await;
 }
+
+/// Production with its own CA: `seal_csr` makes a PKCS#10 request for the seal key (OpenSSL
+/// checks its signature), OpenSSL's CA certifies it, and documents sealed with the imported
+/// certificate verify against that CA (the timestamps still come from the internal TSA).
+#[tokio::test]
+async fn seal_with_a_certificate_from_an_outside_ca() {
+    let s = common::local_stack().await;
+    let dir = tempfile::tempdir().unwrap();
+    let f = |n: &str| dir.path().join(n).to_str().unwrap().to_owned();
+    let keys = s.vault.key_manager().clone();
+    let internal = Pki::new(keys.clone(), s.repo.clone(), Arc::new(SystemClock), "https://localhost:8443");
+    std::fs::write(f("csr.pem"), internal.seal_csr("CN=Example AG Document Seal,O=Example AG,C=CH").await.unwrap())
+        .unwrap();
+    let (ok, text) = run("openssl", &["req", "-in", &f("csr.pem"), "-verify", "-noout", "-subject"]);
+    assert!(ok && text.contains("verify OK") && text.contains("Example AG Document Seal"), "{text}");
+
+    let (ok, text) = run(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &f("ca.key"),
+            "-out",
+            &f("ca.pem"),
+            "-subj",
+            "/CN=Example Issuing CA/O=Example AG",
+            "-days",
+            "30",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
+    assert!(ok, "{text}");
+    std::fs::write(
+        f("ext.cnf"),
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,nonRepudiation\n",
+    )
+    .unwrap();
+    let (ok, text) = run(
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &f("csr.pem"),
+            "-CA",
+            &f("ca.pem"),
+            "-CAkey",
+            &f("ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "30",
+            "-sha256",
+            "-extfile",
+            &f("ext.cnf"),
+            "-out",
+            &f("seal.pem"),
+        ],
+    );
+    assert!(ok, "{text}");
+    let mut chain_pem = std::fs::read(f("seal.pem")).unwrap();
+    chain_pem.extend(std::fs::read(f("ca.pem")).unwrap());
+    let chain = sigillum_pdf::pki::parse_certificates(&chain_pem).unwrap();
+    let ca = chain[1].clone();
+
+    let pki = Arc::new(
+        Pki::new(keys, s.repo.clone(), Arc::new(SystemClock), "https://localhost:8443").with_imported_seal_chain(chain),
+    );
+    let internal_root = pki.certificates().await.unwrap().root.clone();
+    assert!(pki.certificates().await.unwrap().seal.pem().contains("BEGIN CERTIFICATE"));
+    let sealer = Sealer::new(pki.clone(), pki.clone());
+    let req = SealRequest { reason: "Signed".into(), signing_time_unix: now_s() };
+    let sealed = sealer.seal(sigillum_testkit::pdf::pdf(2), &req).await.unwrap();
+
+    let report = verify::verify(&sealed, &[ca.clone(), internal_root.clone()], now_s() as u64).unwrap();
+    assert!(report.valid, "{report:#?}");
+    assert_eq!(report.signatures[0].signer.as_deref(), Some("CN=Example AG Document Seal,O=Example AG,C=CH"));
+    // Only our root trusted: the seal's chain does not end there.
+    let report = verify::verify(&sealed, std::slice::from_ref(&internal_root), now_s() as u64).unwrap();
+    assert!(!report.valid);
+
+    std::fs::write(f("sealed.pdf"), &sealed).unwrap();
+    std::fs::write(f("root.pem"), internal_root.pem()).unwrap();
+    let (ok, text) = run(
+        "pyhanko",
+        &[
+            "sign",
+            "validate",
+            "--no-revocation-check",
+            "--trust-replace",
+            "--trust",
+            &f("ca.pem"),
+            "--trust",
+            &f("root.pem"),
+            &f("sealed.pdf"),
+        ],
+    );
+    assert!(ok && text.contains("INTACT:TRUSTED"), "pyHanko: {text}");
+
+    // A certificate for another key is refused at start.
+    let (ok, text) = run(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &f("other.key"),
+            "-out",
+            &f("other.pem"),
+            "-subj",
+            "/CN=Someone Else",
+            "-days",
+            "30",
+        ],
+    );
+    assert!(ok, "{text}");
+    let other = sigillum_pdf::pki::parse_certificates(&std::fs::read(f("other.pem")).unwrap()).unwrap();
+    let wrong = Pki::new(s.vault.key_manager().clone(), s.repo.clone(), Arc::new(SystemClock), "https://x")
+        .with_imported_seal_chain(other);
+    assert!(matches!(wrong.certificates().await, Err(sigillum_core::pki::PkiServiceError::Config(_))));
+}
