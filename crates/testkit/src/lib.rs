@@ -33,6 +33,10 @@ impl SoftHsm {
 }
 
 /// Path of the SoftHSM2 PKCS#11 module.
+/// The test token's user PIN: long and distinctive, so a test that greps output for it does not
+/// trip over a port number or a timestamp that happens to contain four digits.
+const PIN: &str = "pin-7531-q9zx-sigillum";
+
 pub fn softhsm_module() -> PathBuf {
     let candidates = ["/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"];
     candidates
@@ -59,12 +63,12 @@ pub fn softhsm() -> &'static SoftHsm {
         std::env::set_var("SOFTHSM2_CONF", &conf);
         let token = format!("sigillum-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let out = Command::new("softhsm2-util")
-            .args(["--init-token", "--free", "--label", &token, "--pin", "7531", "--so-pin", "8642"])
+            .args(["--init-token", "--free", "--label", &token, "--pin", PIN, "--so-pin", "8642"])
             .env("SOFTHSM2_CONF", &conf)
             .output()
             .expect("softhsm2-util not found: run scripts/test.sh");
         assert!(out.status.success(), "softhsm2-util: {}", String::from_utf8_lossy(&out.stderr));
-        SoftHsm { module: softhsm_module(), token, pin: SecretString::from("7531"), _dir: dir }
+        SoftHsm { module: softhsm_module(), token, pin: SecretString::from(PIN), _dir: dir }
     })
 }
 
