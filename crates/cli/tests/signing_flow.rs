@@ -169,8 +169,7 @@ async fn whole_flow(extra_env: Vec<(String, String)>) {
     // Signing needs consent first; bad input is refused clearly.
     let text_field = &fields[&(ada.clone(), "text")];
     let png = base64::engine::general_purpose::STANDARD.encode(signature_png(300, 100));
-    let complete =
-        json!({ "values": { text_field: "Delivery to Zürich" }, "signature": { "kind": "drawn", "png_base64": png } });
+    let complete = json!({ "values": { text_field: "Delivery to Zürich" }, "signature": { "kind": "drawn", "png_base64": png }, "locale": "de-CH" });
     let early =
         signer(&api, Method::POST, &format!("/api/v1/signing/{ada_token}/complete"), Some(complete.clone())).await;
     assert_eq!((early.status, early.body["error"]["code"].as_str()), (409, Some("consent_required")), "{}", early.text);
@@ -184,6 +183,10 @@ async fn whole_flow(extra_env: Vec<(String, String)>) {
     assert_eq!(yes.status, 200, "{}", yes.text);
     let bad_png = json!({ "values": { text_field: "x" }, "signature": { "kind": "drawn", "png_base64": "aGVsbG8=" } });
     let r = signer(&api, Method::POST, &format!("/api/v1/signing/{ada_token}/complete"), Some(bad_png)).await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    let bad_locale =
+        json!({ "values": { text_field: "x" }, "signature": { "kind": "drawn", "png_base64": png }, "locale": "<de>" });
+    let r = signer(&api, Method::POST, &format!("/api/v1/signing/{ada_token}/complete"), Some(bad_locale)).await;
     assert_eq!(r.status, 422, "{}", r.text);
     let missing = json!({ "values": {}, "signature": { "kind": "drawn", "png_base64": png } });
     let r = signer(&api, Method::POST, &format!("/api/v1/signing/{ada_token}/complete"), Some(missing)).await;
@@ -231,6 +234,23 @@ async fn whole_flow(extra_env: Vec<(String, String)>) {
     for want in ["Ada Lovelace", "Delivery to Z\u{fc}rich", "Bob Byron", "bob@example.com"] {
         assert!(text.contains(want), "final PDF lacks {want:?}: {text}");
     }
+    // Ada signed with locale de-CH: her date field reads DD.MM.YYYY (UTC day of signing).
+    let swiss = {
+        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let days = secs.div_euclid(86_400);
+        // Civil date from days (H. Hinnant), independent of the code under test.
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = doy - (153 * mp + 2) / 5 + 1;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 };
+        let y = yoe + era * 400 + i64::from(m <= 2);
+        format!("{d:02}.{m:02}.{y:04}")
+    };
+    assert!(text.contains(&swiss), "final PDF lacks the de-CH date {swiss}: {text}");
     // The final document is sealed (PAdES B-LTA) and verifies offline against the server's root:
     // with `sigillum verify` and with pyHanko.
     let ca = api.client.get(format!("{}/pki/ca.pem", api.base)).send().await.unwrap().text().await.unwrap();

@@ -56,6 +56,20 @@ fn str_at<'a>(v: &'a serde_json::Value, pointer: &str) -> &'a str {
     v.pointer(pointer).and_then(|x| x.as_str()).unwrap_or("")
 }
 
+/// Each signer's locale, as their `recipient.signed` event recorded it.
+fn signer_locales(trail: &Trail) -> HashMap<uuid::Uuid, String> {
+    trail
+        .events
+        .iter()
+        .filter(|e| str_at(&e.event, "/kind") == "recipient.signed")
+        .filter_map(|e| {
+            let rid = uuid::Uuid::parse_str(str_at(&e.event, "/actor/id")).ok()?;
+            let locale = e.event.pointer("/details/locale")?.as_str()?.to_owned();
+            Some((rid, locale))
+        })
+        .collect()
+}
+
 /// Everything the certificate is made from.
 pub(super) struct CertificateInputs<'a> {
     pub env: &'a EnvelopeRecord,
@@ -144,14 +158,15 @@ impl Workflow {
         recipients: &[RecipientRecord],
     ) -> Result<Vec<u8>, EnvelopeError> {
         let id = env.id;
-        let (marks, signatures) = self.marks(env, recipients).await?;
+        let trail = self.inner.audit.envelope_trail(id, 0).await.map_err(|e| internal(format!("audit: {e}")))?;
+        let locales = signer_locales(&trail);
+        let (marks, signatures) = self.marks(env, recipients, &locales).await?;
         let original = self.inner.vault.read_blob(id, ORIGINAL, 1).await?;
         let flattened = tokio::task::spawn_blocking(move || sigillum_pdf::flatten(&original, &marks))
             .await
             .map_err(internal)?
             .map_err(internal)?;
         let signed_content_sha256 = hex::encode(sigillum_crypto::sha256(&flattened));
-        let trail = self.inner.audit.envelope_trail(id, 0).await.map_err(|e| internal(format!("audit: {e}")))?;
         let people = self.people(id, recipients).await?;
         let title = self.title(env).await?;
         let now = self.now();

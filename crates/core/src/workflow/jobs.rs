@@ -9,7 +9,7 @@ use serde::Deserialize;
 use sigillum_audit::{Detail, EventKind};
 
 use super::sending::{job, moved};
-use super::signing::date;
+use super::signing::{date, local_date};
 use super::{internal, Workflow};
 use crate::audit_log::{Actor, ClientInfo, NewEvent};
 use crate::envelopes::EnvelopeError;
@@ -347,6 +347,7 @@ impl Workflow {
         &self,
         env: &crate::ports::EnvelopeRecord,
         recipients: &[crate::ports::RecipientRecord],
+        locales: &HashMap<uuid::Uuid, String>,
     ) -> Result<(Vec<sigillum_pdf::Mark>, HashMap<uuid::Uuid, sigillum_pdf::MarkContent>), EnvelopeError> {
         use sigillum_pdf::MarkContent;
         let id = env.id;
@@ -385,7 +386,9 @@ impl Workflow {
                 },
                 "name" => person.map(|p| MarkContent::Text(p.name.clone())),
                 "email" => person.map(|p| MarkContent::Text(p.email.clone())),
-                "date_signed" => r.and_then(|r| r.finished_unix_ms).map(|t| MarkContent::Text(date(t))),
+                "date_signed" => r
+                    .and_then(|r| r.finished_unix_ms)
+                    .map(|t| MarkContent::Text(local_date(t, locales.get(&f.recipient_id).map(String::as_str)))),
                 "text" => values.get(&f.id).and_then(|v| v.as_str()).map(|t| MarkContent::Text(t.to_owned())),
                 "checkbox" => values.get(&f.id).and_then(|v| v.as_bool()).map(MarkContent::Check),
                 _ => None,

@@ -41,6 +41,61 @@ pub struct CompleteRequest {
     #[serde(default)]
     pub values: BTreeMap<String, serde_json::Value>,
     pub signature: Option<SignatureInput>,
+    /// The signer's locale (BCP 47, e.g. `de-CH`, the browser's `navigator.language`): how the
+    /// `date_signed` fields write the date. ISO 8601 when absent or unknown.
+    #[serde(default)]
+    pub locale: Option<String>,
+}
+
+/// A plausible BCP 47 tag: letters, digits and hyphens, language first, at most 35 characters.
+pub(super) fn valid_locale(tag: &str) -> bool {
+    let mut parts = tag.split('-');
+    let lang_ok =
+        parts.next().is_some_and(|l| (2..=3).contains(&l.len()) && l.chars().all(|c| c.is_ascii_alphabetic()));
+    lang_ok
+        && tag.len() <= 35
+        && parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
+/// The calendar date of `unix_ms` (UTC) as people in `locale` write it.
+pub(super) fn local_date(unix_ms: i64, locale: Option<&str>) -> String {
+    let Ok(t) = time::OffsetDateTime::from_unix_timestamp(unix_ms.div_euclid(1000)) else { return String::new() };
+    let (y, m, d) = (t.year(), u8::from(t.month()), t.day());
+    let tag = locale.unwrap_or("").to_ascii_lowercase();
+    let mut parts = tag.split('-');
+    let lang = parts.next().unwrap_or("");
+    let region = parts.find(|p| p.len() == 2).unwrap_or("");
+    match (lang, region) {
+        ("en", "us") | ("en", "ph") => format!("{m:02}/{d:02}/{y:04}"),
+        ("en", "ca") | ("fr", "ca") | ("sv", _) | ("lt", _) => format!("{y:04}-{m:02}-{d:02}"),
+        ("en", _) | ("fr", _) | ("es", _) | ("it", _) | ("pt", _) | ("el", _) | ("ga", _) => {
+            format!("{d:02}/{m:02}/{y:04}")
+        }
+        ("de", _)
+        | ("rm", _)
+        | ("pl", _)
+        | ("cs", _)
+        | ("sk", _)
+        | ("fi", _)
+        | ("nb", _)
+        | ("no", _)
+        | ("da", _)
+        | ("ru", _)
+        | ("uk", _)
+        | ("tr", _)
+        | ("ro", _)
+        | ("hr", _)
+        | ("sl", _)
+        | ("et", _)
+        | ("lv", _) => {
+            format!("{d:02}.{m:02}.{y:04}")
+        }
+        ("nl", _) => format!("{d:02}-{m:02}-{y:04}"),
+        ("hu", _) => format!("{y:04}. {m:02}. {d:02}."),
+        ("ja", _) | ("zh", _) => format!("{y:04}/{m:02}/{d:02}"),
+        ("ko", _) => format!("{y:04}. {m:02}. {d:02}."),
+        _ => format!("{y:04}-{m:02}-{d:02}"),
+    }
 }
 
 /// What a signer sees (DESIGN §7 wire shape).
@@ -340,6 +395,9 @@ impl Workflow {
         if s.recipient.consented_unix_ms.is_none() {
             return Err(conflict("consent_required", "consent to electronic records and signatures first"));
         }
+        if req.locale.as_deref().is_some_and(|l| !valid_locale(l)) {
+            return Err(EnvelopeError::Invalid("locale must be a BCP 47 language tag such as de-CH".into()));
+        }
         let fields = self.inner.ports.parties.fields(s.env.id).await?;
         let (values, signature) = Self::validate(&s, &fields, &req)?;
         let now = self.now();
@@ -394,6 +452,9 @@ impl Workflow {
         }
         if let Some((_, bytes)) = &signature {
             event = event.detail("signature_sha256", Detail::Text(hex::encode(crate::accounts::sha256(bytes))));
+        }
+        if let Some(locale) = &req.locale {
+            event = event.detail("locale", Detail::Text(locale.clone()));
         }
         self.record(event).await?;
         self.emit(
@@ -455,5 +516,30 @@ mod tests {
         assert_eq!(super::date(0), "1970-01-01");
         assert_eq!(super::date(1_764_028_800_000), "2025-11-25");
         assert_eq!(super::date(1_764_028_799_999), "2025-11-24");
+    }
+
+    #[test]
+    fn signing_dates_follow_the_signers_locale() {
+        let t = 1_764_028_800_000; // 2025-11-25
+        for (locale, want) in [
+            (Some("en-US"), "11/25/2025"),
+            (Some("en-GB"), "25/11/2025"),
+            (Some("de-CH"), "25.11.2025"),
+            (Some("fr-CH"), "25/11/2025"),
+            (Some("it"), "25/11/2025"),
+            (Some("nl-NL"), "25-11-2025"),
+            (Some("ja-JP"), "2025/11/25"),
+            (Some("sv-SE"), "2025-11-25"),
+            (Some("zz"), "2025-11-25"),
+            (None, "2025-11-25"),
+        ] {
+            assert_eq!(super::local_date(t, locale), want, "{locale:?}");
+        }
+        for ok in ["de", "de-CH", "zh-Hant-TW", "es-419"] {
+            assert!(super::valid_locale(ok), "{ok}");
+        }
+        for bad in ["", "d", "deutsch", "de_CH", "de-", "de-CH-<script>", &"a".repeat(40)] {
+            assert!(!super::valid_locale(bad), "{bad}");
+        }
     }
 }
