@@ -270,7 +270,7 @@ pub fn append_certificate(pdf: &[u8], cert: &CompletionCertificate, trail_json: 
     };
     let regular = doc.add_object(font("Helvetica"));
     let bold = doc.add_object(font("Helvetica-Bold"));
-    let italic = doc.add_object(font("Times-Italic"));
+    let italic = crate::script_font::add_to(&mut doc)?;
     let laid = lay_out(cert);
     let total = laid.len();
     let mut new_pages = Vec::new();

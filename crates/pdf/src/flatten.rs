@@ -2,9 +2,9 @@
 //! them to every reader without forms or scripts. Each mark is placed in the page's displayed
 //! coordinates (points, origin top-left, after `/Rotate`), as fields are placed by senders.
 //!
-//! Text uses the standard Helvetica and Times-Italic fonts with WinAnsi encoding; characters
-//! outside it are drawn as `?` (embedding a Unicode font comes with the certificate pages of
-//! the PDF issue). Signature images are decoded from PNG here, which also validates them.
+//! Text uses the standard Helvetica font, typed signatures the embedded Dancing Script face
+//! (`script_font`), both with WinAnsi encoding; characters outside it are drawn as `?`.
+//! Signature images are decoded from PNG here, which also validates them.
 
 use flate2::write::ZlibEncoder;
 use flate2::Compression;
@@ -201,9 +201,7 @@ pub fn flatten(pdf: &[u8], marks: &[Mark]) -> Result<Vec<u8>, PdfError> {
     let helvetica = doc.add_object(dictionary! {
         "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica", "Encoding" => "WinAnsiEncoding",
     });
-    let script = doc.add_object(dictionary! {
-        "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Times-Italic", "Encoding" => "WinAnsiEncoding",
-    });
+    let script = crate::script_font::add_to(&mut doc)?;
     let zapf = doc.add_object(dictionary! { "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "ZapfDingbats" });
     for (number_1, page_id) in &pages {
         let on_page: Vec<&Mark> = marks.iter().filter(|m| m.page == *number_1).collect();

@@ -14,6 +14,7 @@ pub mod pades;
 pub mod pki;
 pub mod preview;
 pub mod sanitize;
+pub mod script_font;
 pub mod tsp;
 pub mod verify;
 
