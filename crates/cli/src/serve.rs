@@ -94,3 +94,52 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupt received"),
     }
 }
+
+/// A server with the embedded defaults in this process, on a random loopback port, and an HTTPS
+/// client that trusts its certificate: what the benchmarks measure against.
+pub struct LocalServer {
+    pub ready: Ready,
+    /// Trusts only this server's certificate; `localhost` resolves to it.
+    pub http: reqwest::Client,
+    /// `https://localhost:<port>`.
+    pub base: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl LocalServer {
+    /// Starts the server with its data in `data_dir`.
+    pub async fn start(data_dir: &std::path::Path) -> anyhow::Result<Self> {
+        let dd = data_dir.display().to_string();
+        let cfg = Config::from_sources(None, &move |k| match k {
+            "SIGILLUM_DATA_DIR" => Some(dd.clone()),
+            "SIGILLUM_LISTEN" => Some("127.0.0.1:0".into()),
+            _ => None,
+        })?;
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(run_until(
+            cfg,
+            move |r| {
+                let _ = ready_tx.send(r);
+            },
+            async move {
+                let _ = stop_rx.await;
+            },
+        ));
+        let ready = ready_rx.await.context("the server did not start")?;
+        let http = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&ready.cert_pem)?)
+            .tls_built_in_root_certs(false)
+            .resolve("localhost", ready.addr)
+            .build()?;
+        let base = format!("https://localhost:{}", ready.addr.port());
+        Ok(Self { ready, http, base, stop, task })
+    }
+
+    /// Stops the server gracefully and returns how it ended.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await?
+    }
+}

@@ -18,11 +18,7 @@ async fn recipients_and_fields_on_a_draft() {
     let data = dir.path().join("data");
     let server = Server::start(&embedded_env(&data), &[]);
     let api = Api::new(&server);
-    api.signup("ada@example.org", PW, "Ada").await;
-    let ada = Auth::Bearer({
-        let s = api.login("ada@example.org", PW).await;
-        api.api_key(&s, "k").await
-    });
+    let ada = Auth::Bearer(api.account_with_key("ada@example.org", PW, "Ada").await);
     let id = api.upload(&ada, "Lease", pdf(2)).await.body["id"].as_str().unwrap().to_owned();
     let other = api.upload(&ada, "Other", pdf(1)).await.body["id"].as_str().unwrap().to_owned();
     let post = |path: String, body: serde_json::Value| {

@@ -56,11 +56,7 @@ async fn hostile_uploads_are_refused_or_defused() {
     let data = dir.path().join("data");
     let server = Server::start(&embedded_env(&data), &[]);
     let api = Api::new(&server);
-    api.signup("ada@example.org", PW, "Ada").await;
-    let ada = Auth::Bearer({
-        let s = api.login("ada@example.org", PW).await;
-        api.api_key(&s, "k").await
-    });
+    let ada = Auth::Bearer(api.account_with_key("ada@example.org", PW, "Ada").await);
 
     // Refused: each with its own code and a message a person can act on.
     let refused: Vec<(&str, Vec<u8>, u16, &str)> = vec![

@@ -31,11 +31,9 @@ async fn previews_are_rendered_in_the_background_and_served_to_the_right_people(
     let data = dir.path().join("data");
     let server = Server::start(&embedded_env(&data), &[]);
     let api = Api::new(&server);
-    api.signup("ada@example.org", PW, "Ada").await;
-    let ada_key = api.api_key(&api.login("ada@example.org", PW).await, "k").await;
+    let ada_key = api.account_with_key("ada@example.org", PW, "Ada").await;
     let ada = Auth::Bearer(ada_key.clone());
-    api.signup("eve@example.net", PW, "Eve").await;
-    let eve_key = api.api_key(&api.login("eve@example.net", PW).await, "k").await;
+    let eve_key = api.account_with_key("eve@example.net", PW, "Eve").await;
 
     let id = api.upload(&ada, "Lease", pdf(3)).await.body["id"].as_str().unwrap().to_owned();
     // The job renders them shortly after the upload; until then, 503 with Retry-After.

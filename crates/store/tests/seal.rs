@@ -108,6 +108,37 @@ async fn seal_and_judge(keys: Arc<dyn sigillum_crypto::KeyManager>, repo: Arc<si
     }
 }
 
+/// A self-signed P-256 certificate made by OpenSSL (a CA one when `ca`).
+fn self_signed(key: &str, cert: &str, subject: &str, ca: bool) {
+    let mut args = vec![
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        key,
+        "-out",
+        cert,
+        "-subj",
+        subject,
+        "-days",
+        "30",
+    ];
+    if ca {
+        args.extend([
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+    }
+    let (ok, text) = run("openssl", &args);
+    assert!(ok, "{text}");
+}
+
 fn now_s() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
@@ -139,31 +170,7 @@ async fn seal_with_a_certificate_from_an_outside_ca() {
     let (ok, text) = run("openssl", &["req", "-in", &f("csr.pem"), "-verify", "-noout", "-subject"]);
     assert!(ok && text.contains("verify OK") && text.contains("Example AG Document Seal"), "{text}");
 
-    let (ok, text) = run(
-        "openssl",
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &f("ca.key"),
-            "-out",
-            &f("ca.pem"),
-            "-subj",
-            "/CN=Example Issuing CA/O=Example AG",
-            "-days",
-            "30",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ],
-    );
-    assert!(ok, "{text}");
+    self_signed(&f("ca.key"), &f("ca.pem"), "/CN=Example Issuing CA/O=Example AG", true);
     std::fs::write(
         f("ext.cnf"),
         "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,nonRepudiation\n",
@@ -231,27 +238,7 @@ async fn seal_with_a_certificate_from_an_outside_ca() {
     assert!(ok && text.contains("INTACT:TRUSTED"), "pyHanko: {text}");
 
     // A certificate for another key is refused at start.
-    let (ok, text) = run(
-        "openssl",
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &f("other.key"),
-            "-out",
-            &f("other.pem"),
-            "-subj",
-            "/CN=Someone Else",
-            "-days",
-            "30",
-        ],
-    );
-    assert!(ok, "{text}");
+    self_signed(&f("other.key"), &f("other.pem"), "/CN=Someone Else", false);
     let other = sigillum_pdf::pki::parse_certificates(&std::fs::read(f("other.pem")).unwrap()).unwrap();
     let wrong = Pki::new(s.vault.key_manager().clone(), s.repo.clone(), Arc::new(SystemClock), "https://x")
         .with_imported_seal_chain(other);

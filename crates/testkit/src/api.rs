@@ -89,6 +89,13 @@ impl Api {
         assert_eq!(r.status, 201, "api key: {}", r.text);
         r.body["key"].as_str().expect("key").to_owned()
     }
+
+    /// A new account (and organisation) with an API key: signup, login, key; returns the key.
+    pub async fn account_with_key(&self, email: &str, password: &str, name: &str) -> String {
+        self.signup(email, password, name).await;
+        let session = self.login(email, password).await;
+        self.api_key(&session, "k").await
+    }
 }
 
 impl Api {

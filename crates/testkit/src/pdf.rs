@@ -3,30 +3,18 @@
 
 /// A PDF with `pages` US-Letter pages, each showing its number.
 pub fn pdf(pages: usize) -> Vec<u8> {
-    let mut objects: Vec<String> = Vec::new();
+    let mut objects: Vec<Vec<u8>> = Vec::new();
     let kids: Vec<String> = (0..pages).map(|i| format!("{} 0 R", 3 + 2 * i)).collect();
-    objects.push("<< /Type /Catalog /Pages 2 0 R >>".into());
-    objects.push(format!("<< /Type /Pages /Kids [{}] /Count {} /MediaBox [0 0 612 792] >>", kids.join(" "), pages));
-    for i in 0..pages {
-        objects.push(format!("<< /Type /Page /Parent 2 0 R /Contents {} 0 R >>", 4 + 2 * i));
-        let text = format!("BT /F1 24 Tf 72 720 Td (Page {}) Tj ET", i + 1);
-        objects.push(format!("<< /Length {} >>\nstream\n{}\nendstream", text.len(), text));
-    }
-    let mut out = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, o) in objects.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend_from_slice(format!("{} 0 obj\n{}\nendobj\n", i + 1, o).as_bytes());
-    }
-    let xref = out.len();
-    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
-    for off in offsets {
-        out.extend_from_slice(format!("{off:010} 00000 n \n").as_bytes());
-    }
-    out.extend_from_slice(
-        format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{}\n%%EOF\n", objects.len() + 1, xref).as_bytes(),
+    objects.push(b"<< /Type /Catalog /Pages 2 0 R >>".to_vec());
+    objects.push(
+        format!("<< /Type /Pages /Kids [{}] /Count {} /MediaBox [0 0 612 792] >>", kids.join(" "), pages).into_bytes(),
     );
-    out
+    for i in 0..pages {
+        objects.push(format!("<< /Type /Page /Parent 2 0 R /Contents {} 0 R >>", 4 + 2 * i).into_bytes());
+        let text = format!("BT /F1 24 Tf 72 720 Td (Page {}) Tj ET", i + 1);
+        objects.push(format!("<< /Length {} >>\nstream\n{}\nendstream", text.len(), text).into_bytes());
+    }
+    assemble(&objects, "")
 }
 
 /// Appends an incremental update to `base` (a file ending in a classic cross-reference table,
@@ -64,29 +52,17 @@ pub fn with_incremental_update(base: &[u8]) -> Vec<u8> {
 
 /// A one-page PDF with an interactive form: a text field and a checkbox (AcroForm).
 pub fn pdf_with_form() -> Vec<u8> {
-    let objects = [
-        "<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [4 0 R 5 0 R] /DA (/Helv 0 Tf 0 g) >> >>".to_owned(),
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 /MediaBox [0 0 612 792] >>".to_owned(),
-        "<< /Type /Page /Parent 2 0 R /Annots [4 0 R 5 0 R] >>".to_owned(),
-        "<< /Type /Annot /Subtype /Widget /FT /Tx /T (company) /V (ACME) /Rect [72 700 300 720] /P 3 0 R >>".to_owned(),
-        "<< /Type /Annot /Subtype /Widget /FT /Btn /T (agree) /V /Off /AS /Off /Rect [72 660 90 678] /P 3 0 R >>"
-            .to_owned(),
-    ];
-    let mut out = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, o) in objects.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend_from_slice(format!("{} 0 obj\n{}\nendobj\n", i + 1, o).as_bytes());
-    }
-    let xref = out.len();
-    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
-    for off in offsets {
-        out.extend_from_slice(format!("{off:010} 00000 n \n").as_bytes());
-    }
-    out.extend_from_slice(
-        format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{}\n%%EOF\n", objects.len() + 1, xref).as_bytes(),
-    );
-    out
+    let objects: Vec<Vec<u8>> = [
+        "<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [4 0 R 5 0 R] /DA (/Helv 0 Tf 0 g) >> >>",
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 /MediaBox [0 0 612 792] >>",
+        "<< /Type /Page /Parent 2 0 R /Annots [4 0 R 5 0 R] >>",
+        "<< /Type /Annot /Subtype /Widget /FT /Tx /T (company) /V (ACME) /Rect [72 700 300 720] /P 3 0 R >>",
+        "<< /Type /Annot /Subtype /Widget /FT /Btn /T (agree) /V /Off /AS /Off /Rect [72 660 90 678] /P 3 0 R >>",
+    ]
+    .iter()
+    .map(|o| o.as_bytes().to_vec())
+    .collect();
+    assemble(&objects, "")
 }
 
 /// A PDF made of `objects` (object *n* is `objects[n - 1]`, the catalog is object 1), with a correct

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
-use sigillum::config::Config;
 
 /// mimalloc: many threads allocate and free each other's buffers (requests, audit events, SQL
 /// rows); it holds up better than the system allocator there (bench-audit).
@@ -161,30 +160,8 @@ async fn main() -> anyhow::Result<()> {
     let envelopes = arg("--envelopes", 200);
     let concurrency = arg("--concurrency", 8).max(1);
     let dir = tempfile::tempdir()?;
-    let dd = dir.path().join("data").display().to_string();
-    let cfg = Config::from_sources(None, &move |k| match k {
-        "SIGILLUM_DATA_DIR" => Some(dd.clone()),
-        "SIGILLUM_LISTEN" => Some("127.0.0.1:0".into()),
-        _ => None,
-    })?;
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(sigillum::serve::run_until(
-        cfg,
-        move |r| {
-            let _ = ready_tx.send(r);
-        },
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
-    let ready = ready_rx.await.context("the server did not start")?;
-    let http = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&ready.cert_pem)?)
-        .tls_built_in_root_certs(false)
-        .resolve("localhost", ready.addr)
-        .build()?;
-    let base = format!("https://localhost:{}", ready.addr.port());
+    let server = sigillum::serve::LocalServer::start(&dir.path().join("data")).await?;
+    let (http, base) = (server.http.clone(), server.base.clone());
     let pw = "bench password, long enough";
     let signup = json!({"email": "bench@example.org", "password": pw, "name": "Bench"});
     http.post(format!("{base}/api/v1/auth/signup")).json(&signup).send().await?.error_for_status()?;
@@ -242,8 +219,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed();
     complete.sort();
-    let _ = stop_tx.send(());
-    server.await??;
+    server.stop().await?;
 
     let per_s = envelopes as f64 / elapsed.as_secs_f64();
     let (p50, p99, base50) = (percentile(&complete, 0.5), percentile(&complete, 0.99), percentile(&base_times, 0.5));

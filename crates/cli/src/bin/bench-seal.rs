@@ -15,7 +15,6 @@ use std::io::Write;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use sigillum::config::Config;
 use sigillum_crypto::ecdsa;
 use sigillum_pdf::cms::{self, SignedAttrs, ID_DATA};
 use sigillum_pdf::pades::{self, SignatureParams};
@@ -177,30 +176,9 @@ async fn main() -> anyhow::Result<()> {
     let iterations = arg("--iterations", 20).max(1);
     let check = std::env::args().any(|a| a == "--check");
     let dir = tempfile::tempdir()?;
-    let dd = dir.path().join("data").display().to_string();
-    let cfg = Config::from_sources(None, &move |k| match k {
-        "SIGILLUM_DATA_DIR" => Some(dd.clone()),
-        "SIGILLUM_LISTEN" => Some("127.0.0.1:0".into()),
-        _ => None,
-    })?;
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(sigillum::serve::run_until(
-        cfg,
-        move |r| {
-            let _ = ready_tx.send(r);
-        },
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
-    let ready = ready_rx.await.context("the server did not start")?;
-    let http = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&ready.cert_pem)?)
-        .tls_built_in_root_certs(false)
-        .resolve("localhost", ready.addr)
-        .build()?;
-    let tsa_url = format!("https://localhost:{}/tsa", ready.addr.port());
+    let server = sigillum::serve::LocalServer::start(&dir.path().join("data")).await?;
+    let http = server.http.clone();
+    let tsa_url = format!("{}/tsa", server.base);
 
     let pdf = document(10, 1024 * 1024);
     let s = signer()?;
@@ -208,7 +186,7 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(files.join("doc.pdf"), &pdf)?;
     std::fs::write(files.join("key.pem"), pki::to_pem("PRIVATE KEY", &s.key.0))?;
     std::fs::write(files.join("cert.pem"), s.cert.pem())?;
-    std::fs::write(files.join("tls.pem"), &ready.cert_pem)?;
+    std::fs::write(files.join("tls.pem"), &server.ready.cert_pem)?;
     std::fs::write(files.join("bench.py"), PYHANKO_BENCH)?;
     println!("document: 10 pages, {} bytes; {iterations} signatures per measurement", pdf.len());
 
@@ -259,8 +237,7 @@ async fn main() -> anyhow::Result<()> {
         took.as_secs_f64() * 1000.0 / pages.len().max(1) as f64
     );
     let _ = std::io::stdout().flush();
-    let _ = stop_tx.send(());
-    let _ = server.await;
+    server.stop().await?;
     if check && !(r_bb >= 10.0 && r_bt >= 10.0) {
         bail!("target missed: Sigillum must be at least 10x faster than pyHanko at B-B and B-T");
     }
