@@ -270,7 +270,13 @@ pub fn append_certificate(pdf: &[u8], cert: &CompletionCertificate, trail_json: 
     };
     let regular = doc.add_object(font("Helvetica"));
     let bold = doc.add_object(font("Helvetica-Bold"));
-    let italic = crate::script_font::add_to(&mut doc)?;
+    let typed =
+        cert.recipients.iter().any(|r| matches!(r.signature, Some(MarkContent::Script(_) | MarkContent::Text(_))));
+    let italic = if typed { Some(crate::script_font::add_to(&mut doc)?) } else { None };
+    let mut fonts = dictionary! { "SgCert" => regular, "SgCertB" => bold };
+    if let Some(italic) = italic {
+        fonts.set("SgCertI", italic);
+    }
     let laid = lay_out(cert);
     let total = laid.len();
     let mut new_pages = Vec::new();
@@ -310,7 +316,7 @@ pub fn append_certificate(pdf: &[u8], cert: &CompletionCertificate, trail_json: 
             "MediaBox" => vec![0.into(), 0.into(), Object::Real(PAGE_W as f32), Object::Real(PAGE_H as f32)],
             "Contents" => content,
             "Resources" => dictionary! {
-                "Font" => dictionary! { "SgCert" => regular, "SgCertB" => bold, "SgCertI" => italic },
+                "Font" => fonts.clone(),
                 "XObject" => xobjects,
             },
         });

@@ -201,7 +201,12 @@ pub fn flatten(pdf: &[u8], marks: &[Mark]) -> Result<Vec<u8>, PdfError> {
     let helvetica = doc.add_object(dictionary! {
         "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica", "Encoding" => "WinAnsiEncoding",
     });
-    let script = crate::script_font::add_to(&mut doc)?;
+    // The script face (about 63 KB) goes in only when a typed signature needs it.
+    let script = if marks.iter().any(|m| matches!(m.content, MarkContent::Script(_))) {
+        Some(crate::script_font::add_to(&mut doc)?)
+    } else {
+        None
+    };
     let zapf = doc.add_object(dictionary! { "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "ZapfDingbats" });
     for (number_1, page_id) in &pages {
         let on_page: Vec<&Mark> = marks.iter().filter(|m| m.page == *number_1).collect();
@@ -218,13 +223,10 @@ pub fn flatten(pdf: &[u8], marks: &[Mark]) -> Result<Vec<u8>, PdfError> {
         };
         let (m, displayed_h) = display_matrix(x1, y1, w, h, rotate);
         let mut ops = format!("q {} cm\n", m.iter().map(|v| num(*v)).collect::<Vec<_>>().join(" ")).into_bytes();
-        for name in ["SgHelv", "SgScript", "SgZapf"] {
-            let id = match name {
-                "SgHelv" => helvetica,
-                "SgScript" => script,
-                _ => zapf,
-            };
-            add_resource(&mut doc, *page_id, b"Font", name, id)?;
+        for (name, id) in [("SgHelv", Some(helvetica)), ("SgScript", script), ("SgZapf", Some(zapf))] {
+            if let Some(id) = id {
+                add_resource(&mut doc, *page_id, b"Font", name, id)?;
+            }
         }
         for (i, mark) in on_page.iter().enumerate() {
             let bottom = displayed_h - mark.y - mark.height;

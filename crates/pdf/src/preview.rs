@@ -128,31 +128,17 @@ pub fn render_pages(pdf: &[u8]) -> Result<Vec<PagePreviews>, PreviewError> {
     .map_err(|_| PreviewError::Unreadable)?
 }
 
-/// Decoded preview pixels (RGBA), for checks that look at what a page shows.
-pub fn decode_rgba(png_bytes: &[u8]) -> Option<(u32, u32, Vec<u8>)> {
-    let mut decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
-    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
-    let mut reader = decoder.read_info().ok()?;
-    let mut buf = vec![0; reader.output_buffer_size()?];
-    let frame = reader.next_frame(&mut buf).ok()?;
-    let (w, h) = (frame.width, frame.height);
-    let data = &buf[..frame.buffer_size()];
-    let channels = data.len() / (w as usize * h as usize).max(1);
-    let mut rgba = Vec::with_capacity(w as usize * h as usize * 4);
-    for px in data.chunks_exact(channels.max(1)) {
-        match px {
-            [g] => rgba.extend_from_slice(&[*g, *g, *g, 255]),
-            [g, a] => rgba.extend_from_slice(&[*g, *g, *g, *a]),
-            [r, g, b] => rgba.extend_from_slice(&[*r, *g, *b, 255]),
-            [r, g, b, a] => rgba.extend_from_slice(&[*r, *g, *b, *a]),
-            _ => return None,
-        }
-    }
-    Some((w, h, rgba))
+/// Decoded preview pixels (RGBA), for tests that look at what a page shows.
+#[cfg(test)]
+fn decode_rgba(png_bytes: &[u8]) -> Option<(u32, u32, Vec<u8>)> {
+    let img = crate::flatten::decode_png(png_bytes).ok()?;
+    let rgba = img.rgb.chunks_exact(3).zip(&img.alpha).flat_map(|(c, a)| [c[0], c[1], c[2], *a]).collect();
+    Some((img.width, img.height, rgba))
 }
 
 /// Fraction of pixels in the rectangle (preview pixels) that are not near-white.
-pub fn ink_ratio(png_bytes: &[u8], x: u32, y: u32, w: u32, h: u32) -> Option<f64> {
+#[cfg(test)]
+fn ink_ratio(png_bytes: &[u8], x: u32, y: u32, w: u32, h: u32) -> Option<f64> {
     let (pw, ph, rgba) = decode_rgba(png_bytes)?;
     let (x2, y2) = ((x + w).min(pw), (y + h).min(ph));
     let mut inked = 0u64;
