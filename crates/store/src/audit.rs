@@ -3,9 +3,12 @@
 //! An append is one transaction that first takes the write lock on the single `audit_log_head`
 //! row (PostgreSQL: a row lock; SQLite: the database write lock), so appenders in every process
 //! line up, sequence numbers come out gap-free, and each batch's checkpoint signs exactly the tree
-//! it committed. The tree's right edge (≤ 64 hashes) is read inside that transaction, the new
-//! leaves are pushed through [`Frontier`], and each leaf row stores the node hashes it completed.
-//! A batch of many events costs one commit (one fsync): that is the group commit.
+//! it committed. The tree's right edge (≤ 64 hashes) is known inside that transaction (read, or
+//! remembered from this writer's previous commit when the head's append counter proves nobody
+//! else wrote since), the new leaves are pushed through [`Frontier`], and each leaf row stores the
+//! node hashes it completed. A batch of many events costs one commit (one fsync) and four
+//! statements: the head (lock, claim, check), the leaves, the envelope heads, the checkpoint.
+//! That is the group commit.
 
 use std::collections::HashMap;
 
@@ -13,12 +16,25 @@ use sigillum_audit::merkle::{range_nodes, Frontier, LeafRange, NodeId};
 use sigillum_core::ports::{AuditStore, CheckpointSigner, LogKeyRecord, NewLeaf, StoredCheckpoint, StoredLeaf};
 use sigillum_core::{EnvelopeId, RepoError};
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, Connection, Row};
 
 use crate::sql::{db, hash_column, Backend, SqlRepository};
 
-/// Rows per multi-row INSERT (8 parameters each; far below both databases' limits).
+/// Most rows in one multi-row INSERT (8 parameters each; far below both databases' limits).
 const INSERT_CHUNK: usize = 256;
+
+/// Rows for the next multi-row INSERT when `left` remain: a multiple of eight (or, for the last
+/// few, the exact rest), so a batch takes at most two statements of at most 39 shapes in all,
+/// each prepared once on the writer's connection and then cached (a new shape per batch size
+/// would be parsed and planned again at every commit).
+fn chunk_rows(left: usize) -> usize {
+    match left {
+        0..8 => left,
+        8..INSERT_CHUNK => left - left % 8,
+        _ => INSERT_CHUNK,
+    }
+}
 
 fn corrupt(what: &str) -> RepoError {
     RepoError::Unavailable(format!("audit log storage is inconsistent: {what}"))
@@ -104,15 +120,12 @@ async fn read_nodes(
     Ok(out)
 }
 
-/// The newest sequence number of each envelope that `leaves` belong to.
+/// The newest sequence number of each of `envs` (distinct envelope ids) that has events.
 async fn read_envelope_heads(
     backend: Backend,
     conn: &mut AnyConnection,
-    leaves: &[NewLeaf],
+    envs: &[String],
 ) -> Result<HashMap<String, i64>, RepoError> {
-    let mut envs: Vec<String> = leaves.iter().filter_map(|l| l.envelope_id.map(|e| e.to_string())).collect();
-    envs.sort_unstable();
-    envs.dedup();
     let mut heads = HashMap::new();
     for chunk in envs.chunks(500) {
         let sql = format!(
@@ -153,6 +166,105 @@ async fn write_envelope_heads(
     Ok(())
 }
 
+/// Most envelope heads the writer remembers between commits (a cache: misses are read).
+const HEADS_CACHED_MAX: usize = 65_536;
+
+/// What this process's audit writer knew right after its last commit: the log head's append
+/// counter, the tree's right edge and the newest event of the envelopes it wrote to. The next
+/// append trusts it only if, under the log lock, the counter has moved by exactly its own bump and
+/// the size matches: then nobody (another node on the same PostgreSQL, another repository in this
+/// process, an operator) has appended in between, and the edge and heads need not be read again.
+/// Anything else falls back to reading them, so the cache can make an append faster, never wrong.
+///
+/// The writer also keeps its database connection between commits: taking one from the pool and
+/// giving it back costs round trips through the runtime that, under load, measured as long as the
+/// commit itself.
+#[derive(Clone, Default)]
+pub(crate) struct WriterCache(std::sync::Arc<std::sync::Mutex<WriterSlot>>);
+
+#[derive(Default)]
+pub(crate) struct WriterSlot {
+    state: Option<WriterState>,
+    conn: Option<PoolConnection<Any>>,
+}
+
+#[derive(Clone)]
+struct WriterState {
+    appends: i64,
+    frontier: Frontier,
+    heads: HashMap<String, i64>,
+}
+
+impl WriterCache {
+    fn take(&self) -> WriterSlot {
+        self.0.lock().map(|mut s| std::mem::take(&mut *s)).unwrap_or_default()
+    }
+
+    fn put(&self, slot: WriterSlot) {
+        if let Ok(mut s) = self.0.lock() {
+            *s = slot;
+        }
+    }
+}
+
+impl SqlRepository {
+    /// Signs (or finds) a checkpoint of the current tree without appending.
+    async fn checkpoint_only(
+        &self,
+        sign: CheckpointSigner<'_>,
+        now_unix_ms: i64,
+    ) -> Result<(u64, StoredCheckpoint), RepoError> {
+        // The append counter moves, so whatever the writer remembered is stale.
+        drop(self.audit_writer.take().state);
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let size = sqlx::query("UPDATE audit_log_head SET appends = appends + 1 WHERE id = 1 RETURNING size")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?
+            .try_get::<i64, _>("size")
+            .map_err(db)? as u64;
+        // Another node may have signed this size already.
+        let existing = sqlx::query("SELECT * FROM audit_checkpoints WHERE size = $1")
+            .bind(to_i64(size)?)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        let checkpoint = match existing {
+            Some(r) => checkpoint_row(&r)?,
+            None => {
+                let edge_ids = range_nodes(LeafRange { start: 0, end: size });
+                let edge_nodes = read_nodes(self.backend, &mut tx, &edge_ids).await?;
+                let edge = edge_ids.iter().map(|id| edge_nodes.get(id).copied()).collect::<Option<Vec<_>>>();
+                let frontier =
+                    edge.and_then(|e| Frontier::from_edge(size, e)).ok_or_else(|| corrupt("right edge of the tree"))?;
+                insert_checkpoint(&mut tx, frontier.size(), frontier.root(), sign, now_unix_ms).await?
+            }
+        };
+        tx.commit().await.map_err(db)?;
+        Ok((size, checkpoint))
+    }
+}
+
+async fn insert_checkpoint(
+    conn: &mut AnyConnection,
+    size: u64,
+    root: [u8; 32],
+    sign: CheckpointSigner<'_>,
+    now_unix_ms: i64,
+) -> Result<StoredCheckpoint, RepoError> {
+    let note = sign(size, &root).ok_or_else(|| RepoError::Unavailable("checkpoint signing failed".into()))?;
+    let checkpoint = StoredCheckpoint { size, root, note, created_unix_ms: now_unix_ms };
+    sqlx::query("INSERT INTO audit_checkpoints (size, root, note, created_ms) VALUES ($1, $2, $3, $4)")
+        .bind(to_i64(size)?)
+        .bind(root.to_vec())
+        .bind(&checkpoint.note)
+        .bind(now_unix_ms)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    Ok(checkpoint)
+}
+
 #[async_trait::async_trait]
 impl AuditStore for SqlRepository {
     async fn append_leaves(
@@ -161,40 +273,55 @@ impl AuditStore for SqlRepository {
         sign: CheckpointSigner<'_>,
         now_unix_ms: i64,
     ) -> Result<(u64, StoredCheckpoint), RepoError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        // Take the log's write lock before reading anything.
-        sqlx::query("UPDATE audit_log_head SET appends = appends + 1 WHERE id = 1")
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        let size = sqlx::query("SELECT size FROM audit_log_head WHERE id = 1")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?
-            .try_get::<i64, _>("size")
-            .map_err(db)? as u64;
         if leaves.is_empty() {
-            // Only a checkpoint was asked for; another node may have signed this size already.
-            let existing = sqlx::query("SELECT * FROM audit_checkpoints WHERE size = $1")
-                .bind(to_i64(size)?)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db)?;
-            if let Some(r) = existing {
-                let cp = checkpoint_row(&r)?;
-                tx.commit().await.map_err(db)?;
-                return Ok((size, cp));
-            }
+            return self.checkpoint_only(sign, now_unix_ms).await;
         }
+        let count = to_i64(leaves.len() as u64)?;
+        let WriterSlot { state: remembered, conn } = self.audit_writer.take();
+        let mut conn = match conn {
+            Some(c) => c,
+            None => self.pool.acquire().await.map_err(db)?,
+        };
+        let mut tx = conn.begin().await.map_err(db)?;
+        // Take the log's write lock before reading anything, claim `count` sequence numbers and
+        // learn (from the append counter) whether anybody appended since this writer last did.
+        let head = sqlx::query(
+            "UPDATE audit_log_head SET appends = appends + 1, size = size + $1 WHERE id = 1 RETURNING appends, size",
+        )
+        .bind(count)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        let appends: i64 = head.try_get("appends").map_err(db)?;
+        let size = head.try_get::<i64, _>("size").map_err(db)?.checked_sub(count).ok_or_else(|| corrupt("log size"))?;
+        let size = u64::try_from(size).map_err(|_| corrupt("log size"))?;
 
-        let edge_ids = range_nodes(LeafRange { start: 0, end: size });
-        let edge_nodes = read_nodes(self.backend, &mut tx, &edge_ids).await?;
-        let edge = edge_ids.iter().map(|id| edge_nodes.get(id).copied()).collect::<Option<Vec<_>>>();
-        let mut frontier =
-            edge.and_then(|e| Frontier::from_edge(size, e)).ok_or_else(|| corrupt("right edge of the tree"))?;
-
-        // The newest event of each envelope in this batch, to chain the new ones onto.
-        let mut heads = read_envelope_heads(self.backend, &mut tx, &leaves).await?;
+        let (mut frontier, mut heads) = match remembered {
+            Some(s) if s.appends.checked_add(1) == Some(appends) && s.frontier.size() == size => (s.frontier, s.heads),
+            _ => {
+                let edge_ids = range_nodes(LeafRange { start: 0, end: size });
+                let edge_nodes = read_nodes(self.backend, &mut tx, &edge_ids).await?;
+                let edge = edge_ids.iter().map(|id| edge_nodes.get(id).copied()).collect::<Option<Vec<_>>>();
+                let frontier =
+                    edge.and_then(|e| Frontier::from_edge(size, e)).ok_or_else(|| corrupt("right edge of the tree"))?;
+                (frontier, HashMap::new())
+            }
+        };
+        // The newest event of each envelope in this batch that the writer does not remember, to
+        // chain the new ones onto.
+        let unknown: Vec<String> = {
+            let mut envs: Vec<String> = leaves
+                .iter()
+                .filter_map(|l| l.envelope_id.map(|e| e.to_string()))
+                .filter(|e| !heads.contains_key(e))
+                .collect();
+            envs.sort_unstable();
+            envs.dedup();
+            envs
+        };
+        if !unknown.is_empty() {
+            heads.extend(read_envelope_heads(self.backend, &mut tx, &unknown).await?);
+        }
         let mut head_updates: HashMap<String, (i64, i64)> = HashMap::new();
         let mut rows = Vec::with_capacity(leaves.len());
         for leaf in leaves {
@@ -213,9 +340,10 @@ impl AuditStore for SqlRepository {
             };
             rows.push((seq, prev, leaf, parents));
         }
-        let mut rows = rows.into_iter().peekable();
-        while rows.peek().is_some() {
-            let chunk: Vec<_> = rows.by_ref().take(INSERT_CHUNK).collect();
+        let mut rows = rows.into_iter();
+        while rows.len() > 0 {
+            let take = chunk_rows(rows.len());
+            let chunk: Vec<_> = rows.by_ref().take(take).collect();
             let values =
                 (0..chunk.len()).map(|i| format!("({})", placeholders(self.backend, i * 8 + 1, 8))).collect::<Vec<_>>();
             let sql = format!(
@@ -239,25 +367,12 @@ impl AuditStore for SqlRepository {
         }
 
         write_envelope_heads(self.backend, &mut tx, head_updates).await?;
-
-        let root = frontier.root();
-        let new_size = frontier.size();
-        let note = sign(new_size, &root).ok_or_else(|| RepoError::Unavailable("checkpoint signing failed".into()))?;
-        let checkpoint = StoredCheckpoint { size: new_size, root, note, created_unix_ms: now_unix_ms };
-        sqlx::query("INSERT INTO audit_checkpoints (size, root, note, created_ms) VALUES ($1, $2, $3, $4)")
-            .bind(to_i64(new_size)?)
-            .bind(root.to_vec())
-            .bind(&checkpoint.note)
-            .bind(now_unix_ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        sqlx::query("UPDATE audit_log_head SET size = $1 WHERE id = 1")
-            .bind(to_i64(new_size)?)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        let checkpoint = insert_checkpoint(&mut tx, frontier.size(), frontier.root(), sign, now_unix_ms).await?;
         tx.commit().await.map_err(db)?;
+        if heads.len() > HEADS_CACHED_MAX {
+            heads.clear();
+        }
+        self.audit_writer.put(WriterSlot { state: Some(WriterState { appends, frontier, heads }), conn: Some(conn) });
         Ok((size, checkpoint))
     }
 
@@ -371,5 +486,17 @@ mod tests {
         assert_eq!(completing_seq(&NodeId { level: 63, index: 5 }), None);
         assert_eq!(placeholders(Backend::Postgres, 3, 3), "$3, $4, $5");
         assert_eq!(placeholders(Backend::Sqlite, 3, 3), "?, ?, ?");
+        let shapes = |mut n: usize| {
+            let mut out = Vec::new();
+            while n > 0 {
+                out.push(chunk_rows(n));
+                n -= chunk_rows(n);
+            }
+            out
+        };
+        assert_eq!(shapes(240), [240]);
+        assert_eq!(shapes(150), [144, 6]);
+        assert_eq!(shapes(600), [256, 256, 88]);
+        assert_eq!(shapes(1), [1]);
     }
 }

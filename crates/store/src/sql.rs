@@ -20,6 +20,8 @@ pub enum Backend {
 pub struct SqlRepository {
     pub(crate) pool: AnyPool,
     pub(crate) backend: Backend,
+    /// What this process's audit writer knew after its last commit (see `audit.rs`).
+    pub(crate) audit_writer: crate::audit::WriterCache,
 }
 
 pub(crate) fn db(e: sqlx::Error) -> RepoError {
@@ -163,7 +165,7 @@ impl SqlRepository {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await.map_err(|e| RepoError::Unavailable(format!("migration failed: {e}")))?;
-        Ok(Self { pool, backend })
+        Ok(Self { pool, backend, audit_writer: Default::default() })
     }
 
     /// The connection pool, for tools (benchmarks) that need plain SQL beside the repository.

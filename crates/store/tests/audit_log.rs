@@ -290,3 +290,25 @@ async fn four_writers_on_one_postgres_get_gap_free_sequence_numbers_and_one_root
     assert_eq!(report.leaves, 10_000);
     println!("4 writers, 10 000 events, {} commits", report.checkpoints_checked - 1);
 }
+
+#[tokio::test]
+async fn two_writers_taking_turns_keep_the_tree_and_each_envelope_chain_whole() {
+    // Each writer remembers the tree's edge and envelope heads between its commits; when the other
+    // wrote in between it must notice and read them again.
+    let a = local_stack().await;
+    let b = same_stores_as(&a).await;
+    let (log_a, log_b) = (open_log(&a).await, open_log(&b).await);
+    let env = a.new_envelope().await;
+    let mut seqs = Vec::new();
+    for i in 0..24 {
+        let log = if (i / 3) % 2 == 0 { &log_a } else { &log_b };
+        seqs.push(log.record(signer_event(EventKind::DocumentViewed, Some(env), i)).await.unwrap().seq);
+    }
+    assert_eq!(seqs.windows(2).filter(|w| w[1] != w[0] + 1).count(), 0, "gap-free: {seqs:?}");
+    let report = verify_log(a.repo.as_ref(), log_a.verifier_key(), &[]).await.unwrap();
+    assert!(report.ok, "{report:?}");
+    let trail = log_b.envelope_trail(env, 0).await.unwrap();
+    let trail_seqs: Vec<u64> = trail.events.iter().map(|e| e.seq).collect();
+    assert_eq!(trail_seqs, seqs, "the envelope's chain has every event of both writers, in order");
+    check_trail(&trail, log_a.verifier_key());
+}

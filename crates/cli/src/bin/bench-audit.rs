@@ -11,6 +11,7 @@
 //!
 //! `--appends-only` runs (1) alone, for profiling.
 //!
+//! (1) and (2) run as three paired rounds; the targets are checked on the medians.
 //! Targets: ≥ 20 000 events/s, ratio ≥ 0.5, proof < 1 ms. With `--check` it exits 1 when one is missed.
 #![forbid(unsafe_code)]
 
@@ -185,6 +186,15 @@ async fn proof_latency() -> anyhow::Result<f64> {
     Ok(start.elapsed().as_secs_f64() * 1e6 / PROOFS as f64)
 }
 
+/// Paired rounds of (audit appends, raw inserts at the same commit size); the targets are
+/// checked on the medians, so one unlucky round on a shared machine neither passes nor fails it.
+const ROUNDS: usize = 3;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let check = std::env::args().any(|a| a == "--check");
@@ -193,15 +203,22 @@ async fn main() -> anyhow::Result<()> {
         println!("audit appends: {rate:.0} events/s, mean commit {batch:.1}");
         return Ok(());
     }
-    let (audit_rate, batch, event_len, disclosure_len) = audit_appends().await?;
-    let raw_rate = raw_inserts(batch.round().max(1.0) as usize, event_len, disclosure_len).await?;
-    let ratio = audit_rate / raw_rate;
-    println!(
-        "audit appends: {audit_rate:.0} events/s ({CALLERS} callers, mean commit {batch:.1} events, \
-         event {event_len} B + sealed disclosure {disclosure_len} B)"
-    );
-    println!("raw inserts, same rows and commit size: {raw_rate:.0} rows/s");
-    println!("ratio audit/raw: {ratio:.2} (target >= 0.50); rate target >= 20000 events/s");
+    let (mut rates, mut ratios) = (Vec::new(), Vec::new());
+    for round in 1..=ROUNDS {
+        let (audit_rate, batch, event_len, disclosure_len) = audit_appends().await?;
+        let raw_rate = raw_inserts(batch.round().max(1.0) as usize, event_len, disclosure_len).await?;
+        let ratio = audit_rate / raw_rate;
+        println!(
+            "round {round}: audit appends {audit_rate:.0} events/s ({CALLERS} callers, mean commit {batch:.1} events, \
+             event {event_len} B + sealed disclosure {disclosure_len} B); raw inserts, same rows and commit size, \
+             {raw_rate:.0} rows/s; ratio {ratio:.2}"
+        );
+        rates.push(audit_rate);
+        ratios.push(ratio);
+    }
+    let (audit_rate, ratio) = (median(rates), median(ratios));
+    println!("audit appends (median of {ROUNDS}): {audit_rate:.0} events/s (target >= 20000)");
+    println!("ratio audit/raw (median of {ROUNDS}): {ratio:.2} (target >= 0.50)");
     let proof_us = proof_latency().await?;
     println!("inclusion proof at {BIG_LOG} leaves: {proof_us:.0} µs mean over {PROOFS} (target < 1000 µs)");
     let ok = audit_rate >= 20_000.0 && ratio >= 0.5 && proof_us < 1000.0;
