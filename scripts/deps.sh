@@ -9,6 +9,9 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v pip3 >/dev/null || command -v pip >/dev/null || need_apt+=(python3-pip)
 command -v pdftotext >/dev/null || need_apt+=(poppler-utils)
 command -v qpdf >/dev/null || need_apt+=(qpdf)
+# The in-process WAF: libmodsecurity 3 (headers + pkg-config file) and the OWASP Core Rule Set.
+{ command -v pkg-config >/dev/null && pkg-config --exists modsecurity; } || need_apt+=(pkg-config libmodsecurity-dev)
+[ -d /usr/share/modsecurity-crs/rules ] || need_apt+=(modsecurity-crs)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> apt-get install ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -22,9 +25,9 @@ if ! python3 -c 'import moto.server, boto3, flask' >/dev/null 2>&1; then
   python3 -m pip install -q 'moto[server]==5.*' 2>&1 | grep -v "Running pip as the 'root'" || true
 fi
 
-if ! python3 -c 'import aiosmtpd, openapi_spec_validator' >/dev/null 2>&1; then
-  echo "==> pip install aiosmtpd openapi-spec-validator (SMTP capture server; OpenAPI validation)"
-  python3 -m pip install -q 'aiosmtpd==1.4.*' 'openapi-spec-validator==0.7.*' 2>&1 | grep -v "Running pip as the 'root'" || true
+if ! python3 -c 'import aiosmtpd, openapi_spec_validator, sectxt' >/dev/null 2>&1; then
+  echo "==> pip install aiosmtpd openapi-spec-validator sectxt (SMTP capture; OpenAPI and security.txt validators)"
+  python3 -m pip install -q 'aiosmtpd==1.4.*' 'openapi-spec-validator==0.7.*' 'sectxt==0.9.*' 2>&1 | grep -v "Running pip as the 'root'" || true
 fi
 
 if ! command -v pyhanko >/dev/null 2>&1 || ! pyhanko sign adesverify --help >/dev/null 2>&1; then

@@ -28,6 +28,8 @@ pub const KEYS: &[&str] = &[
     "seal_cert_chain",
     "jurisdiction",
     "waf",
+    "waf_paranoia",
+    "waf_crs_dir",
     "stripe_secret_key",
     "stripe_webhook_secret",
     "stripe_api_base",
@@ -42,6 +44,17 @@ pub const KEYS: &[&str] = &[
     "max_upload_mb",
     "mail_from",
     "webhook_allow_private",
+    "frame_ancestors",
+    "rate_limit_ip",
+    "rate_limit_auth",
+    "rate_limit_credential",
+    "rate_limit_signer",
+    "max_connections",
+    "max_connections_per_ip",
+    "security_contact",
+    "security_policy",
+    "security_txt_expires",
+    "security_languages",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -75,6 +88,9 @@ pub struct Config {
     pub tsa_url: Option<String>,
     pub jurisdiction: String,
     pub waf: WafMode,
+    /// CRS paranoia level 1–4 and where the rule set lives.
+    pub waf_paranoia: u8,
+    pub waf_crs_dir: PathBuf,
     pub stripe_secret_key: Option<SecretString>,
     pub stripe_webhook_secret: Option<SecretString>,
     pub stripe_api_base: Option<String>,
@@ -97,6 +113,19 @@ pub struct Config {
     /// PEM file with an imported seal certificate (first) and its chain, issued by the operator's
     /// CA for the key manager's seal key (`sigillum keys seal-csr`); unset: the internal CA's.
     pub seal_cert_chain: Option<PathBuf>,
+    /// Sites that may frame the embedded-signing page (`https://…` origins).
+    pub frame_ancestors: Vec<String>,
+    /// Rate-limit buckets (`N/s|min|h` or `off` each).
+    pub rate_limits: sigillum_edge::RateConfig,
+    /// Open connections at once, in all and from one client address.
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    /// security.txt (RFC 9116): contacts, expiry (RFC 3339; unset: a year after start), policy
+    /// URL, languages.
+    pub security_contacts: Vec<String>,
+    pub security_txt_expires: Option<String>,
+    pub security_policy: String,
+    pub security_languages: String,
 }
 
 impl std::fmt::Debug for Config {
@@ -162,6 +191,15 @@ impl Config {
             "off" => WafMode::Off,
             other => bail!("SIGILLUM_WAF must be block, detect or off, not {other:?}"),
         };
+        let waf_paranoia: u8 = get("waf_paranoia")
+            .unwrap_or_else(|| "1".into())
+            .trim()
+            .parse()
+            .ok()
+            .filter(|p| (1..=4).contains(p))
+            .context("SIGILLUM_WAF_PARANOIA must be 1, 2, 3 or 4")?;
+        let waf_crs_dir =
+            PathBuf::from(get("waf_crs_dir").unwrap_or_else(|| sigillum_edge::waf::DEBIAN_CRS_DIR.to_owned()));
         let jurisdiction = get("jurisdiction").unwrap_or_else(|| "CH".into());
         if jurisdiction.len() != 2 || !jurisdiction.bytes().all(|b| b.is_ascii_uppercase()) {
             bail!("SIGILLUM_JURISDICTION must be an ISO 3166-1 alpha-2 code such as CH");
@@ -203,7 +241,67 @@ impl Config {
             Some("true" | "1") => true,
             Some(other) => bail!("SIGILLUM_WEBHOOK_ALLOW_PRIVATE must be true or false, not {other:?}"),
         };
+        let list = |k: &str| -> Vec<String> {
+            get(k)
+                .unwrap_or_default()
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        let frame_ancestors = list("frame_ancestors");
+        sigillum_edge::HeaderPolicy::new(&frame_ancestors)
+            .context("SIGILLUM_FRAME_ANCESTORS must list https origins such as https://crm.example.com")?;
+        let defaults = sigillum_edge::RateConfig::default();
+        let rate = |k: &str, default: Option<sigillum_edge::rate_limit::Rate>| match get(k) {
+            None => Ok(default),
+            Some(v) => sigillum_edge::rate_limit::parse_rate(&v)
+                .with_context(|| format!("SIGILLUM_{} must be a rate such as 600/min, or off", k.to_ascii_uppercase())),
+        };
+        let rate_limits = sigillum_edge::RateConfig {
+            per_ip: rate("rate_limit_ip", defaults.per_ip)?,
+            auth_per_ip: rate("rate_limit_auth", defaults.auth_per_ip)?,
+            per_credential: rate("rate_limit_credential", defaults.per_credential)?,
+            per_signer_token: rate("rate_limit_signer", defaults.per_signer_token)?,
+        };
+        let count = |k: &str, default: usize| -> anyhow::Result<usize> {
+            match get(k) {
+                None => Ok(default),
+                Some(v) => v
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .with_context(|| format!("SIGILLUM_{} must be a whole number above 0", k.to_ascii_uppercase())),
+            }
+        };
+        let max_connections = count("max_connections", 4096)?;
+        let max_connections_per_ip = count("max_connections_per_ip", 256)?;
+        let host = public_url.host_str().unwrap_or("localhost").to_owned();
+        let mut security_contacts = list("security_contact");
+        if security_contacts.is_empty() {
+            security_contacts.push(format!("mailto:security@{host}"));
+        }
+        if let Some(bad) = security_contacts.iter().find(|c| !(c.starts_with("mailto:") || c.starts_with("https://"))) {
+            bail!("SIGILLUM_SECURITY_CONTACT must list mailto: or https: URIs, not {bad:?}");
+        }
+        let security_txt_expires = get("security_txt_expires");
+        if let Some(e) = &security_txt_expires {
+            time::OffsetDateTime::parse(e, &time::format_description::well_known::Rfc3339)
+                .context("SIGILLUM_SECURITY_TXT_EXPIRES must be an RFC 3339 date-time such as 2027-12-31T23:59:59Z")?;
+        }
+        let security_policy = get("security_policy")
+            .unwrap_or_else(|| public_url.join("/security-policy").map(|u| u.to_string()).unwrap_or_default());
+        let security_languages = get("security_languages").unwrap_or_else(|| "en".into());
         Ok(Self {
+            frame_ancestors,
+            rate_limits,
+            max_connections,
+            max_connections_per_ip,
+            security_contacts,
+            security_txt_expires,
+            security_policy,
+            security_languages,
             mail_from,
             webhook_allow_private,
             seal_cert_chain: get("seal_cert_chain").map(PathBuf::from),
@@ -225,6 +323,8 @@ impl Config {
             tsa_url: get("tsa_url"),
             jurisdiction,
             waf,
+            waf_paranoia,
+            waf_crs_dir,
             stripe_secret_key: secret("stripe_secret_key"),
             stripe_webhook_secret: secret("stripe_webhook_secret"),
             stripe_api_base: get("stripe_api_base"),
@@ -258,6 +358,8 @@ impl Config {
             "seal_cert_chain": self.seal_cert_chain,
             "jurisdiction": self.jurisdiction,
             "waf": self.waf,
+            "waf_paranoia": self.waf_paranoia,
+            "waf_crs_dir": self.waf_crs_dir,
             "stripe_secret_key": hidden(&self.stripe_secret_key),
             "stripe_webhook_secret": hidden(&self.stripe_webhook_secret),
             "stripe_api_base": self.stripe_api_base,
@@ -270,6 +372,14 @@ impl Config {
             "trusted_proxies": format!("{:?}", self.trusted_proxies),
             "log_origin": self.log_origin,
             "max_upload_bytes": self.max_upload_bytes,
+            "frame_ancestors": self.frame_ancestors,
+            "rate_limits": format!("{:?}", self.rate_limits),
+            "max_connections": self.max_connections,
+            "max_connections_per_ip": self.max_connections_per_ip,
+            "security_contact": self.security_contacts,
+            "security_txt_expires": self.security_txt_expires,
+            "security_policy": self.security_policy,
+            "security_languages": self.security_languages,
         })
     }
 }

@@ -4,7 +4,10 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use sigillum_edge::TlsMaterial;
+use sigillum_edge::waf::WafLayer;
+use sigillum_edge::{HeaderPolicy, RateLimiter, TlsMaterial};
+use sigillum_web::disclosure::SecurityTxt;
+use sigillum_web::edge::EdgeSettings;
 use sigillum_web::server::{serve, ConnLimits};
 use sigillum_web::AppState;
 
@@ -60,12 +63,19 @@ pub async fn run_until(
         workflow: app.workflow.clone(),
         pki: app.pki.clone(),
         trusted_proxies: cfg.trusted_proxies.clone(),
+        edge: edge_settings(&cfg, &app.audit)?,
         version: env!("CARGO_PKG_VERSION"),
     });
+    state.edge.start_purging();
     // The job runner of this node: invitations, reminders, expiry, final documents, webhooks.
     let (stop_jobs, jobs_stop) = tokio::sync::watch::channel(false);
     let worker = tokio::spawn(sigillum_core::workflow::Worker::new(app.workflow.clone()).run(jobs_stop));
-    serve(listener, server_config, sigillum_web::router(state), ConnLimits::default(), shutdown).await;
+    let limits = ConnLimits {
+        max_connections: cfg.max_connections,
+        max_per_ip: cfg.max_connections_per_ip,
+        ..ConnLimits::default()
+    };
+    serve(listener, server_config, sigillum_web::router(state), limits, shutdown).await;
     let _ = stop_jobs.send(true);
     if tokio::time::timeout(std::time::Duration::from_secs(30), worker).await.is_err() {
         tracing::warn!("the job runner did not stop within 30 s; its leased job will be retried");
@@ -74,6 +84,78 @@ pub async fn run_until(
     tracing::info!("shutdown complete");
     println!("Sigillum stopped");
     Ok(())
+}
+
+/// The edge settings from the configuration.
+fn edge_settings(cfg: &Config, audit: &sigillum_core::AuditLog) -> anyhow::Result<EdgeSettings> {
+    let rfc3339 = &time::format_description::well_known::Rfc3339;
+    let expires = match &cfg.security_txt_expires {
+        Some(e) => e.clone(),
+        None => {
+            // A year from start, to the second (RFC 9116 asks for less than a year ahead).
+            let t = time::OffsetDateTime::now_utc() + time::Duration::days(365) - time::Duration::seconds(1);
+            t.replace_nanosecond(0).unwrap_or(t).format(rfc3339).context("formatting the security.txt expiry")?
+        }
+    };
+    let canonical = cfg.public_url.join("/.well-known/security.txt").context("public URL")?.to_string();
+    Ok(EdgeSettings {
+        headers: HeaderPolicy::new(&cfg.frame_ancestors)?,
+        rate_limits: Arc::new(RateLimiter::new(cfg.rate_limits)),
+        own_origin: sigillum_edge::cross_site::origin_of(&cfg.public_url),
+        waf: waf_layer(cfg, audit)?,
+        security_txt: SecurityTxt {
+            contacts: cfg.security_contacts.clone(),
+            expires,
+            policy: cfg.security_policy.clone(),
+            preferred_languages: cfg.security_languages.clone(),
+            canonical,
+        },
+    })
+}
+
+/// Loads the Core Rule Set once for the whole process; every blocked (or, in detect mode, flagged)
+/// request becomes a `waf.blocked` audit event with the rules that matched.
+fn waf_layer(cfg: &Config, audit: &sigillum_core::AuditLog) -> anyhow::Result<Option<WafLayer>> {
+    use sigillum_audit::{Detail, EventKind};
+    use sigillum_core::{Actor, ClientInfo, NewEvent};
+    let mode = match cfg.waf {
+        crate::config::WafMode::Off => return Ok(None),
+        crate::config::WafMode::Block => sigillum_edge::waf::WafMode::Block,
+        crate::config::WafMode::Detect => sigillum_edge::waf::WafMode::Detect,
+    };
+    let waf_config = sigillum_edge::waf::WafConfig {
+        mode,
+        paranoia: cfg.waf_paranoia,
+        crs_dir: cfg.waf_crs_dir.clone(),
+        ..sigillum_edge::waf::WafConfig::default()
+    };
+    let started = std::time::Instant::now();
+    let waf = sigillum_edge::waf::Waf::load(&waf_config).context("loading the web application firewall")?;
+    tracing::info!(mode = %mode, paranoia = cfg.waf_paranoia, ms = started.elapsed().as_millis() as u64, "WAF rules loaded");
+    let audit = audit.clone();
+    let hook: sigillum_edge::waf::WafHook = Arc::new(move |e: sigillum_edge::waf::WafEvent| {
+        let rules = e.rule_ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+        tracing::warn!(client = %e.client_ip, method = %e.method, path = %e.path, rules, blocked = e.blocked, request_id = e.request_id.as_deref().unwrap_or("-"), "WAF match");
+        let actor = Actor { kind: sigillum_audit::ActorKind::Anonymous, id: None, name: None, email: None };
+        let mut event =
+            NewEvent::new(EventKind::WafBlocked, None, actor, ClientInfo { ip: Some(e.client_ip), user_agent: None })
+                .detail("method", Detail::Text(e.method))
+                .detail("path", Detail::Text(e.path))
+                .detail("rule_ids", Detail::Text(rules))
+                .detail("mode", Detail::Text(e.mode.as_str().to_owned()))
+                .detail("blocked", Detail::Bool(e.blocked));
+        if let Some(id) = e.request_id {
+            event = event.detail("request_id", Detail::Text(id));
+        }
+        let audit = audit.clone();
+        // The refusal does not wait for the log: a flood of attacks must not queue behind it.
+        tokio::spawn(async move {
+            if let Err(err) = audit.record(event).await {
+                tracing::error!(error = %err, "waf.blocked event not recorded");
+            }
+        });
+    });
+    Ok(Some(WafLayer::new(waf).on_event(hook).trusted_proxies(cfg.trusted_proxies.clone())))
 }
 
 async fn shutdown_signal() {
@@ -114,6 +196,11 @@ impl LocalServer {
         let cfg = Config::from_sources(None, &move |k| match k {
             "SIGILLUM_DATA_DIR" => Some(dd.clone()),
             "SIGILLUM_LISTEN" => Some("127.0.0.1:0".into()),
+            // One loopback client is the whole load here: request rate limits would measure
+            // themselves, not the server.
+            "SIGILLUM_RATE_LIMIT_IP" | "SIGILLUM_RATE_LIMIT_CREDENTIAL" | "SIGILLUM_RATE_LIMIT_SIGNER" => {
+                Some("off".into())
+            }
             _ => None,
         })?;
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();

@@ -1,6 +1,7 @@
 //! The authorisation matrix: every route, called as anonymous, as another organisation, with a
 //! revoked API key, with an ended session, and (for changes) without the CSRF token — and never
-//! anyone else's data. The route list is read from the router's source, so a new route without a
+//! anyone else's data. Every response also carries the full set of security headers (the test
+//! client checks each one). The route list is read from the router's source, so a new route without a
 //! row here fails this test.
 
 use std::collections::BTreeSet;
@@ -29,6 +30,8 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("GET", "/healthz", Access::Public),
     ("GET", "/readyz", Access::Public),
     ("GET", "/api/v1/openapi.json", Access::Public),
+    ("GET", "/.well-known/security.txt", Access::Public),
+    ("GET", "/security-policy", Access::Public),
     ("GET", "/log/checkpoint", Access::Public),
     ("GET", "/log/key", Access::Public),
     ("GET", "/log/proof/inclusion", Access::Public),

@@ -129,7 +129,40 @@ async fn send(mut req: reqwest::RequestBuilder, auth: &Auth) -> reqwest::Result<
     let r = req.send().await?;
     let status = r.status().as_u16();
     let headers = r.headers().clone();
+    assert_security_headers(r.url().path(), &headers);
     let text = r.text().await?;
     let body = serde_json::from_str(&text).unwrap_or(Value::Null);
     Ok(Response { status, body, text, headers })
+}
+
+/// Every response of the server, refusals and errors included, carries the edge tier's security
+/// headers (checked on every call this client makes, so every route of every test is covered).
+pub fn assert_security_headers(path: &str, h: &HeaderMap) {
+    let get = |name: &str| h.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let hsts = get("strict-transport-security");
+    let max_age: u64 =
+        hsts.split(';').find_map(|p| p.trim().strip_prefix("max-age=")).and_then(|v| v.parse().ok()).unwrap_or(0);
+    assert!(max_age >= 31_536_000 && hsts.contains("includeSubDomains"), "{path}: HSTS {hsts:?}");
+    assert_eq!(get("x-content-type-options"), "nosniff", "{path}");
+    assert_eq!(get("referrer-policy"), "no-referrer", "{path}");
+    assert_eq!(get("cross-origin-opener-policy"), "same-origin", "{path}");
+    assert_eq!(get("cross-origin-resource-policy"), "same-origin", "{path}");
+    let permissions = get("permissions-policy");
+    assert!(permissions.contains("camera=()") && permissions.contains("geolocation=()"), "{path}: {permissions:?}");
+    let csp = get("content-security-policy");
+    assert!(csp.contains("default-src 'self'") || csp.contains("default-src 'none'"), "{path}: CSP {csp:?}");
+    if path.starts_with("/s/") {
+        assert!(csp.contains("frame-ancestors"), "{path}: CSP {csp:?}");
+    } else {
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: CSP {csp:?}");
+        assert_eq!(get("x-frame-options"), "DENY", "{path}");
+    }
+    // Only public material without document or personal data may be cached.
+    let public = path.starts_with("/pki/")
+        || path.starts_with("/log/")
+        || path == "/.well-known/security.txt"
+        || path == "/security-policy";
+    if !public {
+        assert_eq!(get("cache-control"), "no-store", "{path}: cache-control");
+    }
 }

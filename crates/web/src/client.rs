@@ -20,8 +20,7 @@ impl FromRequestParts<Arc<AppState>> for Client {
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-        let forwarded = parts.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
-        let ip = peer.map(|p| state.trusted_proxies.client_ip(p, forwarded));
+        let ip = peer.map(|p| crate::edge::client_ip(state, &parts.headers, Some(p)));
         let user_agent = parts.headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|ua| {
             let mut end = ua.len().min(MAX_USER_AGENT);
             while !ua.is_char_boundary(end) {

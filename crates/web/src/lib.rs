@@ -5,6 +5,8 @@
 
 pub mod auth;
 pub mod client;
+pub mod disclosure;
+pub mod edge;
 pub mod envelopes;
 pub mod error;
 pub mod health;
@@ -23,6 +25,7 @@ use axum::Router;
 use sigillum_core::{Accounts, AuditLog, Envelopes, Vault, Workflow};
 use sigillum_edge::TrustedProxies;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 /// Everything a handler may reach.
@@ -35,13 +38,17 @@ pub struct AppState {
     /// The internal CA and built-in timestamp authority.
     pub pki: Arc<sigillum_core::pki::Pki>,
     pub trusted_proxies: TrustedProxies,
+    /// Header policy, rate limits, own origin, security.txt.
+    pub edge: edge::EdgeSettings,
     pub version: &'static str,
 }
 
-/// The whole HTTP application, edge layers included.
+/// The whole HTTP application, edge layers included (outermost last, see `edge.rs`).
 pub fn router(state: Arc<AppState>) -> Router {
-    let mut app = Router::new()
+    use axum::middleware::from_fn_with_state;
+    let app = Router::new()
         .merge(health::routes())
+        .merge(disclosure::routes())
         .merge(log::routes())
         .merge(auth::routes())
         .merge(envelopes::routes(state.envelopes.limits().max_bytes))
@@ -52,26 +59,33 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(openapi::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .with_state(state);
-    for layer in sigillum_edge::security_headers() {
-        app = app.layer(layer);
-    }
-    app.layer(
-        tower::ServiceBuilder::new()
-            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-            .layer(
-                TraceLayer::new_for_http()
-                    .make_span_with(|req: &http::Request<_>| {
-                        let id = req
-                            .headers()
-                            .get("x-request-id")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("-")
-                            .to_owned();
-                        tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
-                    })
-                    .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
-            )
-            .layer(PropagateRequestIdLayer::x_request_id()),
-    )
+        // Routes that take more (uploads, signatures, timestamp requests) set their own limit.
+        .layer(axum::extract::DefaultBodyLimit::max(edge::JSON_BODY_MAX))
+        .layer(from_fn_with_state(state.clone(), edge::cross_site));
+    let app = match state.edge.waf.clone() {
+        Some(waf) => app.layer(waf),
+        None => app,
+    };
+    app.layer(RequestBodyTimeoutLayer::new(edge::BODY_IDLE_TIMEOUT))
+        .layer(from_fn_with_state(state.clone(), edge::rate_limit))
+        .layer(from_fn_with_state(state.clone(), edge::security_headers))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(|req: &http::Request<_>| {
+                            let id = req
+                                .headers()
+                                .get("x-request-id")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("-")
+                                .to_owned();
+                            tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+                        })
+                        .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
+                )
+                .layer(PropagateRequestIdLayer::x_request_id()),
+        )
+        .with_state(state)
 }

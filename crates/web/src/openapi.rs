@@ -61,6 +61,8 @@ impl Modify for Security {
     paths(
         crate::health::healthz,
         crate::health::readyz,
+        crate::disclosure::security_txt,
+        crate::disclosure::policy,
         crate::log::checkpoint,
         crate::log::key,
         crate::log::inclusion,

@@ -41,7 +41,7 @@ fn size(q: &HashMap<String, String>) -> Result<PreviewSize, ApiError> {
 }
 
 fn png(bytes: Vec<u8>) -> Response {
-    ([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "private, max-age=300")], bytes).into_response()
+    ([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "no-store")], bytes).into_response()
 }
 
 #[utoipa::path(get, path = "/api/v1/envelopes/{id}/pages/{page}", operation_id = "envelope_page_preview", tag = "envelopes", security(("api_key" = []), ("session" = [])), params(("id" = String, Path, description = "envelope id"), ("page" = String, Path, description = "`{n}.png`, n from 1"), ("size" = Option<String>, Query, description = "large (default) or thumbnail")), responses((status = 200, description = "PNG preview of the page as sent for signing", content_type = "image/png", body = Vec<u8>), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 404, description = "no such envelope or page", body = crate::openapi::ErrorBody), (status = 503, description = "previews still rendering; retry", body = crate::openapi::ErrorBody)))]

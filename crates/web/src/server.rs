@@ -1,10 +1,13 @@
-//! The HTTPS accept loop: rustls handshakes (with a deadline), hyper connections (HTTP/1.1 and
-//! HTTP/2) with a header-read timeout against slow clients, the client's socket address attached
-//! to every request, and graceful shutdown: stop accepting, let in-flight requests finish.
+//! The HTTPS accept loop: connection caps (in all and per client address, checked before the TLS
+//! handshake so a flood costs an accept and a close), rustls handshakes (with a deadline), hyper
+//! connections (HTTP/1.1 and HTTP/2) with a header-read timeout against slow clients, the
+//! client's socket address attached to every request, and graceful shutdown: stop accepting, let
+//! in-flight requests finish.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
@@ -23,6 +26,11 @@ pub struct ConnLimits {
     pub tls_handshake: Duration,
     pub header_read: Duration,
     pub drain: Duration,
+    /// Open connections at once, in all.
+    pub max_connections: usize,
+    /// Open connections at once from one socket address (a proxy counts as one client: raise
+    /// this behind a load balancer).
+    pub max_per_ip: usize,
 }
 
 impl Default for ConnLimits {
@@ -31,6 +39,49 @@ impl Default for ConnLimits {
             tls_handshake: Duration::from_secs(10),
             header_read: Duration::from_secs(10),
             drain: Duration::from_secs(20),
+            max_connections: 4096,
+            max_per_ip: 256,
+        }
+    }
+}
+
+/// Open connections, in all and per peer address.
+#[derive(Default)]
+struct OpenConnections {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+/// Counts one open connection until dropped.
+struct ConnectionSlot {
+    open: Arc<Mutex<OpenConnections>>,
+    ip: IpAddr,
+}
+
+impl ConnectionSlot {
+    /// Takes a slot for `ip`, or `None` when a cap is reached.
+    fn take(open: &Arc<Mutex<OpenConnections>>, ip: IpAddr, limits: &ConnLimits) -> Option<Self> {
+        let mut o = open.lock().ok()?;
+        let mine = o.per_ip.get(&ip).copied().unwrap_or(0);
+        if o.total >= limits.max_connections || mine >= limits.max_per_ip {
+            return None;
+        }
+        o.total += 1;
+        o.per_ip.insert(ip, mine + 1);
+        Some(Self { open: open.clone(), ip })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        if let Ok(mut o) = self.open.lock() {
+            o.total = o.total.saturating_sub(1);
+            if let Some(n) = o.per_ip.get_mut(&self.ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    o.per_ip.remove(&self.ip);
+                }
+            }
         }
     }
 }
@@ -49,6 +100,7 @@ pub async fn serve(
     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read);
     builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);
+    let open = Arc::new(Mutex::new(OpenConnections::default()));
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -62,11 +114,17 @@ pub async fn serve(
                 }
             },
         };
+        let Some(slot) = ConnectionSlot::take(&open, peer.ip(), &limits) else {
+            tracing::debug!(%peer, "connection refused: connection cap reached");
+            drop(tcp);
+            continue;
+        };
         let acceptor = acceptor.clone();
         let router = router.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
+            let _slot = slot;
             let tls = match tokio::time::timeout(limits.tls_handshake, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
