@@ -28,6 +28,15 @@ use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
 
+/// A 16-byte random serial number as a positive DER INTEGER of exactly 16 octets: the top bit
+/// cleared (positive) and the first octet non-zero (a leading zero octet is not canonical DER).
+pub(crate) fn positive_serial(random: &[u8; 16]) -> [u8; 16] {
+    let mut serial = *random;
+    serial[0] &= 0x7f;
+    serial[0] |= 0x01;
+    serial
+}
+
 /// Errors building or reading PKI structures.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PkiError {
@@ -113,9 +122,7 @@ pub fn tbs_certificate(req: &CertRequest<'_>) -> Result<TbsCertificate, PkiError
         Some((n, k)) => (n.clone(), k),
         None => (subject.clone(), req.spki_der),
     };
-    let mut serial = req.serial;
-    serial[0] &= 0x7f; // positive
-    serial[0] |= 0x01; // no leading zero byte: exactly 16 octets
+    let serial = positive_serial(&req.serial);
     let mut extensions =
         vec![ext(&SubjectKeyIdentifier(OctetString::new(key_identifier(req.spki_der)?).map_err(enc)?), false)?];
     extensions.push(ext(&aki(issuer_spki)?, false)?);
@@ -302,6 +309,19 @@ pub fn parse_certificates(data: &[u8]) -> Result<Vec<CertInfo>, PkiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serials_are_canonical_positive_16_octet_integers_whatever_the_random_bytes() {
+        for first in [0x00u8, 0x01, 0x7f, 0x80, 0xff] {
+            let mut random = [0u8; 16];
+            random[0] = first;
+            let serial = positive_serial(&random);
+            let der = der::asn1::Int::new(&serial).unwrap().to_der().unwrap();
+            let back = der::asn1::Int::from_der(&der).expect("strict DER decodes it");
+            assert_eq!(back.as_bytes().len(), 16, "{first:#x}");
+            assert!(serial[0] != 0 && serial[0] < 0x80, "{first:#x}");
+        }
+    }
     use sigillum_crypto::ecdsa;
 
     fn key() -> (ecdsa::P256Pkcs8, Vec<u8>) {

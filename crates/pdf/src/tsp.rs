@@ -102,8 +102,8 @@ pub fn tst_info(
     gen_time_unix_ms: u64,
     tsa: &CertInfo,
 ) -> Result<Vec<u8>, TspError> {
-    let mut serial = *serial;
-    serial[0] &= 0x7f;
+    // Random bytes with a leading zero octet would not be canonical DER (and get refused).
+    let serial = crate::pki::positive_serial(serial);
     let gen_time =
         GeneralizedTime::from_unix_duration(std::time::Duration::from_secs(gen_time_unix_ms / 1000)).map_err(enc)?;
     TstInfo {
