@@ -28,12 +28,13 @@ use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
 
-/// A 16-byte random serial number as a positive DER INTEGER of exactly 16 octets: the top bit
-/// cleared (positive) and the first octet non-zero (a leading zero octet is not canonical DER).
-pub(crate) fn positive_serial(random: &[u8; 16]) -> [u8; 16] {
+/// Random bytes (serial numbers, nonces) as a positive DER INTEGER of exactly `N` octets: the top
+/// bit cleared (positive) and the first octet non-zero (a leading zero octet is not canonical DER).
+pub(crate) fn positive_serial<const N: usize>(random: &[u8; N]) -> [u8; N] {
     let mut serial = *random;
-    serial[0] &= 0x7f;
-    serial[0] |= 0x01;
+    if let Some(first) = serial.first_mut() {
+        *first = (*first & 0x7f) | 0x01;
+    }
     serial
 }
 
@@ -320,6 +321,10 @@ mod tests {
             let back = der::asn1::Int::from_der(&der).expect("strict DER decodes it");
             assert_eq!(back.as_bytes().len(), 16, "{first:#x}");
             assert!(serial[0] != 0 && serial[0] < 0x80, "{first:#x}");
+            // Timestamp request nonces (8 octets) the same way.
+            let nonce = positive_serial(&[first, 0, 0, 0, 0, 0, 0, 1]);
+            let der = der::asn1::Int::new(&nonce).unwrap().to_der().unwrap();
+            assert_eq!(der::asn1::Int::from_der(&der).expect("strict DER").as_bytes().len(), 8, "{first:#x}");
         }
     }
     use sigillum_crypto::ecdsa;

@@ -53,8 +53,8 @@ fn imprint(digest: &[u8; 32]) -> Result<MessageImprint, TspError> {
 
 /// A client's request for a timestamp over `digest` (SHA-256), asking for the TSA certificate.
 pub fn request(digest: &[u8; 32], nonce: &[u8; 8]) -> Result<Vec<u8>, TspError> {
-    let mut n = *nonce;
-    n[0] &= 0x7f;
+    // Canonical DER: a random leading zero octet would make the TSA refuse the request.
+    let n = crate::pki::positive_serial(nonce);
     TimeStampReq {
         version: TspVersion::V1,
         message_imprint: imprint(digest)?,
