@@ -73,10 +73,11 @@ fn unauthenticated() -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "sign in or send an API key")
 }
 
-fn session_cookie(headers: &HeaderMap) -> Option<String> {
+/// The session token from the `Cookie` header(s), if any (also the rate limiter's key).
+pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<&str> {
     headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
         let (name, value) = c.trim().split_once('=')?;
-        (name == SESSION_COOKIE && !value.is_empty()).then(|| value.to_owned())
+        (name == SESSION_COOKIE && !value.is_empty()).then_some(value)
     })
 }
 
@@ -93,7 +94,7 @@ impl FromRequestParts<Arc<AppState>> for Authenticated {
             return Ok(Self(st.accounts.authenticate_api_key(key.trim()).await?));
         }
         let token = session_cookie(&parts.headers).ok_or_else(unauthenticated)?;
-        let principal = st.accounts.authenticate_session(&token).await?;
+        let principal = st.accounts.authenticate_session(token).await?;
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         let presented = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
         if !safe && !principal.csrf_ok(presented) {

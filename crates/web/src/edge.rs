@@ -61,10 +61,7 @@ fn credential(headers: &HeaderMap) -> Option<&[u8]> {
     if let Some(a) = headers.get(http::header::AUTHORIZATION) {
         return Some(a.as_bytes());
     }
-    headers.get_all(http::header::COOKIE).iter().find_map(|v| {
-        let s = v.to_str().ok()?;
-        s.split(';').map(str::trim).find(|c| c.starts_with(crate::auth::SESSION_COOKIE)).map(str::as_bytes)
-    })
+    crate::auth::session_cookie(headers).map(str::as_bytes)
 }
 
 pub async fn security_headers(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
