@@ -8,7 +8,10 @@
 //! else wrote since), the new leaves are pushed through [`Frontier`], and each leaf row stores the
 //! node hashes it completed. A batch of many events costs one commit (one fsync) and four
 //! statements: the head (lock, claim, check), the leaves, the envelope heads, the checkpoint.
-//! That is the group commit.
+//! That is the group commit. On SQLite, a writer that made the last commit it knows of sends
+//! those statements in two round trips to the connection's thread, having computed everything
+//! else beforehand (`append_predicted`); the head row still checks the prediction before
+//! anything commits.
 
 use std::collections::HashMap;
 
@@ -17,7 +20,7 @@ use sigillum_core::ports::{AuditStore, CheckpointSigner, LogKeyRecord, NewLeaf, 
 use sigillum_core::{EnvelopeId, RepoError};
 use sqlx::any::AnyRow;
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection, Connection, Row};
+use sqlx::{Any, AnyConnection, Column, Connection, Row};
 
 use crate::sql::{db, hash_column, Backend, SqlRepository};
 
@@ -265,6 +268,226 @@ async fn insert_checkpoint(
     Ok(checkpoint)
 }
 
+/// One batch of new leaves with each one's envelope key, computed once.
+struct Batch {
+    leaves: Vec<NewLeaf>,
+    envelopes: Vec<Option<String>>,
+    count: i64,
+}
+
+impl Batch {
+    fn new(leaves: Vec<NewLeaf>) -> Result<Self, RepoError> {
+        let envelopes = leaves.iter().map(|l| l.envelope_id.map(|e| e.to_string())).collect();
+        let count = to_i64(leaves.len() as u64)?;
+        Ok(Self { leaves, envelopes, count })
+    }
+
+    /// Pushes the leaves through `frontier`: the node hashes each one completes (levels 1..,
+    /// concatenated, as stored in `parents`) and the tree after the batch.
+    fn lay_out(&self, mut frontier: Frontier) -> (Vec<Vec<u8>>, Frontier) {
+        let parents = self
+            .leaves
+            .iter()
+            .map(|leaf| frontier.push(leaf.leaf_hash).iter().skip(1).flat_map(|(_, h)| h.iter().copied()).collect())
+            .collect();
+        (parents, frontier)
+    }
+
+    /// Per envelope in the batch: (sequence number of its newest new event, number of new events).
+    fn envelope_counts(&self, first: i64) -> HashMap<String, (i64, i64)> {
+        let mut counts: HashMap<String, (i64, i64)> = HashMap::new();
+        for (seq, env) in (first..).zip(&self.envelopes) {
+            if let Some(env) = env {
+                let entry = counts.entry(env.clone()).or_insert((seq, 0));
+                *entry = (seq, entry.1 + 1);
+            }
+        }
+        counts
+    }
+
+    /// Each leaf's predecessor in its envelope's chain; moves `heads` to the batch's newest events.
+    fn chain(&self, heads: &mut HashMap<String, i64>, first: i64) -> Vec<Option<i64>> {
+        (first..)
+            .zip(&self.envelopes)
+            .map(|(seq, env)| env.as_ref().and_then(|e| heads.insert(e.clone(), seq)))
+            .collect()
+    }
+
+    /// Envelopes of the batch whose newest event `heads` does not know.
+    fn unknown_envelopes(&self, heads: &HashMap<String, i64>) -> Vec<String> {
+        let mut envs: Vec<String> =
+            self.envelopes.iter().flatten().filter(|e| !heads.contains_key(*e)).cloned().collect();
+        envs.sort_unstable();
+        envs.dedup();
+        envs
+    }
+}
+
+/// Inserts the batch's leaf rows (numbered from `first`) in chunks of cached shapes; with
+/// `then_commit` the last statement also commits the transaction (SQLite only).
+#[allow(clippy::too_many_arguments)]
+async fn insert_leaf_rows(
+    backend: Backend,
+    conn: &mut AnyConnection,
+    batch: Batch,
+    first: i64,
+    prevs: Vec<Option<i64>>,
+    parents: Vec<Vec<u8>>,
+    now_unix_ms: i64,
+    then_commit: bool,
+) -> Result<(), RepoError> {
+    let mut left = batch.leaves.len();
+    let mut rows = (first..).zip(batch.envelopes).zip(prevs).zip(batch.leaves).zip(parents);
+    while left > 0 {
+        let take = chunk_rows(left);
+        left -= take;
+        let values = (0..take).map(|i| format!("({})", placeholders(backend, i * 8 + 1, 8))).collect::<Vec<_>>();
+        let sql = format!(
+            "INSERT INTO audit_leaves (seq, envelope_id, prev_in_envelope, leaf_hash, parents, event, disclosure, \
+             created_ms) VALUES {}{}",
+            values.join(", "),
+            if then_commit && left == 0 { "; COMMIT" } else { "" }
+        );
+        let mut q = sqlx::query(&sql);
+        for ((((seq, env), prev), leaf), parents) in rows.by_ref().take(take) {
+            q = q
+                .bind(seq)
+                .bind(env)
+                .bind(prev)
+                .bind(leaf.leaf_hash.to_vec())
+                .bind(parents)
+                .bind(leaf.event)
+                .bind(leaf.disclosure)
+                .bind(now_unix_ms);
+        }
+        q.execute(&mut *conn).await.map_err(db)?;
+    }
+    Ok(())
+}
+
+/// An append that reads what it needs under the log lock: the general path, for the first
+/// commit of a writer, after someone else appended, and on PostgreSQL.
+async fn append_checked(
+    backend: Backend,
+    conn: &mut AnyConnection,
+    remembered: Option<WriterState>,
+    batch: Batch,
+    sign: CheckpointSigner<'_>,
+    now_unix_ms: i64,
+) -> Result<(u64, StoredCheckpoint, WriterState), RepoError> {
+    let mut tx = conn.begin().await.map_err(db)?;
+    // Take the log's write lock before reading anything, claim the sequence numbers and learn
+    // (from the append counter) whether anybody appended since this writer last did.
+    let head = sqlx::query(
+        "UPDATE audit_log_head SET appends = appends + 1, size = size + $1 WHERE id = 1 RETURNING appends, size",
+    )
+    .bind(batch.count)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(db)?;
+    let appends: i64 = head.try_get("appends").map_err(db)?;
+    let first =
+        head.try_get::<i64, _>("size").map_err(db)?.checked_sub(batch.count).ok_or_else(|| corrupt("log size"))?;
+    let size = u64::try_from(first).map_err(|_| corrupt("log size"))?;
+
+    let (frontier, mut heads) = match remembered {
+        Some(s) if s.appends.checked_add(1) == Some(appends) && s.frontier.size() == size => (s.frontier, s.heads),
+        _ => {
+            let edge_ids = range_nodes(LeafRange { start: 0, end: size });
+            let edge_nodes = read_nodes(backend, &mut tx, &edge_ids).await?;
+            let edge = edge_ids.iter().map(|id| edge_nodes.get(id).copied()).collect::<Option<Vec<_>>>();
+            let frontier =
+                edge.and_then(|e| Frontier::from_edge(size, e)).ok_or_else(|| corrupt("right edge of the tree"))?;
+            (frontier, HashMap::new())
+        }
+    };
+    let unknown = batch.unknown_envelopes(&heads);
+    if !unknown.is_empty() {
+        heads.extend(read_envelope_heads(backend, &mut tx, &unknown).await?);
+    }
+    let (parents, frontier) = batch.lay_out(frontier);
+    let counts = batch.envelope_counts(first);
+    let prevs = batch.chain(&mut heads, first);
+    insert_leaf_rows(backend, &mut tx, batch, first, prevs, parents, now_unix_ms, false).await?;
+    write_envelope_heads(backend, &mut tx, counts).await?;
+    let checkpoint = insert_checkpoint(&mut tx, frontier.size(), frontier.root(), sign, now_unix_ms).await?;
+    tx.commit().await.map_err(db)?;
+    Ok((size, checkpoint, WriterState { appends, frontier, heads }))
+}
+
+/// The head claim, the envelope heads and the checkpoint of a predicted append, in one
+/// round trip (SQLite: several statements, positional parameters across them).
+const PREDICTED_PROLOGUE: &str = "BEGIN IMMEDIATE; \
+     UPDATE audit_log_head SET appends = appends + 1, size = size + ? WHERE id = 1 RETURNING appends, size; \
+     SELECT envelope_id, last_seq FROM audit_envelope_heads WHERE envelope_id IN (SELECT value FROM json_each(?)); \
+     INSERT INTO audit_envelope_heads (envelope_id, last_seq, events) \
+     SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?) WHERE true ON CONFLICT (envelope_id) \
+     DO UPDATE SET last_seq = excluded.last_seq, events = audit_envelope_heads.events + excluded.events; \
+     INSERT INTO audit_checkpoints (size, root, note, created_ms) VALUES (?, ?, ?, ?)";
+
+/// SQLite's fast path when this writer made the last commit it knows of: everything that does
+/// not depend on the database is computed from the remembered state first (leaf rows, envelope
+/// heads, the signed checkpoint), so a commit costs two round trips to SQLite's connection
+/// thread instead of seven; under load each round trip waits for a CPU. The prediction is
+/// checked against the head row, under the write lock, before anything commits: if somebody
+/// else appended (or anything in the prologue fails), the transaction is rolled back and the
+/// batch goes down the checked path.
+async fn append_predicted(
+    conn: &mut AnyConnection,
+    state: WriterState,
+    batch: Batch,
+    sign: CheckpointSigner<'_>,
+    now_unix_ms: i64,
+) -> Result<Predicted, RepoError> {
+    let WriterState { appends, frontier, mut heads } = state;
+    let size = frontier.size();
+    let first = to_i64(size)?;
+    let (parents, after) = batch.lay_out(frontier);
+    let counts = batch.envelope_counts(first);
+    let unknown = batch.unknown_envelopes(&heads);
+    let root = after.root();
+    let note = sign(after.size(), &root).ok_or_else(|| RepoError::Unavailable("checkpoint signing failed".into()))?;
+    let checkpoint = StoredCheckpoint { size: after.size(), root, note, created_unix_ms: now_unix_ms };
+    let json = |v: serde_json::Value| v.to_string();
+    let new_heads = json(counts.iter().map(|(env, (last, n))| serde_json::json!([env, last, n])).collect());
+    let rows = sqlx::query(PREDICTED_PROLOGUE)
+        .bind(batch.count)
+        .bind(json(unknown.into()))
+        .bind(new_heads)
+        .bind(to_i64(checkpoint.size)?)
+        .bind(root.to_vec())
+        .bind(&checkpoint.note)
+        .bind(now_unix_ms)
+        .fetch_all(&mut *conn)
+        .await;
+    let claimed = rows.as_ref().ok().and_then(|rows| {
+        let head = rows.iter().find(|r| r.columns().first().is_some_and(|c| c.name() == "appends"))?;
+        let (a, s) = (head.try_get::<i64, _>("appends").ok()?, head.try_get::<i64, _>("size").ok()?);
+        (appends.checked_add(1) == Some(a) && first.checked_add(batch.count) == Some(s)).then_some(a)
+    });
+    let (Some(appends), Ok(rows)) = (claimed, rows) else {
+        // Rolling back what no transaction holds is an error we can ignore.
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        return Ok(Predicted::Stale(batch));
+    };
+    for r in rows.iter().filter(|r| r.columns().first().is_some_and(|c| c.name() == "envelope_id")) {
+        heads.insert(r.try_get("envelope_id").map_err(db)?, r.try_get("last_seq").map_err(db)?);
+    }
+    let prevs = batch.chain(&mut heads, first);
+    if let Err(e) = insert_leaf_rows(Backend::Sqlite, conn, batch, first, prevs, parents, now_unix_ms, true).await {
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        return Err(e);
+    }
+    Ok(Predicted::Appended((size, checkpoint, WriterState { appends, frontier: after, heads })))
+}
+
+/// What a predicted append came to.
+enum Predicted {
+    Appended((u64, StoredCheckpoint, WriterState)),
+    /// The remembered state was stale (or the prologue failed); nothing was written.
+    Stale(Batch),
+}
+
 #[async_trait::async_trait]
 impl AuditStore for SqlRepository {
     async fn append_leaves(
@@ -276,104 +499,35 @@ impl AuditStore for SqlRepository {
         if leaves.is_empty() {
             return self.checkpoint_only(sign, now_unix_ms).await;
         }
-        let count = to_i64(leaves.len() as u64)?;
         let WriterSlot { state: remembered, conn } = self.audit_writer.take();
         let mut conn = match conn {
             Some(c) => c,
-            None => self.pool.acquire().await.map_err(db)?,
-        };
-        let mut tx = conn.begin().await.map_err(db)?;
-        // Take the log's write lock before reading anything, claim `count` sequence numbers and
-        // learn (from the append counter) whether anybody appended since this writer last did.
-        let head = sqlx::query(
-            "UPDATE audit_log_head SET appends = appends + 1, size = size + $1 WHERE id = 1 RETURNING appends, size",
-        )
-        .bind(count)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db)?;
-        let appends: i64 = head.try_get("appends").map_err(db)?;
-        let size = head.try_get::<i64, _>("size").map_err(db)?.checked_sub(count).ok_or_else(|| corrupt("log size"))?;
-        let size = u64::try_from(size).map_err(|_| corrupt("log size"))?;
-
-        let (mut frontier, mut heads) = match remembered {
-            Some(s) if s.appends.checked_add(1) == Some(appends) && s.frontier.size() == size => (s.frontier, s.heads),
-            _ => {
-                let edge_ids = range_nodes(LeafRange { start: 0, end: size });
-                let edge_nodes = read_nodes(self.backend, &mut tx, &edge_ids).await?;
-                let edge = edge_ids.iter().map(|id| edge_nodes.get(id).copied()).collect::<Option<Vec<_>>>();
-                let frontier =
-                    edge.and_then(|e| Frontier::from_edge(size, e)).ok_or_else(|| corrupt("right edge of the tree"))?;
-                (frontier, HashMap::new())
+            None => {
+                let mut c = self.pool.acquire().await.map_err(db)?;
+                // The writer's connection may be dropped inside a transaction it opened itself
+                // (see `append_predicted`); closing it then rolls that back.
+                c.close_on_drop();
+                c
             }
         };
-        // The newest event of each envelope in this batch that the writer does not remember, to
-        // chain the new ones onto.
-        let unknown: Vec<String> = {
-            let mut envs: Vec<String> = leaves
-                .iter()
-                .filter_map(|l| l.envelope_id.map(|e| e.to_string()))
-                .filter(|e| !heads.contains_key(e))
-                .collect();
-            envs.sort_unstable();
-            envs.dedup();
-            envs
-        };
-        if !unknown.is_empty() {
-            heads.extend(read_envelope_heads(self.backend, &mut tx, &unknown).await?);
-        }
-        let mut head_updates: HashMap<String, (i64, i64)> = HashMap::new();
-        let mut rows = Vec::with_capacity(leaves.len());
-        for leaf in leaves {
-            let completed = frontier.push(leaf.leaf_hash);
-            let parents: Vec<u8> = completed.iter().skip(1).flat_map(|(_, h)| h.iter().copied()).collect();
-            let seq = to_i64(frontier.size() - 1)?;
-            let prev = match leaf.envelope_id {
-                Some(env) => {
-                    let key = env.to_string();
-                    let prev = heads.insert(key.clone(), seq);
-                    let entry = head_updates.entry(key).or_insert((seq, 0));
-                    *entry = (seq, entry.1 + 1);
-                    prev
+        let batch = Batch::new(leaves)?;
+        let outcome = match remembered {
+            Some(state) if self.backend == Backend::Sqlite => {
+                match append_predicted(&mut conn, state, batch, sign, now_unix_ms).await? {
+                    Predicted::Appended(done) => done,
+                    Predicted::Stale(batch) => {
+                        append_checked(self.backend, &mut conn, None, batch, sign, now_unix_ms).await?
+                    }
                 }
-                None => None,
-            };
-            rows.push((seq, prev, leaf, parents));
-        }
-        let mut rows = rows.into_iter();
-        while rows.len() > 0 {
-            let take = chunk_rows(rows.len());
-            let chunk: Vec<_> = rows.by_ref().take(take).collect();
-            let values =
-                (0..chunk.len()).map(|i| format!("({})", placeholders(self.backend, i * 8 + 1, 8))).collect::<Vec<_>>();
-            let sql = format!(
-                "INSERT INTO audit_leaves (seq, envelope_id, prev_in_envelope, leaf_hash, parents, event, disclosure, \
-                 created_ms) VALUES {}",
-                values.join(", ")
-            );
-            let mut q = sqlx::query(&sql);
-            for (seq, prev, leaf, parents) in chunk {
-                q = q
-                    .bind(seq)
-                    .bind(leaf.envelope_id.map(|e| e.to_string()))
-                    .bind(prev)
-                    .bind(leaf.leaf_hash.to_vec())
-                    .bind(parents)
-                    .bind(leaf.event)
-                    .bind(leaf.disclosure)
-                    .bind(now_unix_ms);
             }
-            q.execute(&mut *tx).await.map_err(db)?;
+            remembered => append_checked(self.backend, &mut conn, remembered, batch, sign, now_unix_ms).await?,
+        };
+        let (first, checkpoint, mut state) = outcome;
+        if state.heads.len() > HEADS_CACHED_MAX {
+            state.heads.clear();
         }
-
-        write_envelope_heads(self.backend, &mut tx, head_updates).await?;
-        let checkpoint = insert_checkpoint(&mut tx, frontier.size(), frontier.root(), sign, now_unix_ms).await?;
-        tx.commit().await.map_err(db)?;
-        if heads.len() > HEADS_CACHED_MAX {
-            heads.clear();
-        }
-        self.audit_writer.put(WriterSlot { state: Some(WriterState { appends, frontier, heads }), conn: Some(conn) });
-        Ok((size, checkpoint))
+        self.audit_writer.put(WriterSlot { state: Some(state), conn: Some(conn) });
+        Ok((first, checkpoint))
     }
 
     async fn tree_size(&self) -> Result<u64, RepoError> {

@@ -311,4 +311,15 @@ async fn two_writers_taking_turns_keep_the_tree_and_each_envelope_chain_whole() 
     let trail_seqs: Vec<u64> = trail.events.iter().map(|e| e.seq).collect();
     assert_eq!(trail_seqs, seqs, "the envelope's chain has every event of both writers, in order");
     check_trail(&trail, log_a.verifier_key());
+
+    // A writer whose own last commit is the newest (so it predicts) meets an envelope whose
+    // newest event it never saw: it must chain onto that event, found under the lock.
+    let (x, y) = (a.new_envelope().await, a.new_envelope().await);
+    let first_x = log_b.record(signer_event(EventKind::DocumentViewed, Some(x), 100)).await.unwrap().seq;
+    log_a.record(signer_event(EventKind::DocumentViewed, Some(y), 101)).await.unwrap();
+    let second_x = log_a.record(signer_event(EventKind::DocumentViewed, Some(x), 102)).await.unwrap().seq;
+    let trail = log_a.envelope_trail(x, 0).await.unwrap();
+    assert_eq!(trail.events.iter().map(|e| e.seq).collect::<Vec<_>>(), [first_x, second_x]);
+    check_trail(&trail, log_a.verifier_key());
+    assert!(verify_log(a.repo.as_ref(), log_a.verifier_key(), &[]).await.unwrap().ok);
 }
