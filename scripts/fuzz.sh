@@ -9,7 +9,7 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --quiet
 seconds="${FUZZ_SECONDS:-60}"
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
-for target in pdf_ingest pdf_verify tsa_request cms_signed_data; do
+for target in pdf_ingest pdf_verify tsa_request cms_signed_data multipart_scan; do
   echo "==> fuzz $target (${seconds}s)"
   mkdir -p "$scratch/$target"
   cargo fuzz run --sanitizer none --release "$target" "$scratch/$target" "fuzz/corpus/$target" -- \

@@ -176,9 +176,8 @@ fn protocol_attacks() {
     assert!(v.rule_ids.contains(&921140), "{v:?}");
 }
 
-/// What a caller that feeds multipart text parts would hand over: the part headers (filenames)
-/// and text fields, not the file content. (The tower layer feeds no multipart body at all; see
-/// its docs.) CRS 3.3.4 checks uploaded file names for server-side script and config names; it
+/// What the tower layer hands over for an upload form: the part headers (filenames) and text
+/// fields, with the file content left out (see `waf/multipart.rs`). CRS 3.3.4 checks uploaded file names for server-side script and config names; it
 /// does not look for traversal or markup in them, so the application treats them as untrusted.
 #[test]
 fn multipart_script_uploads_and_text_fields() {
@@ -289,7 +288,7 @@ fn a_raw_pdf_upload_passes_only_on_the_upload_route() {
     assert_clean(&pdf("/api/v1/envelopes"));
     let elsewhere = pdf("/api/v1/webhooks");
     assert!(elsewhere.disruptive && elsewhere.rule_ids.contains(&920420), "{elsewhere:?}");
-    // A multipart upload is inspected without its body (the layer never reads it).
+    // The headers of a multipart upload alone pass (the layer feeds the form without the file).
     let multipart = post("/api/v1/envelopes")
         .header("Content-Type", "multipart/form-data; boundary=----WebKitFormBoundary7MA4YWxkTrZu0gW")
         .header("Content-Length", "5000000")

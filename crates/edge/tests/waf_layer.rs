@@ -175,6 +175,7 @@ impl http_body::Body for ChannelBody {
 
 #[tokio::test]
 async fn a_large_multipart_upload_streams_to_the_handler_untouched() {
+    // The file part's content is never buffered: the handler gets its first piece at once.
     let (router, app, events) = router(&BLOCK);
     let boundary = "----WebKitFormBoundary7MA4YWxkTrZu0gW";
     let head = format!(
@@ -218,6 +219,93 @@ async fn a_large_multipart_upload_streams_to_the_handler_untouched() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(String::from_utf8(body_of(response).await.to_vec()).unwrap(), format!("{total} {digest}"));
     assert!(events.lock().unwrap().is_empty());
+}
+
+/// An upload form as browsers send it: a title part, then the file part with some PDF bytes.
+fn upload_form(title: &str, filename: &str) -> (String, Vec<u8>) {
+    let b = "----WebKitFormBoundaryQ2n7k9";
+    let mut body = format!(
+        "--{b}\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\n{title}\r\n--{b}\r\n\
+         Content-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: application/pdf\r\n\r\n"
+    )
+    .into_bytes();
+    // PDF content that would trip the rules if it were (wrongly) inspected as text.
+    body.extend_from_slice(b"%PDF-1.7\n1 0 obj << /JS (<script>alert(1)</script>' OR '1'='1) >> endobj\n");
+    body.extend_from_slice(format!("\r\n--{b}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={b}"), body)
+}
+
+async fn send_form(router: Router, content_type: &str, body: Vec<u8>) -> http::Response<Body> {
+    let req = request("POST", "/api/v1/envelopes")
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CONTENT_LENGTH, body.len())
+        .body(Body::from(body))
+        .unwrap();
+    router.oneshot(req).await.unwrap()
+}
+
+#[tokio::test]
+async fn upload_forms_have_their_fields_and_filename_inspected_but_not_the_file() {
+    // A clean form passes, whole, although the PDF bytes look like an attack.
+    let (clean, app, events) = router(&BLOCK);
+    let (ct, body) = upload_form("NDA Müller & Söhne", "contract.pdf");
+    let digest = hex::encode(Sha256::digest(&body));
+    let response = send_form(clean, &ct, body.clone()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(String::from_utf8(body_of(response).await.to_vec()).unwrap(), format!("{} {digest}", body.len()));
+    assert_eq!(app.handled.load(Ordering::SeqCst), 1);
+    assert!(events.lock().unwrap().is_empty());
+
+    // A script in the title, or a server-side script name as the filename, is refused.
+    for (title, filename, family) in [
+        ("<script>alert(document.cookie)</script>", "contract.pdf", 941),
+        ("x' UNION SELECT password FROM users--", "contract.pdf", 942),
+        ("Contract", "shell.php", 933),
+        ("Contract", ".htaccess", 932),
+    ] {
+        let (guarded, app, events) = router(&BLOCK);
+        let (ct, body) = upload_form(title, filename);
+        let response = send_form(guarded, &ct, body).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{title} / {filename}");
+        assert_eq!(app.handled.load(Ordering::SeqCst), 0);
+        let events = events.lock().unwrap();
+        assert!(events[0].rule_ids.iter().any(|id| id / 1000 == family), "{title} / {filename}: {:?}", events[0]);
+    }
+}
+
+#[tokio::test]
+async fn a_part_that_only_mentions_the_file_is_still_inspected() {
+    // The title part carries a filename parameter and a `name="file"` lookalike; the part is the
+    // title (as the application reads it), so its content is inspected.
+    let b = "b0undary";
+    let body = format!(
+        "--{b}\r\nContent-Disposition: form-data; name=\"title\"; filename=\"name=\\\"file\\\"\"\r\n\r\n\
+         <script>alert(1)</script>\r\n--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.pdf\"\r\n\r\n%PDF\r\n--{b}--\r\n"
+    );
+    let (guarded, app, _) = router(&BLOCK);
+    let response = send_form(guarded, &format!("multipart/form-data; boundary={b}"), body.into_bytes()).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.handled.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_forms_are_refused_before_the_handler() {
+    // Bare line feeds, where parsers disagree.
+    let b = "b0undary";
+    let lf = format!("--{b}\nContent-Disposition: form-data; name=\"title\"\n\nx\n--{b}--\n");
+    let (guarded, app, _) = router(&BLOCK);
+    let response = send_form(guarded, &format!("multipart/form-data; boundary={b}"), lf.into_bytes()).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&body_of(response).await).unwrap()["error"]["code"],
+        "invalid_body"
+    );
+    assert_eq!(app.handled.load(Ordering::SeqCst), 0);
+    // Form fields before the file larger than the inspection cap.
+    let (ct, body) = upload_form(&"A".repeat(1_200_000), "contract.pdf");
+    let (guarded, app, _) = router(&BLOCK);
+    assert_eq!(send_form(guarded, &ct, body).await.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(app.handled.load(Ordering::SeqCst), 0);
 }
 
 #[tokio::test]

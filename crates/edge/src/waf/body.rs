@@ -1,12 +1,11 @@
 //! Which request bodies the WAF reads, and giving a read body back to the request.
 //!
 //! Textual bodies — JSON, urlencoded forms, `text/*` — are what the application's extractors parse,
-//! so they are buffered (up to a cap) and fed to the body rules. Everything else streams to the
-//! handler untouched and unread: PDF and octet-stream uploads, and multipart uploads, for which
-//! the engine sees the request line and headers only. Feeding a multipart body would mean holding
-//! a whole PDF upload in memory before the handler sees a byte; the upload handler enforces its own
-//! size limits and sanitises the PDF, and treats the client's filename as untrusted text. A body
-//! with any other content type is never parsed by our extractors either (they check the type).
+//! so they are buffered (up to a cap) and fed to the body rules. Multipart uploads are read up to
+//! the file (see `multipart.rs`). Everything else streams to the handler untouched and unread:
+//! PDF and octet-stream uploads, whose size limits the upload path enforces while it sanitises
+//! the PDF. A body with any other content type is never parsed by our extractors either (they
+//! check the type).
 #![forbid(unsafe_code)]
 
 use std::pin::Pin;

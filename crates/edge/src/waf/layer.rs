@@ -25,6 +25,7 @@ use http_body_util::BodyExt;
 use tower::{Layer, Service};
 
 use super::body::{is_textual, Replay};
+use super::multipart;
 use super::{Verdict, Waf, WafMode, WafRequest};
 use crate::TrustedProxies;
 
@@ -170,6 +171,34 @@ async fn screen(shared: &Shared, req: Request<Body>) -> Screened {
             // The handler would fail on the same body; let it answer as it always does.
             Read::Failed { prefix, error } => {
                 return Screened::Forward(Request::from_parts(parts, Replay::prefix_then_error(prefix, error)));
+            }
+        }
+    } else if let Some(boundary) = multipart::boundary(parts.headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes())) {
+        match read_form(body, &boundary, shared.body_cap).await {
+            FormRead::Form { fed, read, rest } => (Some(fed), Replay::prefix_then(read, rest)),
+            FormRead::Malformed => {
+                return Screened::Answer(refusal(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_body",
+                    with_id("the request body is not valid multipart/form-data", request_id.as_deref()),
+                ))
+            }
+            FormRead::TooLarge { read, rest } => {
+                if mode == WafMode::Block {
+                    tracing::info!(
+                        cap = shared.body_cap,
+                        "waf: multipart form before the file over the inspection cap"
+                    );
+                    return Screened::Answer(refusal(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "payload_too_large",
+                        with_id("the form fields before the file are too large", request_id.as_deref()),
+                    ));
+                }
+                (None, Replay::prefix_then(read, rest))
+            }
+            FormRead::Failed { read, error } => {
+                return Screened::Forward(Request::from_parts(parts, Replay::prefix_then_error(read, error)));
             }
         }
     } else {
@@ -328,6 +357,74 @@ async fn read_capped(mut body: Body, cap: usize, declared: Option<u64>) -> Read 
                     }
                 }
             },
+        }
+    }
+}
+
+enum FormRead {
+    /// `fed` is what the WAF inspects; `read` is every byte read so far, `rest` the remainder.
+    Form {
+        fed: Bytes,
+        read: Bytes,
+        rest: Body,
+    },
+    Malformed,
+    TooLarge {
+        read: Bytes,
+        rest: Body,
+    },
+    Failed {
+        read: Bytes,
+        error: axum::Error,
+    },
+}
+
+/// Reads a multipart body up to the end of the file part's headers (see `multipart.rs`), or to
+/// its end when it has no file part, keeping what was read in every outcome.
+async fn read_form(mut body: Body, boundary: &str, cap: usize) -> FormRead {
+    let mut buf = BytesMut::new();
+    let mut from = 0;
+    let mut ended = false;
+    loop {
+        match multipart::next_part(&buf, boundary, from) {
+            multipart::Scan::Malformed => return FormRead::Malformed,
+            multipart::Scan::Part { end, .. } | multipart::Scan::Closed(end) if end > cap => {
+                return FormRead::TooLarge { read: buf.freeze(), rest: body }
+            }
+            multipart::Scan::Part { start, end } => match multipart::part_name(&buf[start..end], boundary).await {
+                Err(()) => return FormRead::Malformed,
+                Ok(Some(name)) if name == multipart::FILE_PART => {
+                    let fed = multipart::form_with_empty_file(&buf, end, boundary);
+                    return FormRead::Form { fed, read: buf.freeze(), rest: body };
+                }
+                Ok(_) => {
+                    from = end;
+                    continue;
+                }
+            },
+            multipart::Scan::Closed(end) => {
+                let fed = Bytes::copy_from_slice(&buf[..end]);
+                return FormRead::Form { fed, read: buf.freeze(), rest: body };
+            }
+            multipart::Scan::NeedMore if ended => {
+                // No file part and no closing delimiter: the engine judges the truncated form.
+                let read = buf.freeze();
+                return FormRead::Form { fed: read.clone(), read, rest: Body::empty() };
+            }
+            multipart::Scan::NeedMore if buf.len() > cap => {
+                return FormRead::TooLarge { read: buf.freeze(), rest: body }
+            }
+            multipart::Scan::NeedMore => {}
+        }
+        match body.frame().await {
+            None => ended = true,
+            Some(Err(error)) => return FormRead::Failed { read: buf.freeze(), error },
+            Some(Ok(frame)) => {
+                // Trailers after a form are dropped: `Multipart` never looks at them.
+                if let Ok(chunk) = frame.into_data() {
+                    buf.extend_from_slice(&chunk);
+                }
+            }
         }
     }
 }

@@ -16,6 +16,7 @@ mod config;
 mod ffi;
 mod layer;
 mod messages;
+mod multipart;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -216,5 +217,29 @@ impl Waf {
             }
         }
         Ok(verdict)
+    }
+}
+
+/// For the fuzz target `multipart_scan`: walks every part of `body` the way the layer does and
+/// checks that each step moves forward inside the buffer.
+#[doc(hidden)]
+pub fn fuzz_multipart_scan(body: &[u8], boundary: &str) {
+    if boundary.is_empty() {
+        return;
+    }
+    let mut from = 0;
+    loop {
+        match multipart::next_part(body, boundary, from) {
+            multipart::Scan::Part { start, end } => {
+                assert!(start >= from && start < end && end <= body.len(), "part {start}..{end} from {from}");
+                let _ = multipart::form_with_empty_file(body, end, boundary);
+                from = end;
+            }
+            multipart::Scan::Closed(end) => {
+                assert!(end <= body.len());
+                return;
+            }
+            multipart::Scan::NeedMore | multipart::Scan::Malformed => return,
+        }
     }
 }
