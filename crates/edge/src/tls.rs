@@ -93,6 +93,9 @@ impl TlsMaterial {
             .with_single_cert(self.chain.clone(), self.key.clone_key())
             .map_err(|e| TlsError::Config(e.to_string()))?;
         cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // Our suite order (rustls': AES-256-GCM and ChaCha20-Poly1305 first, ECDHE only), not the
+        // client's.
+        cfg.ignore_client_order = true;
         Ok(Arc::new(cfg))
     }
 }
