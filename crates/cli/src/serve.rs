@@ -24,6 +24,28 @@ pub struct Ready {
     pub cert_pem: Vec<u8>,
 }
 
+/// Looks at the certificate files every few seconds and serves a renewed pair from the next
+/// handshake on (hot reload); files that cannot be used are reported and the current pair stays.
+async fn watch_certificate(reloader: Arc<sigillum_edge::CertReloader>) {
+    let mut tick = tokio::time::interval(sigillum_edge::CertReloader::INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let r = reloader.clone();
+        match tokio::task::spawn_blocking(move || r.reload_if_changed()).await {
+            Ok(Ok(Some(fingerprint))) => {
+                tracing::info!(%fingerprint, "TLS certificate reloaded");
+                println!("TLS certificate reloaded, SHA-256 fingerprint {fingerprint}");
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "the TLS certificate files changed but cannot be used; the current pair stays")
+            }
+            Err(error) => tracing::error!(%error, "TLS certificate check failed"),
+        }
+    }
+}
+
 /// Runs the server until `shutdown` completes; `ready` is told where it listens once it does.
 pub async fn run_until(
     cfg: Config,
@@ -40,7 +62,8 @@ pub async fn run_until(
         &extra_names,
     )
     .context("loading the TLS certificate")?;
-    let server_config = tls.server_config()?;
+    let (server_config, reloader) = tls.server_config()?;
+    let watch_certificate = tokio::spawn(watch_certificate(reloader));
     let listener =
         tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
@@ -76,6 +99,7 @@ pub async fn run_until(
         ..ConnLimits::default()
     };
     serve(listener, server_config, sigillum_web::router(state), limits, shutdown).await;
+    watch_certificate.abort();
     let _ = stop_jobs.send(true);
     if tokio::time::timeout(std::time::Duration::from_secs(30), worker).await.is_err() {
         tracing::warn!("the job runner did not stop within 30 s; its leased job will be retried");

@@ -72,6 +72,54 @@ async fn restart_keeps_certificate_and_keyring() {
     assert_eq!(get_json(&s, "/readyz").await.0, 200);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_certificate_is_served_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&env_with(dir.path(), &[]), &[]);
+    let old_client = s.client();
+    assert_eq!(old_client.get(s.url("/readyz")).send().await.unwrap().status(), 200);
+    std::fs::write(dir.path().join("old.pem"), s.cert_pem()).unwrap();
+
+    // A renewal writes a new key and certificate over the old files.
+    let renewal = tempfile::tempdir().unwrap();
+    let new = sigillum_edge::TlsMaterial::load_or_generate(None, None, renewal.path(), &[]).unwrap();
+    let tls = s.data_dir.join("tls");
+    std::fs::copy(renewal.path().join("key.pem"), tls.join("key.pem")).unwrap();
+    std::fs::copy(renewal.path().join("cert.pem"), tls.join("cert.pem")).unwrap();
+    let new_client = s.client();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while new_client.get(s.url("/readyz")).send().await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "the renewed certificate was not picked up: {}", s.stderr());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // New handshakes present the new certificate; a client pinned to the old one is refused.
+    let fresh_old = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(dir.path().join("old.pem")).unwrap()).unwrap(),
+        )
+        .tls_built_in_root_certs(false)
+        .build()
+        .unwrap();
+    assert!(fresh_old.get(s.url("/readyz")).send().await.is_err());
+
+    // Files that cannot be used (here a truncated certificate) leave the renewed pair in use.
+    std::fs::write(tls.join("cert.pem"), "-----BEGIN CERTIFICATE-----\nMIIB\n").unwrap();
+    tokio::time::sleep(sigillum_edge::CertReloader::INTERVAL * 2).await;
+    let pinned_new = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(renewal.path().join("cert.pem")).unwrap()).unwrap(),
+        )
+        .tls_built_in_root_certs(false)
+        .build()
+        .unwrap();
+    assert_eq!(pinned_new.get(s.url("/readyz")).send().await.unwrap().status(), 200);
+    let (_, stdout, _) = s.terminate();
+    assert!(
+        stdout.contains(&format!("TLS certificate reloaded, SHA-256 fingerprint {}", new.fingerprint())),
+        "{stdout}"
+    );
+}
+
 fn openssl_handshake(addr: &str, flag: &str) -> bool {
     let out = Command::new("openssl")
         .args(["s_client", "-connect", addr, flag, "-servername", "localhost"])

@@ -17,4 +17,4 @@ pub mod waf;
 pub use client_ip::TrustedProxies;
 pub use headers::HeaderPolicy;
 pub use rate_limit::{RateConfig, RateLimiter};
-pub use tls::{TlsError, TlsMaterial};
+pub use tls::{CertReloader, TlsError, TlsMaterial};
