@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 pub const KEYS: &[&str] = &[
     "data_dir",
     "listen",
+    "http_redirect_listen",
     "tls_cert",
     "tls_key",
     "public_url",
@@ -117,6 +118,8 @@ pub struct Config {
     pub frame_ancestors: Vec<String>,
     /// Rate-limit buckets (`N/s|min|h` or `off` each).
     pub rate_limits: sigillum_edge::RateConfig,
+    /// Where the optional plain-HTTP listener runs; it only redirects to `public_url`.
+    pub http_redirect_listen: Option<SocketAddr>,
     /// Open connections at once, in all and from one client address.
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
@@ -277,6 +280,10 @@ impl Config {
         };
         let max_connections = count("max_connections", 4096)?;
         let max_connections_per_ip = count("max_connections_per_ip", 256)?;
+        let http_redirect_listen = get("http_redirect_listen")
+            .map(|v| v.parse::<SocketAddr>())
+            .transpose()
+            .context("SIGILLUM_HTTP_REDIRECT_LISTEN must be host:port, e.g. 0.0.0.0:80")?;
         let host = public_url.host_str().unwrap_or("localhost").to_owned();
         let mut security_contacts = list("security_contact");
         if security_contacts.is_empty() {
@@ -296,6 +303,7 @@ impl Config {
         Ok(Self {
             frame_ancestors,
             rate_limits,
+            http_redirect_listen,
             max_connections,
             max_connections_per_ip,
             security_contacts,
@@ -374,6 +382,7 @@ impl Config {
             "max_upload_bytes": self.max_upload_bytes,
             "frame_ancestors": self.frame_ancestors,
             "rate_limits": format!("{:?}", self.rate_limits),
+            "http_redirect_listen": self.http_redirect_listen,
             "max_connections": self.max_connections,
             "max_connections_per_ip": self.max_connections_per_ip,
             "security_contact": self.security_contacts,

@@ -8,7 +8,7 @@ use sigillum_edge::waf::WafLayer;
 use sigillum_edge::{HeaderPolicy, RateLimiter, TlsMaterial};
 use sigillum_web::disclosure::SecurityTxt;
 use sigillum_web::edge::EdgeSettings;
-use sigillum_web::server::{serve, ConnLimits};
+use sigillum_web::server::{serve, serve_redirect, ConnLimits};
 use sigillum_web::AppState;
 
 use crate::app::App;
@@ -67,6 +67,17 @@ pub async fn run_until(
     let listener =
         tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
+    let plain = match cfg.http_redirect_listen {
+        Some(at) => {
+            let plain = tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot listen on {at} (HTTP redirect)"))?;
+            let local = plain.local_addr()?;
+            println!("Plain HTTP on http://{local} redirects to {}", cfg.public_url.origin().ascii_serialization());
+            Some(plain)
+        }
+        None => None,
+    };
     let fingerprint = tls.fingerprint();
     println!("Sigillum {} listening on https://{addr}", env!("CARGO_PKG_VERSION"));
     println!(
@@ -98,8 +109,24 @@ pub async fn run_until(
         max_per_ip: cfg.max_connections_per_ip,
         ..ConnLimits::default()
     };
+    // The optional plain-HTTP listener only redirects; it stops with the HTTPS one.
+    let (stop_redirect, redirect_stop) = tokio::sync::watch::channel(false);
+    let redirect = match plain {
+        Some(plain) => {
+            let mut stop = redirect_stop;
+            let until = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            Some(tokio::spawn(serve_redirect(plain, cfg.public_url.origin().ascii_serialization(), limits, until)))
+        }
+        None => None,
+    };
     serve(listener, server_config, sigillum_web::router(state), limits, shutdown).await;
     watch_certificate.abort();
+    let _ = stop_redirect.send(true);
+    if let Some(redirect) = redirect {
+        let _ = redirect.await;
+    }
     let _ = stop_jobs.send(true);
     if tokio::time::timeout(std::time::Duration::from_secs(30), worker).await.is_err() {
         tracing::warn!("the job runner did not stop within 30 s; its leased job will be retried");

@@ -120,6 +120,41 @@ async fn a_renewed_certificate_is_served_without_a_restart() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plain_http_listener_only_redirects_to_the_public_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(
+        &env_with(
+            dir.path(),
+            &[("SIGILLUM_HTTP_REDIRECT_LISTEN", "127.0.0.1:0"), ("SIGILLUM_PUBLIC_URL", "https://sign.example.org")],
+        ),
+        &[],
+    );
+    let plain = s
+        .stdout_seen
+        .iter()
+        .find_map(|l| l.split("Plain HTTP on http://").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the redirect listener announces itself")
+        .to_owned();
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    for (method, path) in [("GET", "/s/abc?lang=de"), ("POST", "/api/v1/auth/login"), ("GET", "/")] {
+        let r = client
+            .request(method.parse().unwrap(), format!("http://{plain}{path}"))
+            .header("Host", "evil.example")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 308, "{method} {path}");
+        // The configured public URL, never the client's Host.
+        assert_eq!(r.headers()["location"], format!("https://sign.example.org{path}"));
+        assert!(r.text().await.unwrap().is_empty(), "nothing is served without TLS");
+    }
+    // The HTTPS listener is unaffected.
+    assert_eq!(get_json(&s, "/readyz").await.0, 200);
+}
+
 fn openssl_handshake(addr: &str, flag: &str) -> bool {
     let out = Command::new("openssl")
         .args(["s_client", "-connect", addr, flag, "-servername", "localhost"])

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
+use axum::response::IntoResponse;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -94,7 +95,47 @@ pub async fn serve(
     limits: ConnLimits,
     shutdown: impl Future<Output = ()>,
 ) {
-    let acceptor = TlsAcceptor::from(tls);
+    accept_loop(listener, Some(TlsAcceptor::from(tls)), router, limits, shutdown).await;
+}
+
+/// The optional plain-HTTP listener: every request, whatever its method, path or `Host`, gets
+/// `308 Permanent Redirect` to the same path and query on `public_origin` (the configured
+/// public URL, never the client's `Host`, so it cannot be made to point elsewhere). Nothing else
+/// is served without TLS. The same connection caps and timeouts apply.
+pub async fn serve_redirect(
+    listener: TcpListener,
+    public_origin: String,
+    limits: ConnLimits,
+    shutdown: impl Future<Output = ()>,
+) {
+    let origin: Arc<str> = public_origin.trim_end_matches('/').into();
+    let router = Router::new().fallback(move |uri: http::Uri| {
+        let origin = origin.clone();
+        async move {
+            let target = format!("{origin}{}", uri.path_and_query().map_or("/", |pq| pq.as_str()));
+            match http::HeaderValue::from_str(&target) {
+                Ok(location) => (
+                    http::StatusCode::PERMANENT_REDIRECT,
+                    [
+                        (http::header::LOCATION, location),
+                        (http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store")),
+                    ],
+                )
+                    .into_response(),
+                Err(_) => http::StatusCode::BAD_REQUEST.into_response(),
+            }
+        }
+    });
+    accept_loop(listener, None, router, limits, shutdown).await;
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: Option<TlsAcceptor>,
+    router: Router,
+    limits: ConnLimits,
+    shutdown: impl Future<Output = ()>,
+) {
     let graceful = GracefulShutdown::new();
     let mut builder = Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read);
@@ -125,6 +166,18 @@ pub async fn serve(
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _slot = slot;
+            let svc = router.map_request(move |mut req: http::Request<_>| {
+                req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+                req
+            });
+            let svc = TowerToHyperService::new(svc);
+            let Some(acceptor) = acceptor else {
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), svc);
+                if let Err(e) = watcher.watch(conn.into_owned()).await {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                return;
+            };
             let tls = match tokio::time::timeout(limits.tls_handshake, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
@@ -136,11 +189,7 @@ pub async fn serve(
                     return;
                 }
             };
-            let svc = router.map_request(move |mut req: http::Request<_>| {
-                req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-                req
-            });
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), TowerToHyperService::new(svc));
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
             if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
