@@ -8,6 +8,8 @@ need_apt=()
 command -v sqlmap >/dev/null || need_apt+=(sqlmap)
 command -v slowhttptest >/dev/null || need_apt+=(slowhttptest)
 command -v testssl >/dev/null || need_apt+=(testssl.sh)
+# Not an attack tool: the load generator of bench-edge, which .ci/run runs next.
+command -v wrk >/dev/null || need_apt+=(wrk)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> apt-get install ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -243,8 +243,18 @@ pub struct LocalServer {
 impl LocalServer {
     /// Starts the server with its data in `data_dir`.
     pub async fn start(data_dir: &std::path::Path) -> anyhow::Result<Self> {
+        Self::start_with(data_dir, &[]).await
+    }
+
+    /// Starts the server with its data in `data_dir` and the settings `extra` (environment
+    /// names and values) on top.
+    pub async fn start_with(data_dir: &std::path::Path, extra: &[(&str, &str)]) -> anyhow::Result<Self> {
         let dd = data_dir.display().to_string();
+        let extra: Vec<(String, String)> = extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         let cfg = Config::from_sources(None, &move |k| match k {
+            _ if extra.iter().any(|(name, _)| name == k) => {
+                extra.iter().find(|(name, _)| name == k).map(|(_, v)| v.clone())
+            }
             "SIGILLUM_DATA_DIR" => Some(dd.clone()),
             "SIGILLUM_LISTEN" => Some("127.0.0.1:0".into()),
             // One loopback client is the whole load here: request rate limits would measure
@@ -275,9 +285,59 @@ impl LocalServer {
         Ok(Self { ready, http, base, stop, task })
     }
 
+    /// Signs up `email`, logs in and returns a new API key of the account (for benchmarks).
+    pub async fn api_key(&self, email: &str) -> anyhow::Result<String> {
+        let (http, base) = (&self.http, &self.base);
+        let pw = "bench password, long enough";
+        let signup = serde_json::json!({"email": email, "password": pw, "name": "Bench"});
+        http.post(format!("{base}/api/v1/auth/signup")).json(&signup).send().await?.error_for_status()?;
+        let login = http
+            .post(format!("{base}/api/v1/auth/login"))
+            .json(&serde_json::json!({"email": email, "password": pw}))
+            .send()
+            .await?
+            .error_for_status()?;
+        let cookie = login.headers().get("set-cookie").and_then(|v| v.to_str().ok()).context("cookie")?.to_owned();
+        let csrf = login.json::<serde_json::Value>().await?["csrf_token"].as_str().context("csrf")?.to_owned();
+        let key: serde_json::Value = http
+            .post(format!("{base}/api/v1/api-keys"))
+            .header("cookie", cookie.split(';').next().unwrap_or_default())
+            .header("x-csrf-token", csrf)
+            .json(&serde_json::json!({"name": "bench"}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok(key["key"].as_str().context("key")?.to_owned())
+    }
+
     /// Stops the server gracefully and returns how it ended.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(());
         self.task.await?
     }
+}
+
+/// One 612×792 page, written by hand.
+pub fn one_page_pdf() -> Vec<u8> {
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 /MediaBox [0 0 612 792] >>".to_owned(),
+        "<< /Type /Page /Parent 2 0 R /Contents 4 0 R >>".to_owned(),
+        "<< /Length 8 >>\nstream\nBT ET\n\nendstream".to_owned(),
+    ];
+    let mut out = b"%PDF-1.7\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, o) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = out.len();
+    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    for off in offsets {
+        out.extend_from_slice(format!("{off:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(format!("trailer\n<< /Size 5 /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n").as_bytes());
+    out
 }

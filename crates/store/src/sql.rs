@@ -144,6 +144,9 @@ impl SqlRepository {
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
             .acquire_timeout(std::time::Duration::from_secs(10))
+            // A pooled SQLite connection is a file handle in this process, with nothing that can
+            // go stale; pinging it before each use cost a round trip to its thread per query.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

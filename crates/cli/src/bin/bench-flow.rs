@@ -22,29 +22,6 @@ use serde_json::{json, Value};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// One 612×792 page, written by hand.
-fn one_page_pdf() -> Vec<u8> {
-    let objects = [
-        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 /MediaBox [0 0 612 792] >>".to_owned(),
-        "<< /Type /Page /Parent 2 0 R /Contents 4 0 R >>".to_owned(),
-        "<< /Length 8 >>\nstream\nBT ET\n\nendstream".to_owned(),
-    ];
-    let mut out = b"%PDF-1.7\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, o) in objects.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
-    }
-    let xref = out.len();
-    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
-    for off in offsets {
-        out.extend_from_slice(format!("{off:010} 00000 n \n").as_bytes());
-    }
-    out.extend_from_slice(format!("trailer\n<< /Size 5 /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n").as_bytes());
-    out
-}
-
 struct Bench {
     http: reqwest::Client,
     base: String,
@@ -162,29 +139,8 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let server = sigillum::serve::LocalServer::start(&dir.path().join("data")).await?;
     let (http, base) = (server.http.clone(), server.base.clone());
-    let pw = "bench password, long enough";
-    let signup = json!({"email": "bench@example.org", "password": pw, "name": "Bench"});
-    http.post(format!("{base}/api/v1/auth/signup")).json(&signup).send().await?.error_for_status()?;
-    let login = http
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": "bench@example.org", "password": pw}))
-        .send()
-        .await?
-        .error_for_status()?;
-    let cookie = login.headers().get("set-cookie").and_then(|v| v.to_str().ok()).context("cookie")?.to_owned();
-    let csrf = login.json::<Value>().await?["csrf_token"].as_str().context("csrf")?.to_owned();
-    let key: Value = http
-        .post(format!("{base}/api/v1/api-keys"))
-        .header("cookie", cookie.split(';').next().unwrap_or_default())
-        .header("x-csrf-token", csrf)
-        .json(&json!({"name": "bench"}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let bench =
-        Arc::new(Bench { http, base, key: key["key"].as_str().context("key")?.to_owned(), pdf: one_page_pdf() });
+    let key = server.api_key("bench@example.org").await?;
+    let bench = Arc::new(Bench { http, base, key, pdf: sigillum::serve::one_page_pdf() });
 
     // Baseline in the same run: an authenticated read.
     let mut base_times = Vec::new();
