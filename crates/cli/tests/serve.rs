@@ -72,6 +72,15 @@ async fn restart_keeps_certificate_and_keyring() {
     assert_eq!(get_json(&s, "/readyz").await.0, 200);
 }
 
+/// An HTTPS client that trusts only the certificate in `pem`.
+fn pinned_client(pem: &std::path::Path) -> reqwest::Client {
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(pem).unwrap()).unwrap())
+        .tls_built_in_root_certs(false)
+        .build()
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_renewed_certificate_is_served_without_a_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -93,25 +102,13 @@ async fn a_renewed_certificate_is_served_without_a_restart() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // New handshakes present the new certificate; a client pinned to the old one is refused.
-    let fresh_old = reqwest::Client::builder()
-        .add_root_certificate(
-            reqwest::Certificate::from_pem(&std::fs::read(dir.path().join("old.pem")).unwrap()).unwrap(),
-        )
-        .tls_built_in_root_certs(false)
-        .build()
-        .unwrap();
+    let fresh_old = pinned_client(&dir.path().join("old.pem"));
     assert!(fresh_old.get(s.url("/readyz")).send().await.is_err());
 
     // Files that cannot be used (here a truncated certificate) leave the renewed pair in use.
     std::fs::write(tls.join("cert.pem"), "-----BEGIN CERTIFICATE-----\nMIIB\n").unwrap();
     tokio::time::sleep(sigillum_edge::CertReloader::INTERVAL * 2).await;
-    let pinned_new = reqwest::Client::builder()
-        .add_root_certificate(
-            reqwest::Certificate::from_pem(&std::fs::read(renewal.path().join("cert.pem")).unwrap()).unwrap(),
-        )
-        .tls_built_in_root_certs(false)
-        .build()
-        .unwrap();
+    let pinned_new = pinned_client(&renewal.path().join("cert.pem"));
     assert_eq!(pinned_new.get(s.url("/readyz")).send().await.unwrap().status(), 200);
     let (_, stdout, _) = s.terminate();
     assert!(
