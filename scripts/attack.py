@@ -16,6 +16,7 @@ runs:
 Any finding, or a server that stops answering, fails the run (exit 1).
 """
 
+import http.client
 import json
 import os
 import re
@@ -27,8 +28,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "sigillum")
@@ -61,8 +60,6 @@ def request(base, method, path, body=None, headers=None, source="127.0.0.1", tim
     host, port = base.split("//")[1].split(":")
     conn_headers = {"User-Agent": "sigillum-attack-tests", "Accept": "application/json"}
     conn_headers.update(headers or {})
-    import http.client
-
     conn = http.client.HTTPSConnection(
         host, int(port), context=INSECURE, timeout=timeout, source_address=(source, 0)
     )

@@ -251,18 +251,20 @@ impl LocalServer {
     pub async fn start_with(data_dir: &std::path::Path, extra: &[(&str, &str)]) -> anyhow::Result<Self> {
         let dd = data_dir.display().to_string();
         let extra: Vec<(String, String)> = extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        let cfg = Config::from_sources(None, &move |k| match k {
-            _ if extra.iter().any(|(name, _)| name == k) => {
-                extra.iter().find(|(name, _)| name == k).map(|(_, v)| v.clone())
+        let cfg = Config::from_sources(None, &move |k| {
+            if let Some((_, v)) = extra.iter().find(|(name, _)| name == k) {
+                return Some(v.clone());
             }
-            "SIGILLUM_DATA_DIR" => Some(dd.clone()),
-            "SIGILLUM_LISTEN" => Some("127.0.0.1:0".into()),
-            // One loopback client is the whole load here: request rate limits would measure
-            // themselves, not the server.
-            "SIGILLUM_RATE_LIMIT_IP" | "SIGILLUM_RATE_LIMIT_CREDENTIAL" | "SIGILLUM_RATE_LIMIT_SIGNER" => {
-                Some("off".into())
+            match k {
+                "SIGILLUM_DATA_DIR" => Some(dd.clone()),
+                "SIGILLUM_LISTEN" => Some("127.0.0.1:0".into()),
+                // One loopback client is the whole load here: request rate limits would measure
+                // themselves, not the server.
+                "SIGILLUM_RATE_LIMIT_IP" | "SIGILLUM_RATE_LIMIT_CREDENTIAL" | "SIGILLUM_RATE_LIMIT_SIGNER" => {
+                    Some("off".into())
+                }
+                _ => None,
             }
-            _ => None,
         })?;
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();

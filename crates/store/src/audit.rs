@@ -248,6 +248,17 @@ impl SqlRepository {
     }
 }
 
+/// The signed checkpoint of a tree of `size` leaves with this root.
+fn sign_checkpoint(
+    size: u64,
+    root: [u8; 32],
+    sign: CheckpointSigner<'_>,
+    now_unix_ms: i64,
+) -> Result<StoredCheckpoint, RepoError> {
+    let note = sign(size, &root).ok_or_else(|| RepoError::Unavailable("checkpoint signing failed".into()))?;
+    Ok(StoredCheckpoint { size, root, note, created_unix_ms: now_unix_ms })
+}
+
 async fn insert_checkpoint(
     conn: &mut AnyConnection,
     size: u64,
@@ -255,8 +266,7 @@ async fn insert_checkpoint(
     sign: CheckpointSigner<'_>,
     now_unix_ms: i64,
 ) -> Result<StoredCheckpoint, RepoError> {
-    let note = sign(size, &root).ok_or_else(|| RepoError::Unavailable("checkpoint signing failed".into()))?;
-    let checkpoint = StoredCheckpoint { size, root, note, created_unix_ms: now_unix_ms };
+    let checkpoint = sign_checkpoint(size, root, sign, now_unix_ms)?;
     sqlx::query("INSERT INTO audit_checkpoints (size, root, note, created_ms) VALUES ($1, $2, $3, $4)")
         .bind(to_i64(size)?)
         .bind(root.to_vec())
@@ -445,9 +455,7 @@ async fn append_predicted(
     let (parents, after) = batch.lay_out(frontier);
     let counts = batch.envelope_counts(first);
     let unknown = batch.unknown_envelopes(&heads);
-    let root = after.root();
-    let note = sign(after.size(), &root).ok_or_else(|| RepoError::Unavailable("checkpoint signing failed".into()))?;
-    let checkpoint = StoredCheckpoint { size: after.size(), root, note, created_unix_ms: now_unix_ms };
+    let checkpoint = sign_checkpoint(after.size(), after.root(), sign, now_unix_ms)?;
     let json = |v: serde_json::Value| v.to_string();
     let new_heads = json(counts.iter().map(|(env, (last, n))| serde_json::json!([env, last, n])).collect());
     let rows = sqlx::query(PREDICTED_PROLOGUE)
@@ -455,7 +463,7 @@ async fn append_predicted(
         .bind(json(unknown.into()))
         .bind(new_heads)
         .bind(to_i64(checkpoint.size)?)
-        .bind(root.to_vec())
+        .bind(checkpoint.root.to_vec())
         .bind(&checkpoint.note)
         .bind(now_unix_ms)
         .fetch_all(&mut *conn)

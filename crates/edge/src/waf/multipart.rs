@@ -44,8 +44,9 @@ pub(super) enum Scan {
     Part { start: usize, end: usize },
 }
 
+/// The scan runs again over the buffer as each piece of a form arrives, so it must be fast.
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(haystack, needle)
 }
 
 /// Finds the next part at or after `from`. The first delimiter may follow a preamble; later
