@@ -157,6 +157,15 @@ impl ContainerBuffer {
         Self { buf, plaintext_len: 0 }
     }
 
+    /// An empty document written into `buf`'s allocation (its contents are discarded), so one
+    /// allocation can carry document after document without new page faults each time.
+    pub fn reusing(mut buf: Vec<u8>, capacity_hint: usize) -> Self {
+        buf.clear();
+        buf.reserve(container_len(capacity_hint as u64) as usize);
+        buf.resize(OVERHEAD_PREFIX, 0);
+        Self { buf, plaintext_len: 0 }
+    }
+
     /// Appends plaintext.
     pub fn write_plain(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
@@ -229,6 +238,12 @@ impl OpenedContainer {
     pub fn chunks(&self) -> impl Iterator<Item = &[u8]> {
         cobblestone::chunk_plaintext_ranges(self.plaintext_len)
             .map(move |r| &self.buf[HEADER_LEN + r.start..HEADER_LEN + r.end])
+    }
+
+    /// Gives the allocation back (for [`ContainerBuffer::reusing`]). It still holds the
+    /// plaintext, laid out in chunks.
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.buf
     }
 
     /// The plaintext as one contiguous vector (one copy).

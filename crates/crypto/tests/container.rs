@@ -207,6 +207,24 @@ fn container_buffer_and_opened_container_agree_with_streaming_and_reject_tamperi
     }
 }
 
+#[test]
+fn a_reused_allocation_carries_one_document_after_another() {
+    use sigillum_crypto::{ContainerBuffer, OpenedContainer};
+    let mut buf = Vec::new();
+    // A long document first, then shorter ones: nothing of an earlier one may leak into a later.
+    for len in [3 * CHUNK + 77, CHUNK + 1, 1, 0] {
+        let f = fixture(len);
+        let mut cb = ContainerBuffer::reusing(buf, len);
+        cb.write_plain(&f.pt);
+        let sealed = cb.seal(&f.dek, f.id, &f.ctx).unwrap();
+        assert_eq!(sealed.len() as u64, container_len(len as u64));
+        assert_eq!(opens(&f, &sealed).unwrap(), f.pt, "len {len}");
+        let opened = OpenedContainer::open(&f.dek, f.id, &f.ctx, sealed).unwrap();
+        assert_eq!(opened.to_vec(), f.pt);
+        buf = opened.into_buffer();
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]
