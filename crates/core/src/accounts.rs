@@ -20,7 +20,7 @@ use sigillum_audit::{ActorKind, Detail, EventKind};
 
 use crate::audit_log::{Actor, AuditLog, ClientInfo, NewEvent};
 use crate::ids::{ApiKeyId, OrgId, UserId};
-use crate::ports::{AccountStore, ApiKeyRecord, Clock, RepoError, Role, SessionRecord, UserRecord};
+use crate::ports::{AccountStore, ApiKeyRecord, Clock, RepoError, Role, SessionRecord, UserIdentity, UserRecord};
 use crate::vault::Vault;
 
 pub const SESSION_IDLE_MS: i64 = 30 * 60 * 1000;
@@ -79,6 +79,10 @@ impl From<RepoError> for AccountError {
 pub enum AuthMethod {
     Session { token_hash: [u8; 32], csrf_hash: [u8; 32] },
     ApiKey(ApiKeyId),
+}
+
+fn principal(user: UserIdentity, method: AuthMethod) -> Principal {
+    Principal { user_id: user.id, org_id: user.org_id, role: user.role, name: user.name, email: user.email, method }
 }
 
 /// The authenticated caller of a request.
@@ -391,15 +395,10 @@ impl Accounts {
         })
     }
 
-    async fn principal(&self, user_id: UserId, method: AuthMethod) -> Result<Principal, AccountError> {
-        let user = self.store.user(user_id).await.map_err(|_| AccountError::Unauthenticated)?;
-        Ok(Principal { user_id, org_id: user.org_id, role: user.role, name: user.name, email: user.email, method })
-    }
-
     /// The caller behind a session cookie, if the session is alive (idle and absolute expiry).
     pub async fn authenticate_session(&self, token: &str) -> Result<Principal, AccountError> {
         let hash = sha256(token.as_bytes());
-        let s = self.store.session(&hash).await?.ok_or(AccountError::Unauthenticated)?;
+        let (s, user) = self.store.session_with_user(&hash).await?.ok_or(AccountError::Unauthenticated)?;
         let now = self.clock.now_unix_ms();
         if now >= s.expires_unix_ms || now - s.last_seen_unix_ms >= SESSION_IDLE_MS {
             self.store.delete_session(&hash).await?;
@@ -408,7 +407,7 @@ impl Accounts {
         if now - s.last_seen_unix_ms >= TOUCH_EVERY_MS {
             self.store.touch_session(&hash, now).await?;
         }
-        self.principal(s.user_id, AuthMethod::Session { token_hash: hash, csrf_hash: s.csrf_hash }).await
+        Ok(principal(user, AuthMethod::Session { token_hash: hash, csrf_hash: s.csrf_hash }))
     }
 
     /// The caller behind an `sgl_…` API key, unless it is unknown or revoked.
@@ -416,7 +415,8 @@ impl Accounts {
         if !key.starts_with(API_KEY_PREFIX) {
             return Err(AccountError::Unauthenticated);
         }
-        let k = self.store.api_key_by_hash(&sha256(key.as_bytes())).await?.ok_or(AccountError::Unauthenticated)?;
+        let (k, user) =
+            self.store.api_key_with_user(&sha256(key.as_bytes())).await?.ok_or(AccountError::Unauthenticated)?;
         if k.revoked_unix_ms.is_some() {
             return Err(AccountError::Unauthenticated);
         }
@@ -424,7 +424,7 @@ impl Accounts {
         if k.last_used_unix_ms.is_none_or(|t| now - t >= TOUCH_EVERY_MS) {
             self.store.touch_api_key(k.id, now).await?;
         }
-        let p = self.principal(k.user_id, AuthMethod::ApiKey(k.id)).await?;
+        let p = principal(user, AuthMethod::ApiKey(k.id));
         if p.org_id != k.org_id {
             return Err(AccountError::Unauthenticated);
         }

@@ -217,6 +217,48 @@ fn required_by_default() -> bool {
     true
 }
 
+/// An envelope's view, given its opened title.
+fn view_with_title(r: &EnvelopeRecord, title: Vec<u8>) -> Result<EnvelopeView, EnvelopeError> {
+    Ok(EnvelopeView {
+        id: r.id,
+        title: String::from_utf8(title).map_err(|_| EnvelopeError::Internal("title is not UTF-8".into()))?,
+
+        status: r.status,
+        document_sha256: r.document_sha256.clone(),
+        document_bytes: r.document_bytes,
+        pages: serde_json::from_str(&r.pages).map_err(|e| EnvelopeError::Internal(e.to_string()))?,
+        created_unix_ms: r.created_unix_ms,
+        updated_unix_ms: r.updated_unix_ms,
+        sent_unix_ms: r.sent_unix_ms,
+        expires_unix_ms: r.expires_unix_ms,
+        finished_unix_ms: r.finished_unix_ms,
+        final_sha256: r.final_sha256.clone(),
+        sanitisation: match (&r.uploaded_sha256, &r.sanitised_removed) {
+            (Some(uploaded), removed) => Some(SanitisationView {
+                uploaded_sha256: uploaded.clone(),
+                removed: match removed {
+                    Some(json) => serde_json::from_str(json).map_err(|e| EnvelopeError::Internal(e.to_string()))?,
+                    None => Vec::new(),
+                },
+            }),
+            (None, _) => None,
+        },
+    })
+}
+
+/// A recipient's view, given its opened name and email.
+fn recipient_view(r: &RecipientRecord, name: Vec<u8>, email: Vec<u8>) -> Result<RecipientView, EnvelopeError> {
+    let text = |bytes: Vec<u8>| String::from_utf8(bytes).map_err(|_| EnvelopeError::Internal("not UTF-8".into()));
+    Ok(RecipientView {
+        id: r.id,
+        name: text(name)?,
+        email: text(email)?,
+        role: r.role.clone(),
+        routing_order: r.routing_order,
+        status: r.status.clone(),
+    })
+}
+
 pub(crate) fn recipient_ctx<'a>(id: &'a str, column: &'a str) -> FieldContext<'a> {
     FieldContext { table: "recipients", column, row_id: id }
 }
@@ -266,30 +308,7 @@ impl Envelopes {
     async fn view(&self, r: &EnvelopeRecord) -> Result<EnvelopeView, EnvelopeError> {
         let id = r.id.to_string();
         let title = self.vault.open_field(r.id, &title_ctx(&id), &r.title_sealed).await?;
-        Ok(EnvelopeView {
-            id: r.id,
-            title: String::from_utf8(title).map_err(|_| EnvelopeError::Internal("title is not UTF-8".into()))?,
-            status: r.status,
-            document_sha256: r.document_sha256.clone(),
-            document_bytes: r.document_bytes,
-            pages: serde_json::from_str(&r.pages).map_err(|e| EnvelopeError::Internal(e.to_string()))?,
-            created_unix_ms: r.created_unix_ms,
-            updated_unix_ms: r.updated_unix_ms,
-            sent_unix_ms: r.sent_unix_ms,
-            expires_unix_ms: r.expires_unix_ms,
-            finished_unix_ms: r.finished_unix_ms,
-            final_sha256: r.final_sha256.clone(),
-            sanitisation: match (&r.uploaded_sha256, &r.sanitised_removed) {
-                (Some(uploaded), removed) => Some(SanitisationView {
-                    uploaded_sha256: uploaded.clone(),
-                    removed: match removed {
-                        Some(json) => serde_json::from_str(json).map_err(|e| EnvelopeError::Internal(e.to_string()))?,
-                        None => Vec::new(),
-                    },
-                }),
-                (None, _) => None,
-            },
-        })
+        view_with_title(r, title)
     }
 
     /// Creates a draft from an uploaded document. The bytes are sealed as they stream in; the
@@ -424,28 +443,25 @@ impl Envelopes {
     /// The envelope with its recipients (personal data opened) and fields.
     pub async fn detail(&self, p: &Principal, id: EnvelopeId) -> Result<EnvelopeDetail, EnvelopeError> {
         let r = self.authorize(p, id).await?;
-        let envelope = self.view(&r).await?;
-        let mut recipients = Vec::new();
-        for rec in self.parties.recipients(id).await? {
-            recipients.push(self.recipient_view(&rec).await?);
+        let records = self.parties.recipients(id).await?;
+        // The title and every recipient's name and email open under one unwrap of the key.
+        let (env_id, rec_ids) = (r.id.to_string(), records.iter().map(|x| x.id.to_string()).collect::<Vec<_>>());
+        let mut items = vec![(title_ctx(&env_id), r.title_sealed.as_slice())];
+        for (rec, rid) in records.iter().zip(&rec_ids) {
+            items.push((recipient_ctx(rid, "name"), rec.name_sealed.as_slice()));
+            items.push((recipient_ctx(rid, "email"), rec.email_sealed.as_slice()));
+        }
+        let mut opened = self.vault.open_fields(id, &items).await?.into_iter();
+        let mut next =
+            || opened.next().unwrap_or(Err(VaultError::Integrity("missing value"))).map_err(EnvelopeError::from);
+        let envelope = view_with_title(&r, next()?)?;
+        let mut recipients = Vec::with_capacity(records.len());
+        for rec in &records {
+            let (name, email) = (next()?, next()?);
+            recipients.push(recipient_view(rec, name, email)?);
         }
         let fields = self.parties.fields(id).await?.iter().map(FieldView::from).collect();
         Ok(EnvelopeDetail { envelope, recipients, fields })
-    }
-
-    async fn recipient_view(&self, r: &RecipientRecord) -> Result<RecipientView, EnvelopeError> {
-        let id = r.id.to_string();
-        let open = |bytes: Vec<u8>| String::from_utf8(bytes).map_err(|_| EnvelopeError::Internal("not UTF-8".into()));
-        let name = open(self.vault.open_field(r.envelope_id, &recipient_ctx(&id, "name"), &r.name_sealed).await?)?;
-        let email = open(self.vault.open_field(r.envelope_id, &recipient_ctx(&id, "email"), &r.email_sealed).await?)?;
-        Ok(RecipientView {
-            id: r.id,
-            name,
-            email,
-            role: r.role.clone(),
-            routing_order: r.routing_order,
-            status: r.status.clone(),
-        })
     }
 
     /// Adds a recipient to a draft.

@@ -287,6 +287,16 @@ pub struct UserRecord {
     pub created_unix_ms: i64,
 }
 
+/// Who a credential belongs to: the user's fields an authenticated request needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserIdentity {
+    pub id: crate::ids::UserId,
+    pub org_id: OrgId,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+}
+
 /// A browser session; the token and the CSRF token are kept only as SHA-256 hashes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionRecord {
@@ -326,12 +336,17 @@ pub trait AccountStore: Send + Sync {
     async fn delete_user(&self, org: OrgId, id: crate::ids::UserId) -> Result<(), RepoError>;
 
     async fn insert_session(&self, session: &SessionRecord) -> Result<(), RepoError>;
-    async fn session(&self, token_hash: &[u8; 32]) -> Result<Option<SessionRecord>, RepoError>;
+    /// A session with the identity of its user, in one round trip (every request asks).
+    async fn session_with_user(
+        &self,
+        token_hash: &[u8; 32],
+    ) -> Result<Option<(SessionRecord, UserIdentity)>, RepoError>;
     async fn touch_session(&self, token_hash: &[u8; 32], now_unix_ms: i64) -> Result<(), RepoError>;
     async fn delete_session(&self, token_hash: &[u8; 32]) -> Result<(), RepoError>;
 
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<(), RepoError>;
-    async fn api_key_by_hash(&self, key_hash: &[u8; 32]) -> Result<Option<ApiKeyRecord>, RepoError>;
+    /// An API key with the identity of its user, in one round trip (every request asks).
+    async fn api_key_with_user(&self, key_hash: &[u8; 32]) -> Result<Option<(ApiKeyRecord, UserIdentity)>, RepoError>;
     async fn api_keys(&self, org: OrgId) -> Result<Vec<ApiKeyRecord>, RepoError>;
     /// Revokes a key of `org`; `NotFound` if `org` has no such key.
     async fn revoke_api_key(&self, org: OrgId, id: crate::ids::ApiKeyId, now_unix_ms: i64) -> Result<(), RepoError>;

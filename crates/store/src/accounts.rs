@@ -1,6 +1,6 @@
 //! Accounts, sessions, API keys and login-failure counters on SQLite or PostgreSQL.
 
-use sigillum_core::ports::{AccountStore, ApiKeyRecord, Role, SessionRecord, TotpRecord, UserRecord};
+use sigillum_core::ports::{AccountStore, ApiKeyRecord, Role, SessionRecord, TotpRecord, UserIdentity, UserRecord};
 use sigillum_core::{ApiKeyId, OrgId, RepoError, UserId};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -16,6 +16,20 @@ fn user_row(r: &AnyRow) -> Result<UserRecord, RepoError> {
         password_hash: r.try_get("password_hash").map_err(db)?,
         role: Role::parse(&r.try_get::<String, _>("role").map_err(db)?).ok_or_else(|| corrupt("role"))?,
         created_unix_ms: r.try_get("created_ms").map_err(db)?,
+    })
+}
+
+/// The user columns joined to a credential row, under `u_` names (they would clash otherwise).
+const USER_IDENTITY_COLUMNS: &str =
+    "u.id AS u_id, u.org_id AS u_org_id, u.email AS u_email, u.name AS u_name, u.role AS u_role";
+
+fn identity_row(r: &AnyRow) -> Result<UserIdentity, RepoError> {
+    Ok(UserIdentity {
+        id: id_column(r, "u_id", UserId::parse)?,
+        org_id: id_column(r, "u_org_id", OrgId::parse)?,
+        email: r.try_get("u_email").map_err(db)?,
+        name: r.try_get("u_name").map_err(db)?,
+        role: Role::parse(&r.try_get::<String, _>("u_role").map_err(db)?).ok_or_else(|| corrupt("role"))?,
     })
 }
 
@@ -129,13 +143,13 @@ impl AccountStore for SqlRepository {
         Ok(())
     }
 
-    async fn session(&self, token_hash: &[u8; 32]) -> Result<Option<SessionRecord>, RepoError> {
-        let r = sqlx::query("SELECT * FROM sessions WHERE token_hash = $1")
-            .bind(token_hash.to_vec())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
-        r.as_ref().map(session_row).transpose()
+    async fn session_with_user(
+        &self,
+        token_hash: &[u8; 32],
+    ) -> Result<Option<(SessionRecord, UserIdentity)>, RepoError> {
+        let sql = format!("SELECT s.*, {USER_IDENTITY_COLUMNS} FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1");
+        let r = sqlx::query(&sql).bind(token_hash.to_vec()).fetch_optional(&self.pool).await.map_err(db)?;
+        r.as_ref().map(|r| Ok((session_row(r)?, identity_row(r)?))).transpose()
     }
 
     async fn touch_session(&self, token_hash: &[u8; 32], now: i64) -> Result<(), RepoError> {
@@ -174,13 +188,10 @@ impl AccountStore for SqlRepository {
         Ok(())
     }
 
-    async fn api_key_by_hash(&self, key_hash: &[u8; 32]) -> Result<Option<ApiKeyRecord>, RepoError> {
-        let r = sqlx::query("SELECT * FROM api_keys WHERE key_hash = $1")
-            .bind(key_hash.to_vec())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
-        r.as_ref().map(key_row).transpose()
+    async fn api_key_with_user(&self, key_hash: &[u8; 32]) -> Result<Option<(ApiKeyRecord, UserIdentity)>, RepoError> {
+        let sql = format!("SELECT k.*, {USER_IDENTITY_COLUMNS} FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = $1");
+        let r = sqlx::query(&sql).bind(key_hash.to_vec()).fetch_optional(&self.pool).await.map_err(db)?;
+        r.as_ref().map(|r| Ok((key_row(r)?, identity_row(r)?))).transpose()
     }
 
     async fn api_keys(&self, org: OrgId) -> Result<Vec<ApiKeyRecord>, RepoError> {
