@@ -26,6 +26,26 @@ pub struct Ready {
 
 /// Looks at the certificate files every few seconds and serves a renewed pair from the next
 /// handshake on (hot reload); files that cannot be used are reported and the current pair stays.
+/// How often a running server checks whether its generated certificate is due for renewal.
+const RENEWAL_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Renews the generated self-signed certificate when it nears its end (the reloader then serves
+/// the new one). Only for the generated one: configured files belong to whoever issues them.
+async fn renew_self_signed(tls_dir: std::path::PathBuf, extra_names: Vec<String>) {
+    let mut tick = tokio::time::interval(RENEWAL_CHECK_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let (dir, names) = (tls_dir.clone(), extra_names.clone());
+        match tokio::task::spawn_blocking(move || TlsMaterial::renew_self_signed_if_due(&dir, &names)).await {
+            Ok(Ok(true)) => tracing::info!("self-signed TLS certificate renewed"),
+            Ok(Ok(false)) => {}
+            Ok(Err(error)) => tracing::error!(%error, "renewing the self-signed TLS certificate failed"),
+            Err(error) => tracing::error!(%error, "self-signed TLS certificate renewal check failed"),
+        }
+    }
+}
+
 async fn watch_certificate(reloader: Arc<sigillum_edge::CertReloader>) {
     let mut tick = tokio::time::interval(sigillum_edge::CertReloader::INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -64,6 +84,8 @@ pub async fn run_until(
     .context("loading the TLS certificate")?;
     let (server_config, reloader) = tls.server_config()?;
     let watch_certificate = tokio::spawn(watch_certificate(reloader));
+    let renewal =
+        tls.self_signed.then(|| tokio::spawn(renew_self_signed(cfg.data_dir.join("tls"), extra_names.clone())));
     let listener =
         tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
@@ -123,6 +145,9 @@ pub async fn run_until(
     };
     serve(listener, server_config, sigillum_web::router(state), limits, shutdown).await;
     watch_certificate.abort();
+    if let Some(r) = renewal {
+        r.abort();
+    }
     let _ = stop_redirect.send(true);
     if let Some(redirect) = redirect {
         let _ = redirect.await;

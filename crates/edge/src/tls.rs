@@ -1,7 +1,9 @@
 //! TLS server configuration. Only TLS 1.3 and 1.2 with the aws-lc-rs provider's default suites
 //! (ECDHE key exchange, AEAD ciphers only); ALPN offers h2 and http/1.1. Without a configured
 //! certificate, a self-signed one is generated into `$DATA_DIR/tls/` on first start (key file
-//! 0600) and reused after; its SHA-256 fingerprint is printed so users can pin it.
+//! 0600) and reused after; its SHA-256 fingerprint is printed so users can pin it. It is valid
+//! for [`SELF_SIGNED_DAYS`] and renewed once fewer than [`RENEW_WITHIN_DAYS`] are left, at start
+//! and by the running server ([`TlsMaterial::renew_self_signed_if_due`]).
 //!
 //! The certificate is served through [`CertReloader`], which the server asks every few seconds
 //! to look at the files again: a renewed certificate (e.g. written by an ACME client) is used for
@@ -22,6 +24,11 @@ use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
+
+/// Lifetime of a generated self-signed certificate: 397 days, the longest browsers accept.
+pub const SELF_SIGNED_DAYS: i64 = 397;
+/// A generated certificate is replaced once it has fewer days than this left.
+pub const RENEW_WITHIN_DAYS: i64 = 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -66,13 +73,22 @@ impl TlsMaterial {
         match (cert, key) {
             (Some(c), Some(k)) => Self::load(c, k, false),
             _ => {
-                let (c, k) = (tls_dir.join("cert.pem"), tls_dir.join("key.pem"));
-                if !(c.exists() && k.exists()) {
-                    generate(&c, &k, extra_names)?;
-                }
-                Self::load(&c, &k, true)
+                Self::renew_self_signed_if_due(tls_dir, extra_names)?;
+                Self::load(&tls_dir.join("cert.pem"), &tls_dir.join("key.pem"), true)
             }
         }
+    }
+
+    /// Generates the self-signed pair in `tls_dir` when it is missing or expires within
+    /// [`RENEW_WITHIN_DAYS`]; says whether it did. A running server picks new files up through
+    /// its [`CertReloader`].
+    pub fn renew_self_signed_if_due(tls_dir: &Path, extra_names: &[String]) -> Result<bool, TlsError> {
+        let (c, k) = (tls_dir.join("cert.pem"), tls_dir.join("key.pem"));
+        if c.exists() && k.exists() && !expires_within(&c, RENEW_WITHIN_DAYS) {
+            return Ok(false);
+        }
+        generate(&c, &k, extra_names, SELF_SIGNED_DAYS)?;
+        Ok(true)
     }
 
     fn load(cert: &Path, key_path: &Path, self_signed: bool) -> Result<Self, TlsError> {
@@ -183,7 +199,22 @@ impl CertReloader {
     }
 }
 
-fn generate(cert: &Path, key: &Path, extra_names: &[String]) -> Result<(), TlsError> {
+/// Whether the leaf certificate in `cert` ends within `days`. An unreadable file does not count
+/// (loading it reports the problem; it is never overwritten for it).
+fn expires_within(cert: &Path, days: i64) -> bool {
+    let Some(not_after) = not_after_unix(cert) else { return false };
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    i64::try_from(now).unwrap_or(i64::MAX).saturating_add(days * 86_400) >= not_after
+}
+
+fn not_after_unix(cert: &Path) -> Option<i64> {
+    use x509_cert::der::Decode;
+    let der = CertificateDer::pem_file_iter(cert).ok()?.next()?.ok()?;
+    let parsed = x509_cert::Certificate::from_der(der.as_ref()).ok()?;
+    i64::try_from(parsed.tbs_certificate.validity.not_after.to_unix_duration().as_secs()).ok()
+}
+
+fn generate(cert: &Path, key: &Path, extra_names: &[String], days: i64) -> Result<(), TlsError> {
     let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
     for n in extra_names {
         if !names.contains(n) {
@@ -193,8 +224,10 @@ fn generate(cert: &Path, key: &Path, extra_names: &[String]) -> Result<(), TlsEr
     let mut params = rcgen::CertificateParams::new(names).map_err(|_| TlsError::Generate)?;
     params.distinguished_name.push(rcgen::DnType::CommonName, "Sigillum self-signed");
     params.distinguished_name.push(rcgen::DnType::OrganizationName, "Sigillum");
-    params.not_before = rcgen::date_time_ymd(2025, 1, 1);
-    params.not_after = rcgen::date_time_ymd(2035, 1, 1);
+    // An hour of slack for clients whose clocks run a little behind.
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + time::Duration::days(days);
     let key_pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|_| TlsError::Generate)?;
     let certificate = params.self_signed(&key_pair).map_err(|_| TlsError::Generate)?;
     if let Some(dir) = cert.parent() {
@@ -230,6 +263,33 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         assert!(a.self_signed);
         a.server_config().unwrap();
+    }
+
+    /// Whether `cert` ends 397 days from now (within the minute the test may take).
+    fn lasts_397_days(cert: &Path) -> bool {
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64;
+        (not_after_unix(cert).unwrap() - now - SELF_SIGNED_DAYS * 86_400).abs() < 60
+    }
+
+    #[test]
+    fn a_generated_certificate_lasts_397_days_and_is_renewed_near_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = dir.path().join("cert.pem");
+        let first = TlsMaterial::load_or_generate(None, None, dir.path(), &[]).unwrap();
+        assert!(lasts_397_days(&cert));
+        assert!(!TlsMaterial::renew_self_signed_if_due(dir.path(), &[]).unwrap(), "a fresh one stays");
+        // One that ends in 20 days is replaced, at start as by the running server.
+        generate(&cert, &dir.path().join("key.pem"), &[], 20).unwrap();
+        let ending = TlsMaterial::load_or_generate(None, None, dir.path(), &[]).unwrap();
+        assert_ne!(ending.fingerprint(), first.fingerprint());
+        assert!(lasts_397_days(&cert));
+        generate(&cert, &dir.path().join("key.pem"), &[], 20).unwrap();
+        assert!(TlsMaterial::renew_self_signed_if_due(dir.path(), &[]).unwrap());
+        assert!(lasts_397_days(&cert));
+        // A file that is not a certificate is left for loading to report.
+        fs::write(&cert, "not a certificate").unwrap();
+        assert!(!TlsMaterial::renew_self_signed_if_due(dir.path(), &[]).unwrap());
+        assert!(TlsMaterial::load_or_generate(None, None, dir.path(), &[]).is_err());
     }
 
     #[test]

@@ -161,6 +161,25 @@ async fn a_textual_body_over_the_cap_is_refused_with_413() {
     assert_eq!(app.handled.load(Ordering::SeqCst), 0);
 }
 
+#[tokio::test]
+async fn each_route_has_its_own_inspection_cap() {
+    let app = App::default();
+    let cap = |_: &http::Method, path: &str| if path.ends_with("/complete") { 256 * 1024 } else { 16 * 1024 };
+    let router = Router::new()
+        .route("/api/v1/envelopes/{id}/recipients", post(echo))
+        .route("/api/v1/signing/{token}/complete", post(echo))
+        .layer(WafLayer::new(BLOCK.clone()).body_cap_by_route(Arc::new(cap)))
+        .with_state(app.clone());
+    let body = serde_json::json!({"image": "A".repeat(100 * 1024)});
+    let small_route =
+        router.clone().oneshot(json_request("/api/v1/envelopes/0190b3c2/recipients", &body)).await.unwrap();
+    assert_eq!(small_route.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(app.handled.load(Ordering::SeqCst), 0, "refused before the handler");
+    let big_route = router.oneshot(json_request("/api/v1/signing/tok/complete", &body)).await.unwrap();
+    assert_eq!(big_route.status(), StatusCode::OK);
+    assert_eq!(body_of(big_route).await, serde_json::to_vec(&body).unwrap(), "inspected and passed on whole");
+}
+
 /// A request body fed piece by piece from the test.
 struct ChannelBody(mpsc::Receiver<Bytes>);
 

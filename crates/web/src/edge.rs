@@ -21,6 +21,19 @@ use crate::AppState;
 pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request body of every route that does not set its own (JSON bodies of a few fields).
 pub const JSON_BODY_MAX: usize = 64 * 1024;
+/// How much of a textual request body the WAF reads and inspects: the route's own body limit
+/// (the signature step takes base64 images; everything else small JSON), so a body its handler
+/// would refuse anyway costs no inspection beyond that limit.
+pub fn inspected_body_cap(method: &http::Method, path: &str) -> usize {
+    let segments: Vec<&str> = path.split('/').collect();
+    match segments.as_slice() {
+        ["", "api", "v1", "signing", _, "complete"] if method == http::Method::POST => {
+            crate::signing::MAX_COMPLETE_BODY
+        }
+        _ => JSON_BODY_MAX,
+    }
+}
+
 /// How often idle rate-limit keys are forgotten.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
 

@@ -63,7 +63,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(edge::JSON_BODY_MAX))
         .layer(from_fn_with_state(state.clone(), edge::cross_site));
     let app = match state.edge.waf.clone() {
-        Some(waf) => app.layer(waf),
+        Some(waf) => app.layer(waf.body_cap_by_route(Arc::new(edge::inspected_body_cap))),
         None => app,
     };
     app.layer(RequestBodyTimeoutLayer::new(edge::BODY_IDLE_TIMEOUT))

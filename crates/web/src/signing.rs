@@ -20,7 +20,7 @@ use crate::json::ApiJson;
 use crate::AppState;
 
 /// Signature PNGs arrive base64-encoded in JSON: room for a 512 KiB image and the values.
-const MAX_COMPLETE_BODY: usize = 1024 * 1024;
+pub(crate) const MAX_COMPLETE_BODY: usize = 1024 * 1024;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
