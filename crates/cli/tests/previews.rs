@@ -115,6 +115,45 @@ async fn previews_are_rendered_in_the_background_and_served_to_the_right_people(
     server.terminate();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_the_renderer_refuses_says_so_instead_of_pending_for_ever() {
+    use sigillum_testkit::pdf::hostile::{document, stream};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&embedded_env(&dir.path().join("data")), &[]);
+    let api = Api::new(&server);
+    let key = api.account_with_key("ada@example.org", PW, "Ada").await;
+    // A valid one-page PDF whose page draws an image declared 100 000 x 100 000 pixels: more
+    // than the renderer's budget, on every attempt.
+    let image = stream(
+        "/Type /XObject /Subtype /Image /Width 100000 /Height 100000 /ColorSpace /DeviceGray \
+         /BitsPerComponent 8 /Filter /DCTDecode",
+        &[0xff, 0xd8, 0xff],
+    );
+    let pdf = document("", "/Resources << /XObject << /Im 5 0 R >> >>", vec![image]);
+    let created = api.upload(&Auth::Bearer(key.clone()), "Huge scan", pdf).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let refused = loop {
+        let r = get(&api, &format!("/api/v1/envelopes/{id}/pages/1.png"), Some(&key)).await;
+        if r.status() != 503 {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "still pending after a minute");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(refused.status(), 422);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "preview_failed", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("pixels"), "{body}");
+    // The envelope says why, and its document is still there to download.
+    let detail =
+        get(&api, &format!("/api/v1/envelopes/{id}"), Some(&key)).await.json::<serde_json::Value>().await.unwrap();
+    assert!(detail["previews_failed"].as_str().unwrap().contains("pixels"), "{detail}");
+    assert_eq!(get(&api, &format!("/api/v1/envelopes/{id}/document"), Some(&key)).await.status(), 200);
+    server.terminate();
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     if let Ok(entries) = std::fs::read_dir(dir) {

@@ -54,6 +54,9 @@ pub enum EnvelopeError {
     /// The page previews are still being rendered.
     #[error("the page previews are not ready yet")]
     PreviewPending,
+    /// Page previews cannot be made for this document (the reason is the renderer's).
+    #[error("page previews cannot be made: {0}")]
+    PreviewFailed(String),
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -97,6 +100,9 @@ pub struct EnvelopeView {
     pub final_sha256: Option<String>,
     /// What ingest did to the upload; `null` for envelopes created before uploads were sanitised.
     pub sanitisation: Option<SanitisationView>,
+    /// Why page previews cannot be made for this document, if they cannot (it can still be
+    /// sent, signed and downloaded).
+    pub previews_failed: Option<String>,
 }
 
 /// The upload as received, and the active content removed from it before anyone saw it.
@@ -233,6 +239,7 @@ fn view_with_title(r: &EnvelopeRecord, title: Vec<u8>) -> Result<EnvelopeView, E
         expires_unix_ms: r.expires_unix_ms,
         finished_unix_ms: r.finished_unix_ms,
         final_sha256: r.final_sha256.clone(),
+        previews_failed: r.previews_failed.clone(),
         sanitisation: match (&r.uploaded_sha256, &r.sanitised_removed) {
             (Some(uploaded), removed) => Some(SanitisationView {
                 uploaded_sha256: uploaded.clone(),
@@ -399,6 +406,7 @@ impl Envelopes {
             reason_sealed: None,
             uploaded_sha256: Some(stored.sha256.clone()),
             sanitised_removed: Some(removed_json.clone()),
+            previews_failed: None,
         };
         if let Err(e) = self.store.insert_envelope(&record).await {
             self.discard(id).await;

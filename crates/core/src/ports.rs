@@ -424,6 +424,9 @@ pub struct EnvelopeRecord {
     pub uploaded_sha256: Option<String>,
     /// JSON array of `{kind, count}`: the active content removed from the upload.
     pub sanitised_removed: Option<String>,
+    /// Why page previews cannot be made (the renderer refused the document); none while they
+    /// are pending or once they are made.
+    pub previews_failed: Option<String>,
 }
 
 #[async_trait::async_trait]
@@ -590,6 +593,8 @@ pub trait SigningStore: Send + Sync {
     async fn field_values(&self, envelope: EnvelopeId) -> Result<Vec<FieldValueRecord>, RepoError>;
     /// The envelope with this id, whatever its organisation (for jobs and signing tokens).
     async fn envelope_by_id(&self, id: EnvelopeId) -> Result<Option<EnvelopeRecord>, RepoError>;
+    /// Records that the envelope's page previews cannot be made, and why.
+    async fn mark_previews_failed(&self, id: EnvelopeId, reason: &str) -> Result<(), RepoError>;
 
     async fn insert_signing_token(&self, t: &SigningTokenRecord) -> Result<(), RepoError>;
     async fn signing_token(&self, token_hash: &[u8; 32]) -> Result<Option<SigningTokenRecord>, RepoError>;

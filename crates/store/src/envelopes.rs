@@ -30,6 +30,7 @@ pub(crate) fn envelope_row(r: &AnyRow) -> Result<EnvelopeRecord, RepoError> {
         reason_sealed: r.try_get("reason_sealed").map_err(db)?,
         uploaded_sha256: r.try_get("uploaded_sha256").map_err(db)?,
         sanitised_removed: r.try_get("sanitised_removed").map_err(db)?,
+        previews_failed: r.try_get("previews_failed").map_err(db)?,
     })
 }
 

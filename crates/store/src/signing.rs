@@ -208,6 +208,17 @@ impl SigningStore for SqlRepository {
         r.as_ref().map(envelope_row).transpose()
     }
 
+    async fn mark_previews_failed(&self, id: EnvelopeId, reason: &str) -> Result<(), RepoError> {
+        let reason: String = reason.chars().take(500).collect();
+        sqlx::query("UPDATE envelopes SET previews_failed = $1 WHERE id = $2")
+            .bind(reason)
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
     async fn insert_signing_token(&self, t: &SigningTokenRecord) -> Result<(), RepoError> {
         sqlx::query(
             "INSERT INTO signing_tokens (token_hash, recipient_id, envelope_id, purpose, created_ms, expires_ms) \

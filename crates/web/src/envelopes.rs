@@ -90,6 +90,11 @@ impl From<EnvelopeError> for ApiError {
             EnvelopeError::Forbidden => {
                 ApiError::new(StatusCode::FORBIDDEN, "owner_only", "only the organisation's owner may do this")
             }
+            EnvelopeError::PreviewFailed(reason) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "preview_failed",
+                format!("page previews cannot be made for this document ({reason}); its PDF can still be downloaded"),
+            ),
             EnvelopeError::PreviewPending => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "preview_pending",

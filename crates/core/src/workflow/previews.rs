@@ -10,7 +10,7 @@ use super::{internal, JobKind, Workflow};
 use crate::accounts::Principal;
 use crate::envelopes::{EnvelopeError, ORIGINAL};
 use crate::ids::EnvelopeId;
-use crate::ports::RepoError;
+use crate::ports::{EnvelopeRecord, RepoError};
 use crate::vault::VaultError;
 
 pub(super) fn blob_kind(size: PreviewSize) -> String {
@@ -40,10 +40,17 @@ impl Workflow {
             Err(VaultError::NotFound | VaultError::Repo(RepoError::NotFound)) => return Ok(()),
             Err(e) => return Err(e.into()),
         };
-        let rendered = tokio::task::spawn_blocking(move || sigillum_pdf::preview::render_pages(&original))
-            .await
-            .map_err(internal)?
-            .map_err(internal)?;
+        let rendered = match tokio::task::spawn_blocking(move || sigillum_pdf::preview::render_pages(&original)).await {
+            Ok(Ok(rendered)) => rendered,
+            // The renderer refuses this document, and would on every retry: readers are told
+            // so instead of "pending" for ever.
+            Ok(Err(refused)) => {
+                tracing::warn!(envelope = %id, reason = %refused, "page previews cannot be made");
+                self.inner.ports.signing.mark_previews_failed(id, &refused.to_string()).await?;
+                return Ok(());
+            }
+            Err(e) => return Err(internal(e)),
+        };
         for (i, sizes) in rendered.into_iter().enumerate() {
             let page = i as u32 + 1;
             for (size, png) in sizes {
@@ -63,10 +70,13 @@ impl Workflow {
         Ok(())
     }
 
-    async fn read_preview(&self, id: EnvelopeId, page: u32, size: PreviewSize) -> Result<Vec<u8>, EnvelopeError> {
-        match self.inner.vault.read_blob(id, &blob_kind(size), page).await {
+    async fn read_preview(&self, env: &EnvelopeRecord, page: u32, size: PreviewSize) -> Result<Vec<u8>, EnvelopeError> {
+        match self.inner.vault.read_blob(env.id, &blob_kind(size), page).await {
             Ok(png) => Ok(png),
-            Err(VaultError::NotFound | VaultError::Repo(RepoError::NotFound)) => Err(EnvelopeError::PreviewPending),
+            Err(VaultError::NotFound | VaultError::Repo(RepoError::NotFound)) => match &env.previews_failed {
+                Some(reason) => Err(EnvelopeError::PreviewFailed(reason.clone())),
+                None => Err(EnvelopeError::PreviewPending),
+            },
             Err(e) => Err(e.into()),
         }
     }
@@ -89,7 +99,7 @@ impl Workflow {
     ) -> Result<Vec<u8>, EnvelopeError> {
         let env = self.inner.envelopes.authorize(p, id).await?;
         Self::check_page(&env.pages, page)?;
-        self.read_preview(id, page, size).await
+        self.read_preview(&env, page, size).await
     }
 
     /// A page preview for the holder of a signing link.
@@ -102,6 +112,6 @@ impl Workflow {
     ) -> Result<Vec<u8>, EnvelopeError> {
         let s = self.session(token, access_code).await?;
         Self::check_page(&s.env.pages, page)?;
-        self.read_preview(s.env.id, page, size).await
+        self.read_preview(&s.env, page, size).await
     }
 }
