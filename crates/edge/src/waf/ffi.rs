@@ -1,7 +1,7 @@
 //! The fence around libmodsecurity: the one module of the workspace that contains `unsafe`.
 //!
-//! Everything that touches a raw pointer of the C API (`modsecurity-sys` 0.1, libmodsecurity
-//! 3.0.9 as Debian 12 ships it) lives here, behind two owned types: [`Engine`] (the ModSecurity
+//! Everything that touches a raw pointer of the C API (libmodsecurity 3.0.x as Debian 12 ships
+//! it, 3.0.9; declared in [`sys`] below, linked by `build.rs`) lives here, behind two owned types: [`Engine`] (the ModSecurity
 //! instance plus one loaded rule set, freed on drop) and a private per-request `Transaction`
 //! (freed on drop, on every path). Strings the library allocates (`strdup` of parser errors and
 //! intervention texts) are copied and handed back to `free`. The log callback writes into a
@@ -14,7 +14,84 @@ use std::marker::PhantomData;
 use std::ptr::{self, NonNull};
 use std::sync::{Mutex, PoisonError};
 
-use modsecurity_sys as sys;
+/// The part of libmodsecurity's C API we call, declared from its headers
+/// (`/usr/include/modsecurity/{modsecurity,transaction,rules_set,intervention}.h`, identical
+/// across 3.0.x). Declared here rather than through a `-sys` crate so that our build script is
+/// the one that looks for the library, and a machine without it gets the command that fixes it.
+mod sys {
+    use std::ffi::{c_char, c_int, c_uchar, c_void};
+
+    /// `struct ModSecurity_t` (opaque).
+    #[repr(C)]
+    pub struct ModSecurity {
+        _private: [u8; 0],
+    }
+    /// `struct Rules_t`, typedef'd `RulesSet` (opaque).
+    #[repr(C)]
+    pub struct RulesSet {
+        _private: [u8; 0],
+    }
+    /// `struct Transaction_t` (opaque).
+    #[repr(C)]
+    pub struct Transaction {
+        _private: [u8; 0],
+    }
+
+    /// `struct ModSecurityIntervention_t` (intervention.h).
+    #[repr(C)]
+    pub struct ModSecurityIntervention {
+        pub status: c_int,
+        pub pause: c_int,
+        pub url: *mut c_char,
+        pub log: *mut c_char,
+        pub disruptive: c_int,
+    }
+
+    /// `ModSecLogCb`: `void (*)(void *, const void *)`.
+    pub type ModSecLogCb = Option<unsafe extern "C" fn(*mut c_void, *const c_void)>;
+
+    extern "C" {
+        pub fn msc_init() -> *mut ModSecurity;
+        pub fn msc_set_connector_info(msc: *mut ModSecurity, connector: *const c_char);
+        pub fn msc_set_log_cb(msc: *mut ModSecurity, cb: ModSecLogCb);
+        pub fn msc_cleanup(msc: *mut ModSecurity);
+
+        pub fn msc_create_rules_set() -> *mut RulesSet;
+        pub fn msc_rules_add(rules: *mut RulesSet, plain_rules: *const c_char, error: *mut *const c_char) -> c_int;
+        pub fn msc_rules_cleanup(rules: *mut RulesSet) -> c_int;
+
+        pub fn msc_new_transaction(
+            ms: *mut ModSecurity,
+            rules: *mut RulesSet,
+            log_cb_data: *mut c_void,
+        ) -> *mut Transaction;
+        pub fn msc_process_connection(
+            transaction: *mut Transaction,
+            client: *const c_char,
+            c_port: c_int,
+            server: *const c_char,
+            s_port: c_int,
+        ) -> c_int;
+        pub fn msc_process_uri(
+            transaction: *mut Transaction,
+            uri: *const c_char,
+            protocol: *const c_char,
+            http_version: *const c_char,
+        ) -> c_int;
+        pub fn msc_add_n_request_header(
+            transaction: *mut Transaction,
+            key: *const c_uchar,
+            len_key: usize,
+            value: *const c_uchar,
+            len_value: usize,
+        ) -> c_int;
+        pub fn msc_process_request_headers(transaction: *mut Transaction) -> c_int;
+        pub fn msc_append_request_body(transaction: *mut Transaction, body: *const c_uchar, size: usize) -> c_int;
+        pub fn msc_process_request_body(transaction: *mut Transaction) -> c_int;
+        pub fn msc_intervention(transaction: *mut Transaction, it: *mut ModSecurityIntervention) -> c_int;
+        pub fn msc_transaction_cleanup(transaction: *mut Transaction);
+    }
+}
 
 use super::messages::LogSink;
 use super::{WafError, WafRequest};
