@@ -7,6 +7,7 @@
 //! Text is Helvetica with WinAnsi encoding (Latin-1); other characters print as `?` on the pages
 //! while the attached JSON keeps them exactly.
 
+use crate::script_font::ScriptFont;
 use lopdf::{dictionary, Dictionary, Document, Object, Stream, StringFormat};
 
 use crate::flatten::{deflate, num, pdf_string, Image, MarkContent};
@@ -258,10 +259,19 @@ fn lay_out(c: &CompletionCertificate) -> Vec<PageOps> {
 
 /// Appends the certificate pages to `pdf` and attaches `trail_json` as an associated file.
 pub fn append_certificate(pdf: &[u8], cert: &CompletionCertificate, trail_json: &[u8]) -> Result<Vec<u8>, PdfError> {
+    let mut doc = crate::flatten::load(pdf)?;
+    append_pages(&mut doc, cert, trail_json, &mut ScriptFont::default())?;
+    crate::flatten::save(&mut doc)
+}
+
+/// Appends the certificate pages to `doc` and attaches `trail_json` as an associated file.
+pub(crate) fn append_pages(
+    doc: &mut Document,
+    cert: &CompletionCertificate,
+    trail_json: &[u8],
+    script_font: &mut ScriptFont,
+) -> Result<(), PdfError> {
     let bad = |_| PdfError::Malformed;
-    let mut doc = std::panic::catch_unwind(|| Document::load_mem(pdf))
-        .map_err(|_| PdfError::Malformed)?
-        .map_err(|_| PdfError::Malformed)?;
     let catalog_id = doc.trailer.get(b"Root").and_then(Object::as_reference).map_err(bad)?;
     let pages_id =
         doc.get_dictionary(catalog_id).and_then(|c| c.get(b"Pages")).and_then(Object::as_reference).map_err(bad)?;
@@ -272,7 +282,7 @@ pub fn append_certificate(pdf: &[u8], cert: &CompletionCertificate, trail_json: 
     let bold = doc.add_object(font("Helvetica-Bold"));
     let typed =
         cert.recipients.iter().any(|r| matches!(r.signature, Some(MarkContent::Script(_) | MarkContent::Text(_))));
-    let italic = if typed { Some(crate::script_font::add_to(&mut doc)?) } else { None };
+    let italic = if typed { Some(script_font.id(doc)?) } else { None };
     let mut fonts = dictionary! { "SgCert" => regular, "SgCertB" => bold };
     if let Some(italic) = italic {
         fonts.set("SgCertI", italic);
@@ -331,10 +341,8 @@ pub fn append_certificate(pdf: &[u8], cert: &CompletionCertificate, trail_json: 
         pages.set("Kids", kids);
         pages.set("Count", count + new_pages.len() as i64);
     }
-    attach(&mut doc, catalog_id, trail_json)?;
-    let mut out = Vec::new();
-    doc.save_to(&mut out).map_err(|_| PdfError::Malformed)?;
-    Ok(out)
+    attach(doc, catalog_id, trail_json)?;
+    Ok(())
 }
 
 fn attach(doc: &mut Document, catalog_id: lopdf::ObjectId, data: &[u8]) -> Result<(), PdfError> {
@@ -399,10 +407,10 @@ pub fn attached_trail(doc: &Document) -> Option<Vec<u8>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn cert(events: usize) -> CompletionCertificate {
+    pub(crate) fn cert(events: usize) -> CompletionCertificate {
         CompletionCertificate {
             envelope_id: "0193-envelope".into(),
             title: "Supply agreement Zürich".into(),

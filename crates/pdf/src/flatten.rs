@@ -12,6 +12,7 @@ use lopdf::{dictionary, Dictionary, Document, Object, ObjectId, Stream};
 use std::io::Write;
 
 use crate::inspect::{inherited, number, PdfError};
+use crate::script_font::ScriptFont;
 
 /// What goes into one field's rectangle.
 #[derive(Debug, Clone, PartialEq)]
@@ -194,16 +195,34 @@ fn add_resource(doc: &mut Document, page: ObjectId, category: &[u8], name: &str,
 /// Draws `marks` into `pdf` and returns the new document (a full rewrite; the seal of the PDF
 /// issue adds its signature as an incremental update on top of this).
 pub fn flatten(pdf: &[u8], marks: &[Mark]) -> Result<Vec<u8>, PdfError> {
-    let mut doc = std::panic::catch_unwind(|| Document::load_mem(pdf))
+    let mut doc = load(pdf)?;
+    draw_marks(&mut doc, marks, &mut ScriptFont::default())?;
+    save(&mut doc)
+}
+
+/// Parses `pdf` (a parser panic on hostile input is an error like any other).
+pub(crate) fn load(pdf: &[u8]) -> Result<Document, PdfError> {
+    std::panic::catch_unwind(|| Document::load_mem(pdf))
         .map_err(|_| PdfError::Malformed)?
-        .map_err(|_| PdfError::Malformed)?;
+        .map_err(|_| PdfError::Malformed)
+}
+
+/// Writes `doc` out in full.
+pub(crate) fn save(doc: &mut Document) -> Result<Vec<u8>, PdfError> {
+    let mut out = Vec::new();
+    doc.save_to(&mut out).map_err(|_| PdfError::Malformed)?;
+    Ok(out)
+}
+
+/// Draws `marks` onto the pages of `doc`.
+pub(crate) fn draw_marks(doc: &mut Document, marks: &[Mark], script_font: &mut ScriptFont) -> Result<(), PdfError> {
     let pages = doc.get_pages();
     let helvetica = doc.add_object(dictionary! {
         "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica", "Encoding" => "WinAnsiEncoding",
     });
     // The script face (about 63 KB) goes in only when a typed signature needs it.
     let script = if marks.iter().any(|m| matches!(m.content, MarkContent::Script(_))) {
-        Some(crate::script_font::add_to(&mut doc)?)
+        Some(script_font.id(doc)?)
     } else {
         None
     };
@@ -215,17 +234,17 @@ pub fn flatten(pdf: &[u8], marks: &[Mark]) -> Result<Vec<u8>, PdfError> {
         }
         let (x1, y1, w, h, rotate) = {
             let page = doc.get_dictionary(*page_id).map_err(|_| PdfError::Malformed)?;
-            let bx = inherited(&doc, page, b"MediaBox").and_then(|b| b.as_array().ok()).ok_or(PdfError::Malformed)?;
+            let bx = inherited(doc, page, b"MediaBox").and_then(|b| b.as_array().ok()).ok_or(PdfError::Malformed)?;
             let v: Vec<f32> = bx.iter().map(number).collect::<Option<_>>().ok_or(PdfError::Malformed)?;
             let [a, b, c, d] = v.as_slice() else { return Err(PdfError::Malformed) };
-            let rotate = inherited(&doc, page, b"Rotate").and_then(|r| r.as_i64().ok()).unwrap_or(0).rem_euclid(360);
+            let rotate = inherited(doc, page, b"Rotate").and_then(|r| r.as_i64().ok()).unwrap_or(0).rem_euclid(360);
             (f64::from(a.min(*c)), f64::from(b.min(*d)), f64::from((c - a).abs()), f64::from((d - b).abs()), rotate)
         };
         let (m, displayed_h) = display_matrix(x1, y1, w, h, rotate);
         let mut ops = format!("q {} cm\n", m.iter().map(|v| num(*v)).collect::<Vec<_>>().join(" ")).into_bytes();
         for (name, id) in [("SgHelv", Some(helvetica)), ("SgScript", script), ("SgZapf", Some(zapf))] {
             if let Some(id) = id {
-                add_resource(&mut doc, *page_id, b"Font", name, id)?;
+                add_resource(doc, *page_id, b"Font", name, id)?;
             }
         }
         for (i, mark) in on_page.iter().enumerate() {
@@ -276,7 +295,7 @@ pub fn flatten(pdf: &[u8], marks: &[Mark]) -> Result<Vec<u8>, PdfError> {
                         deflate(&img.rgb)?,
                     ));
                     let name = format!("SgIm{i}");
-                    add_resource(&mut doc, *page_id, b"XObject", &name, xobject)?;
+                    add_resource(doc, *page_id, b"XObject", &name, xobject)?;
                     let scale = (mark.width / f64::from(img.width)).min(mark.height / f64::from(img.height));
                     let (dw, dh) = (f64::from(img.width) * scale, f64::from(img.height) * scale);
                     let (dx, dy) = (mark.x + (mark.width - dw) / 2.0, bottom + (mark.height - dh) / 2.0);
@@ -311,9 +330,7 @@ pub fn flatten(pdf: &[u8], marks: &[Mark]) -> Result<Vec<u8>, PdfError> {
             .map_err(|_| PdfError::Malformed)?
             .set("Contents", contents);
     }
-    let mut out = Vec::new();
-    doc.save_to(&mut out).map_err(|_| PdfError::Malformed)?;
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 
 pub mod certificate;
 pub mod cms;
+pub mod final_document;
 pub mod flatten;
 pub mod inspect;
 pub mod pades;

@@ -72,6 +72,24 @@ pub fn add_to(doc: &mut Document) -> Result<ObjectId, PdfError> {
     }))
 }
 
+/// The script face of one document, added the first time something needs it, so a document
+/// whose fields and certificate pages both use it holds it once.
+#[derive(Default)]
+pub(crate) struct ScriptFont(Option<ObjectId>);
+
+impl ScriptFont {
+    pub(crate) fn id(&mut self, doc: &mut Document) -> Result<ObjectId, PdfError> {
+        match self.0 {
+            Some(id) => Ok(id),
+            None => {
+                let id = add_to(doc)?;
+                self.0 = Some(id);
+                Ok(id)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -162,11 +162,15 @@ impl Workflow {
         let locales = signer_locales(&trail);
         let (marks, signatures) = self.marks(env, recipients, &locales).await?;
         let original = self.inner.vault.read_blob(id, ORIGINAL, 1).await?;
-        let flattened = tokio::task::spawn_blocking(move || sigillum_pdf::flatten(&original, &marks))
-            .await
-            .map_err(internal)?
-            .map_err(internal)?;
-        let signed_content_sha256 = hex::encode(sigillum_crypto::sha256(&flattened));
+        // One parse of the original for the values and the certificate pages (see
+        // sigillum_pdf::final_document).
+        let flattened = tokio::task::spawn_blocking(move || {
+            sigillum_pdf::final_document::FlattenedDocument::new(&original, &marks)
+        })
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
+        let signed_content_sha256 = hex::encode(flattened.signed_content_sha256());
         let people = self.people(id, recipients).await?;
         let title = self.title(env).await?;
         let now = self.now();
@@ -193,12 +197,10 @@ impl Workflow {
             events: &trail.events,
         };
         let json = serde_json::to_vec_pretty(&attached).map_err(internal)?;
-        let with_certificate = tokio::task::spawn_blocking(move || {
-            sigillum_pdf::certificate::append_certificate(&flattened, &cert, &json)
-        })
-        .await
-        .map_err(internal)?
-        .map_err(internal)?;
+        let with_certificate = tokio::task::spawn_blocking(move || flattened.with_certificate(&cert, &json))
+            .await
+            .map_err(internal)?
+            .map_err(internal)?;
         let seal = crate::seal::SealRequest {
             reason: format!("Completed and sealed by Sigillum (envelope {id})"),
             signing_time_unix: now / 1000,
