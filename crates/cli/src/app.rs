@@ -48,7 +48,8 @@ impl App {
             audit.clone(),
             Arc::new(SystemClock),
             limits,
-        );
+        )
+        .with_policy(sigillum_pdf::Policy { remove_uri: cfg.pdf_remove_links });
         let smtp = cfg.smtp_url.as_ref().map(|s| s.expose_secret().to_owned());
         let mailer = sigillum_mail::LettreMailer::new(&cfg.mail_from, smtp.as_deref(), cfg.data_dir.join("outbox"))
             .context("configuring mail (SIGILLUM_SMTP_URL, SIGILLUM_MAIL_FROM)")?;

@@ -45,6 +45,7 @@ pub const KEYS: &[&str] = &[
     "max_upload_mb",
     "mail_from",
     "webhook_allow_private",
+    "pdf_remove_links",
     "frame_ancestors",
     "rate_limit_ip",
     "rate_limit_auth",
@@ -111,6 +112,8 @@ pub struct Config {
     pub mail_from: String,
     /// Let webhooks reach private and loopback addresses over plain HTTP (tests only).
     pub webhook_allow_private: bool,
+    /// Whether uploads lose their links to the web (`URI` actions) along with active content.
+    pub pdf_remove_links: bool,
     /// PEM file with an imported seal certificate (first) and its chain, issued by the operator's
     /// CA for the key manager's seal key (`sigillum keys seal-csr`); unset: the internal CA's.
     pub seal_cert_chain: Option<PathBuf>,
@@ -239,6 +242,11 @@ impl Config {
             .context("SIGILLUM_MAX_UPLOAD_MB must be a whole number of MiB from 1 to 1024")?;
         let mail_from = get("mail_from")
             .unwrap_or_else(|| format!("Sigillum <no-reply@{}>", public_url.host_str().unwrap_or("localhost")));
+        let pdf_remove_links = match get("pdf_remove_links").as_deref() {
+            None | Some("false" | "0" | "") => false,
+            Some("true" | "1") => true,
+            Some(other) => bail!("SIGILLUM_PDF_REMOVE_LINKS must be true or false, not {other:?}"),
+        };
         let webhook_allow_private = match get("webhook_allow_private").as_deref() {
             None | Some("false" | "0" | "") => false,
             Some("true" | "1") => true,
@@ -312,6 +320,7 @@ impl Config {
             security_languages,
             mail_from,
             webhook_allow_private,
+            pdf_remove_links,
             seal_cert_chain: get("seal_cert_chain").map(PathBuf::from),
             max_upload_bytes: max_upload_mb * 1024 * 1024,
             trusted_proxies,

@@ -165,3 +165,21 @@ async fn hostile_uploads_are_refused_or_defused() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     let _ = status;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_to_the_web_go_too_when_the_operator_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = embedded_env(&dir.path().join("data"));
+    env.push(("SIGILLUM_PDF_REMOVE_LINKS".into(), "true".into()));
+    let server = Server::start(&env, &[]);
+    let api = Api::new(&server);
+    let ada = Auth::Bearer(api.account_with_key("ada@example.org", PW, "Ada").await);
+    let link = hostile::uri_link();
+    let r = api.upload(&ada, "web link", link.clone()).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["sanitisation"]["removed"], json!([{"kind": "uri", "count": 1}]), "{}", r.text);
+    assert_ne!(r.body["document_sha256"], sha256(&link));
+    let kept = download(&api, &ada, r.body["id"].as_str().unwrap()).await;
+    assert!(!contains(&kept, "/URI"), "the link action is gone");
+    server.terminate();
+}
