@@ -28,6 +28,11 @@ pub const KEYS: &[&str] = &[
     "tsa_url",
     "seal_cert_chain",
     "jurisdiction",
+    "database_location",
+    "blob_location",
+    "kms_location",
+    "smtp_location",
+    "tsa_location",
     "waf",
     "waf_paranoia",
     "waf_crs_dir",
@@ -89,6 +94,8 @@ pub struct Config {
     pub smtp_url: Option<SecretString>,
     pub tsa_url: Option<String>,
     pub jurisdiction: String,
+    /// Where each store and service is (checked against the jurisdiction at load).
+    pub residency: crate::residency::Residency,
     pub waf: WafMode,
     /// CRS paranoia level 1–4 and where the rule set lives.
     pub waf_paranoia: u8,
@@ -207,7 +214,7 @@ impl Config {
         let waf_crs_dir =
             PathBuf::from(get("waf_crs_dir").unwrap_or_else(|| sigillum_edge::waf::DEBIAN_CRS_DIR.to_owned()));
         let jurisdiction = get("jurisdiction").unwrap_or_else(|| "CH".into());
-        if jurisdiction.len() != 2 || !jurisdiction.bytes().all(|b| b.is_ascii_uppercase()) {
+        if !crate::residency::is_country_code(&jurisdiction) {
             bail!("SIGILLUM_JURISDICTION must be an ISO 3166-1 alpha-2 code such as CH");
         }
         let (tls_cert, tls_key) = (get("tls_cert").map(PathBuf::from), get("tls_key").map(PathBuf::from));
@@ -242,6 +249,22 @@ impl Config {
             .context("SIGILLUM_MAX_UPLOAD_MB must be a whole number of MiB from 1 to 1024")?;
         let mail_from = get("mail_from")
             .unwrap_or_else(|| format!("Sigillum <no-reply@{}>", public_url.host_str().unwrap_or("localhost")));
+        let database_url = get("database_url").unwrap_or_else(|| format!("sqlite://{dd}/sigillum.db"));
+        let blob_url = get("blob_url").unwrap_or_else(|| format!("file://{dd}/blobs"));
+        let kms = get("kms").unwrap_or_else(|| format!("local:{dd}/keyring"));
+        // Embedded ones are on this node; a PKCS#11 module may front a network HSM, so it is
+        // external like the database server, the object store, an SMTP relay and a TSA.
+        let residency = crate::residency::Residency::new(
+            &jurisdiction,
+            &[
+                ("database", "database_location", !database_url.starts_with("sqlite:"), get("database_location")),
+                ("blob_store", "blob_location", !blob_url.starts_with("file:"), get("blob_location")),
+                ("key_manager", "kms_location", !kms.starts_with("local:"), get("kms_location")),
+                ("mail", "smtp_location", get("smtp_url").is_some(), get("smtp_location")),
+                ("tsa", "tsa_location", get("tsa_url").is_some(), get("tsa_location")),
+            ],
+        );
+        residency.check().map_err(anyhow::Error::msg)?;
         let pdf_remove_links = match get("pdf_remove_links").as_deref() {
             None | Some("false" | "0" | "") => false,
             Some("true" | "1") => true,
@@ -329,11 +352,10 @@ impl Config {
             tls_cert,
             tls_key,
             public_url,
-            database_url: SecretString::from(
-                get("database_url").unwrap_or_else(|| format!("sqlite://{dd}/sigillum.db")),
-            ),
-            blob_url: get("blob_url").unwrap_or_else(|| format!("file://{dd}/blobs")),
-            kms: get("kms").unwrap_or_else(|| format!("local:{dd}/keyring")),
+            database_url: SecretString::from(database_url),
+            blob_url,
+            kms,
+            residency,
             master_key: secret("master_key"),
             pkcs11_pin: secret("pkcs11_pin"),
             smtp_url: secret("smtp_url"),
@@ -374,6 +396,7 @@ impl Config {
             "tsa_url": self.tsa_url,
             "seal_cert_chain": self.seal_cert_chain,
             "jurisdiction": self.jurisdiction,
+            "residency": self.residency.report(),
             "waf": self.waf,
             "waf_paranoia": self.waf_paranoia,
             "waf_crs_dir": self.waf_crs_dir,

@@ -8,5 +8,6 @@ pub mod app;
 pub mod config;
 pub mod keys;
 pub mod log;
+pub mod residency;
 pub mod serve;
 pub mod verify;

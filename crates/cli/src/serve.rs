@@ -121,6 +121,7 @@ pub async fn run_until(
         trusted_proxies: cfg.trusted_proxies.clone(),
         edge: edge_settings(&cfg, &app.audit)?,
         version: env!("CARGO_PKG_VERSION"),
+        residency: cfg.residency.report(),
     });
     state.edge.start_purging();
     // The job runner of this node: invitations, reminders, expiry, final documents, webhooks.

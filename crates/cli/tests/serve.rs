@@ -3,7 +3,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use sigillum_testkit::server::{embedded_env, Server};
 
 fn env_with(dir: &std::path::Path, extra: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -43,6 +43,12 @@ async fn first_start_creates_everything_serves_health_and_stops_on_sigterm() {
     for (check, backend) in [("database", "sqlite"), ("blob_store", "fs"), ("key_manager", "local")] {
         assert_eq!(body["checks"][check]["status"], "ok", "{body}");
         assert_eq!(body["checks"][check]["backend"], backend);
+    }
+    // Everything embedded: on this node, in the default jurisdiction.
+    assert_eq!(body["residency"]["jurisdiction"], "CH", "{body}");
+    for endpoint in ["database", "blob_store", "key_manager", "mail", "tsa"] {
+        let e = &body["residency"]["endpoints"][endpoint];
+        assert_eq!((e["location"].as_str(), e["declared"].as_str()), (Some("CH"), Some("on this node")), "{body}");
     }
 
     // Unknown routes and wrong methods get the JSON error shape.
@@ -270,6 +276,8 @@ fn invalid_configuration_exits_2_with_a_clear_message() {
         ("SIGILLUM_WAF", "sometimes", "SIGILLUM_WAF must be block, detect or off"),
         ("SIGILLUM_DATABASE_URL", "mysql://nope", "opening the database"),
         ("SIGILLUM_KMS", "vault:elsewhere", "opening the key manager"),
+        ("SIGILLUM_BLOB_LOCATION", "DE", "SIGILLUM_BLOB_LOCATION is DE, outside SIGILLUM_JURISDICTION CH"),
+        ("SIGILLUM_SMTP_LOCATION", "Swiss", "SIGILLUM_SMTP_LOCATION must be an ISO 3166-1 alpha-2 code"),
     ];
     for (var, value, message) in cases {
         let out = Command::new(sigillum_testkit::sigillum_bin())
@@ -298,6 +306,7 @@ async fn production_stack_postgres_s3_pkcs11() {
                 ("SIGILLUM_BLOB_URL", &blobs),
                 ("SIGILLUM_KMS", &hsm.kms_spec()),
                 ("SIGILLUM_PKCS11_PIN", &pin),
+                ("SIGILLUM_DATABASE_LOCATION", "CH"),
             ],
         ),
         &[],
@@ -307,6 +316,12 @@ async fn production_stack_postgres_s3_pkcs11() {
     for (check, backend) in [("database", "postgres"), ("blob_store", "s3"), ("key_manager", "pkcs11")] {
         assert_eq!(body["checks"][check]["backend"], backend, "{body}");
         assert_eq!(body["checks"][check]["status"], "ok", "{body}");
+    }
+    // External stores: the one declared is shown, the others are reported as undeclared.
+    let endpoints = &body["residency"]["endpoints"];
+    assert_eq!(endpoints["database"], json!({"location": "CH", "declared": "by the operator"}), "{body}");
+    for undeclared in ["blob_store", "key_manager"] {
+        assert_eq!(endpoints[undeclared], json!({"location": null, "declared": "not declared"}), "{body}");
     }
     assert!(!dir.path().join("data/sigillum.db").exists(), "no SQLite file when PostgreSQL is configured");
     let (status, out, err) = s.terminate();

@@ -1,5 +1,6 @@
 //! `/healthz` (the process answers) and `/readyz` (every dependency answers: database, blob
-//! store, key manager), for load balancers and orchestrators.
+//! store, key manager), for load balancers and orchestrators. `/readyz` also says which
+//! jurisdiction the node keeps data in and where each store and service is.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -57,6 +58,7 @@ async fn readyz(State(st): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
     let body = json!({
         "status": if ready { "ready" } else { "unavailable" },
         "checks": { "database": db.1, "blob_store": blobs.1, "key_manager": keys.1 },
+        "residency": st.residency,
     });
     (if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(body))
 }

@@ -41,6 +41,8 @@ pub struct AppState {
     /// Header policy, rate limits, own origin, security.txt.
     pub edge: edge::EdgeSettings,
     pub version: &'static str,
+    /// The jurisdiction and where each store and service is, as `/readyz` reports it.
+    pub residency: serde_json::Value,
 }
 
 /// The whole HTTP application, edge layers included (outermost last, see `edge.rs`).
