@@ -96,6 +96,7 @@ impl App {
                 public_url: cfg.public_url.as_str().to_owned(),
                 node: cfg.node_id.clone(),
                 allow_insecure_webhooks: cfg.webhook_allow_private,
+                jurisdiction: cfg.jurisdiction.clone(),
             },
         );
         Ok(Self { vault, repo, audit, accounts, envelopes, workflow, pki })

@@ -274,6 +274,8 @@ async fn whole_flow(extra_env: Vec<(String, String)>) {
         "127.0.0.1",
         "recipient.signed",
         "consent.given",
+        "Data kept in",
+        "CH (every store and service",
     ] {
         assert!(text.contains(want), "certificate lacks {want:?}: {text}");
     }

@@ -51,6 +51,8 @@ pub struct CompletionCertificate {
     pub completed_at: String,
     pub log_origin: String,
     pub log_tree_size: u64,
+    /// ISO 3166-1 alpha-2 country in which the deployment keeps the envelope's data.
+    pub jurisdiction: String,
     pub recipients: Vec<CertRecipient>,
     pub events: Vec<CertEvent>,
 }
@@ -223,6 +225,7 @@ fn lay_out(c: &CompletionCertificate) -> Vec<PageOps> {
     l.label("Original SHA-256", &c.original_sha256);
     l.label("Signed content SHA-256", &c.signed_content_sha256);
     l.label("Audit log", &format!("{} (tree size {})", c.log_origin, c.log_tree_size));
+    l.label("Data kept in", &format!("{} (every store and service of this deployment)", c.jurisdiction));
     l.gap(6.0);
     l.line(13.0, true, "Recipients");
     for (i, r) in c.recipients.iter().enumerate() {
@@ -420,6 +423,7 @@ pub(crate) mod tests {
             completed_at: "2026-11-29T10:00:00Z".into(),
             log_origin: "sigillum.example/log".into(),
             log_tree_size: 42,
+            jurisdiction: "CH".into(),
             recipients: vec![CertRecipient {
                 name: "Ada Lovelace".into(),
                 email: "ada@example.com".into(),
@@ -453,6 +457,8 @@ pub(crate) mod tests {
         assert_eq!(attached_trail(&doc).unwrap(), br#"{"events":[]}"#);
         let text = doc.extract_text(&[pages as u32]).unwrap();
         assert!(text.contains(&format!("page {} of {}", pages - 1, pages - 1)), "{text}");
+        let first = doc.extract_text(&[2]).unwrap();
+        assert!(first.contains("Data kept in") && first.contains("CH (every store"), "{first}");
     }
 
     #[test]

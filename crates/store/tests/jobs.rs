@@ -145,6 +145,7 @@ async fn reminders_then_expiry_with_a_moving_clock() {
             public_url: "https://sign.example.org".into(),
             node: "n1".into(),
             allow_insecure_webhooks: false,
+            jurisdiction: "CH".into(),
         },
     );
     let pdf = sigillum_testkit::pdf::pdf(1);

@@ -81,6 +81,7 @@ pub(super) struct CertificateInputs<'a> {
     pub log_origin: &'a str,
     pub signed_content_sha256: &'a str,
     pub completed_at: String,
+    pub jurisdiction: &'a str,
 }
 
 /// The certificate's content from the envelope, its recipients and its trail.
@@ -95,6 +96,7 @@ pub(super) fn certificate(i: CertificateInputs<'_>) -> CompletionCertificate {
         log_origin,
         signed_content_sha256,
         completed_at,
+        jurisdiction,
     } = i;
     let events: Vec<CertEvent> = trail
         .events
@@ -144,6 +146,7 @@ pub(super) fn certificate(i: CertificateInputs<'_>) -> CompletionCertificate {
         completed_at,
         log_origin: log_origin.to_owned(),
         log_tree_size: trail.tree_size,
+        jurisdiction: jurisdiction.to_owned(),
         recipients: recipients_out,
         events,
     }
@@ -184,6 +187,7 @@ impl Workflow {
             log_origin: self.inner.audit.origin(),
             signed_content_sha256: &signed_content_sha256,
             completed_at: sigillum_audit::event::format_time(now),
+            jurisdiction: &self.inner.config.jurisdiction,
         });
         let attached = AttachedTrail {
             format: TRAIL_FORMAT,

@@ -58,6 +58,9 @@ pub struct WorkflowConfig {
     pub node: String,
     /// Allow `http://` webhook endpoints (tests on loopback; never in production).
     pub allow_insecure_webhooks: bool,
+    /// ISO 3166-1 alpha-2 country in which the deployment keeps its data (printed on every
+    /// certificate of completion).
+    pub jurisdiction: String,
 }
 
 struct Inner {
