@@ -51,6 +51,7 @@ pub const KEYS: &[&str] = &[
     "mail_from",
     "webhook_allow_private",
     "pdf_remove_links",
+    "metrics_token",
     "frame_ancestors",
     "rate_limit_ip",
     "rate_limit_auth",
@@ -121,6 +122,8 @@ pub struct Config {
     pub webhook_allow_private: bool,
     /// Whether uploads lose their links to the web (`URI` actions) along with active content.
     pub pdf_remove_links: bool,
+    /// Bearer token of the Prometheus scraper for `/metrics`; unset: no metrics route.
+    pub metrics_token: Option<SecretString>,
     /// PEM file with an imported seal certificate (first) and its chain, issued by the operator's
     /// CA for the key manager's seal key (`sigillum keys seal-csr`); unset: the internal CA's.
     pub seal_cert_chain: Option<PathBuf>,
@@ -344,6 +347,7 @@ impl Config {
             mail_from,
             webhook_allow_private,
             pdf_remove_links,
+            metrics_token: secret("metrics_token"),
             seal_cert_chain: get("seal_cert_chain").map(PathBuf::from),
             max_upload_bytes: max_upload_mb * 1024 * 1024,
             trusted_proxies,
@@ -393,6 +397,7 @@ impl Config {
             "master_key": hidden(&self.master_key),
             "pkcs11_pin": hidden(&self.pkcs11_pin),
             "smtp_url": hidden(&self.smtp_url),
+            "metrics_token": hidden(&self.metrics_token),
             "tsa_url": self.tsa_url,
             "seal_cert_chain": self.seal_cert_chain,
             "jurisdiction": self.jurisdiction,

@@ -111,6 +111,7 @@ pub async fn run_until(
     tracing::info!(%addr, fingerprint, self_signed = tls.self_signed, "listening");
     ready(Ready { addr, cert_pem: std::fs::read(&tls.cert_path).context("reading the TLS certificate")? });
 
+    let metrics = Arc::new(sigillum_web::metrics::Metrics::new(cfg.metrics_token.clone()));
     let state = Arc::new(AppState {
         vault: app.vault.clone(),
         audit: app.audit.clone(),
@@ -119,9 +120,10 @@ pub async fn run_until(
         workflow: app.workflow.clone(),
         pki: app.pki.clone(),
         trusted_proxies: cfg.trusted_proxies.clone(),
-        edge: edge_settings(&cfg, &app.audit)?,
+        edge: edge_settings(&cfg, &app.audit, &metrics)?,
         version: env!("CARGO_PKG_VERSION"),
         residency: cfg.residency.report(),
+        metrics,
     });
     state.edge.start_purging();
     // The job runner of this node: invitations, reminders, expiry, final documents, webhooks.
@@ -164,7 +166,11 @@ pub async fn run_until(
 }
 
 /// The edge settings from the configuration.
-fn edge_settings(cfg: &Config, audit: &sigillum_core::AuditLog) -> anyhow::Result<EdgeSettings> {
+fn edge_settings(
+    cfg: &Config,
+    audit: &sigillum_core::AuditLog,
+    metrics: &Arc<sigillum_web::metrics::Metrics>,
+) -> anyhow::Result<EdgeSettings> {
     let rfc3339 = &time::format_description::well_known::Rfc3339;
     let expires = match &cfg.security_txt_expires {
         Some(e) => e.clone(),
@@ -179,7 +185,7 @@ fn edge_settings(cfg: &Config, audit: &sigillum_core::AuditLog) -> anyhow::Resul
         headers: HeaderPolicy::new(&cfg.frame_ancestors)?,
         rate_limits: Arc::new(RateLimiter::new(cfg.rate_limits)),
         own_origin: sigillum_edge::cross_site::origin_of(&cfg.public_url),
-        waf: waf_layer(cfg, audit)?,
+        waf: waf_layer(cfg, audit, metrics)?,
         security_txt: SecurityTxt {
             contacts: cfg.security_contacts.clone(),
             expires,
@@ -192,7 +198,11 @@ fn edge_settings(cfg: &Config, audit: &sigillum_core::AuditLog) -> anyhow::Resul
 
 /// Loads the Core Rule Set once for the whole process; every blocked (or, in detect mode, flagged)
 /// request becomes a `waf.blocked` audit event with the rules that matched.
-fn waf_layer(cfg: &Config, audit: &sigillum_core::AuditLog) -> anyhow::Result<Option<WafLayer>> {
+fn waf_layer(
+    cfg: &Config,
+    audit: &sigillum_core::AuditLog,
+    metrics: &Arc<sigillum_web::metrics::Metrics>,
+) -> anyhow::Result<Option<WafLayer>> {
     use sigillum_audit::{Detail, EventKind};
     use sigillum_core::{Actor, ClientInfo, NewEvent};
     let mode = match cfg.waf {
@@ -209,8 +219,11 @@ fn waf_layer(cfg: &Config, audit: &sigillum_core::AuditLog) -> anyhow::Result<Op
     let started = std::time::Instant::now();
     let waf = sigillum_edge::waf::Waf::load(&waf_config).context("loading the web application firewall")?;
     tracing::info!(mode = %mode, paranoia = cfg.waf_paranoia, ms = started.elapsed().as_millis() as u64, "WAF rules loaded");
-    let audit = audit.clone();
+    let (audit, metrics) = (audit.clone(), metrics.clone());
     let hook: sigillum_edge::waf::WafHook = Arc::new(move |e: sigillum_edge::waf::WafEvent| {
+        if e.blocked {
+            metrics.count_waf_blocked();
+        }
         let rules = e.rule_ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
         tracing::warn!(client = %e.client_ip, method = %e.method, path = %e.path, rules, blocked = e.blocked, request_id = e.request_id.as_deref().unwrap_or("-"), "WAF match");
         let actor = Actor { kind: sigillum_audit::ActorKind::Anonymous, id: None, name: None, email: None };

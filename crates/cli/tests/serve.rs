@@ -51,6 +51,9 @@ async fn first_start_creates_everything_serves_health_and_stops_on_sigterm() {
         assert_eq!((e["location"].as_str(), e["declared"].as_str()), (Some("CH"), Some("on this node")), "{body}");
     }
 
+    // No scrape token configured: no metrics route at all.
+    assert_eq!(get_json(&s, "/metrics").await.0, 404);
+
     // Unknown routes and wrong methods get the JSON error shape.
     let (st, body, _) = get_json(&s, "/no/such/thing").await;
     assert_eq!(st, 404);
@@ -214,6 +217,7 @@ async fn secrets_never_reach_stdout_or_logs() {
         ("SIGILLUM_PAYPAL_CLIENT_SECRET", "paypal-s3cr3t-value"),
         ("SIGILLUM_SMTP_URL", "smtps://mailer:sm7p-pa55word@smtp.example.org"),
         ("SIGILLUM_PKCS11_PIN", "pin-24680"),
+        ("SIGILLUM_METRICS_TOKEN", "metr1cs-scrape-t0ken"),
     ];
     let s = Server::start(
         &env_with(dir.path(), &[("SIGILLUM_LOG", "trace"), ("SIGILLUM_LOG_FORMAT", "json")])
@@ -225,6 +229,8 @@ async fn secrets_never_reach_stdout_or_logs() {
     for p in ["/healthz", "/readyz", "/nope"] {
         s.client().get(s.url(p)).send().await.unwrap();
     }
+    let scrape = s.client().get(s.url("/metrics")).bearer_auth("metr1cs-scrape-t0ken").send().await.unwrap();
+    assert_eq!(scrape.status(), 200);
     let (status, out, err) = s.terminate();
     assert!(status.success());
     assert!(err.contains("<redacted>"), "config view should show secrets as redacted");
@@ -368,4 +374,45 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
     assert!(!String::from_utf8_lossy(&buf).contains("200 OK"), "an incomplete request was served");
     // The server is unharmed.
     assert_eq!(get_json(&s, "/healthz").await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_need_the_scrape_token_and_name_route_templates_not_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&env_with(dir.path(), &[("SIGILLUM_METRICS_TOKEN", "scrape-me-7f3a")]), &[]);
+    let c = s.client();
+    for _ in 0..3 {
+        assert_eq!(c.get(s.url("/healthz")).send().await.unwrap().status(), 200);
+    }
+    let id = "0193d2a4-7c1e-7a00-8000-00000000beef";
+    assert_eq!(c.get(s.url(&format!("/api/v1/envelopes/{id}"))).send().await.unwrap().status(), 401);
+    assert_eq!(c.get(s.url("/no/such/page")).send().await.unwrap().status(), 404);
+    assert_eq!(c.get(s.url("/metrics")).send().await.unwrap().status(), 401);
+    assert_eq!(c.get(s.url("/metrics")).bearer_auth("scrape-me-7f3b").send().await.unwrap().status(), 401);
+    let r = c.get(s.url("/metrics")).bearer_auth("scrape-me-7f3a").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
+    let text = r.text().await.unwrap();
+    let count = |labels: &str| -> u64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("sigillum_http_requests_total{{{labels}}} ")))
+            .unwrap_or_else(|| panic!("no counter for {labels}:\n{text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(count(r#"method="GET",route="/healthz",status="200""#) >= 3);
+    assert_eq!(count(r#"method="GET",route="/api/v1/envelopes/{id}",status="401""#), 1);
+    assert_eq!(count(r#"method="GET",route="unmatched",status="404""#), 1);
+    assert!(!text.contains(id) && !text.contains("/no/such/page"), "concrete paths leaked into labels:\n{text}");
+    for family in [
+        "sigillum_http_request_duration_seconds_bucket{",
+        "sigillum_jobs_pending ",
+        "sigillum_job_lag_milliseconds ",
+        "sigillum_audit_log_size ",
+        "sigillum_waf_blocked_total ",
+    ] {
+        assert!(text.contains(family), "{family} missing:\n{text}");
+    }
+    assert!(text.trim_end().ends_with("# EOF"));
+    s.terminate();
 }

@@ -96,6 +96,7 @@ pub async fn rate_limit(State(st): State<Arc<AppState>>, req: Request, next: Nex
         Ok(()) => next.run(req).await,
         Err(limited) => {
             tracing::info!(%ip, bucket = limited.bucket, "rate limited");
+            st.metrics.count_rate_limited(limited.bucket);
             ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; retry later")
                 .retry_after(limited.retry_after_secs())
                 .into_response()

@@ -12,6 +12,7 @@ pub mod error;
 pub mod health;
 pub mod json;
 pub mod log;
+pub mod metrics;
 pub mod openapi;
 pub mod pki;
 pub mod previews;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub version: &'static str,
     /// The jurisdiction and where each store and service is, as `/readyz` reports it.
     pub residency: serde_json::Value,
+    /// Prometheus metrics and their scrape token.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 /// The whole HTTP application, edge layers included (outermost last, see `edge.rs`).
@@ -50,6 +53,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     use axum::middleware::from_fn_with_state;
     let app = Router::new()
         .merge(health::routes())
+        .merge(metrics::routes())
         .merge(disclosure::routes())
         .merge(log::routes())
         .merge(auth::routes())
@@ -71,6 +75,9 @@ pub fn router(state: Arc<AppState>) -> Router {
     app.layer(RequestBodyTimeoutLayer::new(edge::BODY_IDLE_TIMEOUT))
         .layer(from_fn_with_state(state.clone(), edge::rate_limit))
         .layer(from_fn_with_state(state.clone(), edge::security_headers))
+        // Outside the rate limits and the WAF, so their refusals are counted too (each route's
+        // layers run after routing, so the route template is known).
+        .layer(from_fn_with_state(state.clone(), metrics::record))
         .layer(
             tower::ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

@@ -42,6 +42,15 @@ impl Modify for Security {
             ),
         );
         c.add_security_scheme(
+            "metrics_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The operator's scrape token (SIGILLUM_METRICS_TOKEN)"))
+                    .build(),
+            ),
+        );
+        c.add_security_scheme(
             "session",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
                 "__Host-sigillum_session",
@@ -61,6 +70,7 @@ impl Modify for Security {
     paths(
         crate::health::healthz,
         crate::health::readyz,
+        crate::metrics::scrape,
         crate::disclosure::security_txt,
         crate::disclosure::policy,
         crate::log::checkpoint,

@@ -165,6 +165,15 @@ impl Workflow {
         true
     }
 
+    /// The job queue as monitoring sees it: jobs not done yet, and how many milliseconds the most
+    /// overdue due one is late (0 when none is).
+    pub async fn job_queue(&self) -> Result<(usize, i64), EnvelopeError> {
+        let pending = self.inner.ports.jobs.pending_jobs().await?;
+        let now = self.now();
+        let lag = pending.iter().map(|(_, run_at)| now - run_at).max().unwrap_or(0).max(0);
+        Ok((pending.len(), lag))
+    }
+
     /// Runs every job due now (tests and the benchmark drive the queue with this).
     pub async fn drain(&self) {
         while self.run_one().await {}

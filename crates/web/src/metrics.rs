@@ -1,0 +1,169 @@
+//! Prometheus metrics (OpenMetrics text) at `GET /metrics`, over the same TLS as everything else
+//! and only with the scrape token (`SIGILLUM_METRICS_TOKEN`; unset: the route answers 404, so
+//! nothing about the deployment shows). Requests are counted by method, route template (never
+//! the concrete path: no ids in labels) and status, with a latency histogram; refusals by the
+//! rate limits and the WAF are counted where they happen; the job queue's depth and lag and the
+//! audit log's size are read at scrape time.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: String,
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BucketLabels {
+    bucket: String,
+}
+
+type LatencyFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 1 ms to about 16 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
+}
+
+/// Every metric of a node, and the token that may read them.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: LatencyFamily,
+    rate_limited: Family<BucketLabels, Counter>,
+    waf_blocked: Counter,
+    jobs_pending: Gauge,
+    job_lag_ms: Gauge,
+    audit_log_size: Gauge,
+    token: Option<SecretString>,
+}
+
+impl Metrics {
+    /// `token`: the bearer token a scraper must send; `None` switches `/metrics` off.
+    pub fn new(token: Option<SecretString>) -> Self {
+        let mut registry = Registry::with_prefix("sigillum");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register("http_requests", "HTTP requests answered, by method, route and status", requests.clone());
+        let latency: LatencyFamily = Family::new_with_constructor(latency_histogram);
+        registry.register("http_request_duration_seconds", "Time to answer, by method and route", latency.clone());
+        let rate_limited = Family::<BucketLabels, Counter>::default();
+        registry.register("rate_limited", "Requests refused by a rate limit (429), by bucket", rate_limited.clone());
+        let waf_blocked = Counter::default();
+        registry.register("waf_blocked", "Requests refused by the web application firewall", waf_blocked.clone());
+        let jobs_pending = Gauge::default();
+        registry.register("jobs_pending", "Background jobs not done yet (due or scheduled)", jobs_pending.clone());
+        let job_lag_ms = Gauge::default();
+        registry.register("job_lag_milliseconds", "How late the most overdue due job is", job_lag_ms.clone());
+        let audit_log_size = Gauge::default();
+        registry.register("audit_log_size", "Events in the audit log (its Merkle tree size)", audit_log_size.clone());
+        Self { registry, requests, latency, rate_limited, waf_blocked, jobs_pending, job_lag_ms, audit_log_size, token }
+    }
+
+    pub fn count_rate_limited(&self, bucket: &str) {
+        self.rate_limited.get_or_create(&BucketLabels { bucket: bucket.to_owned() }).inc();
+    }
+
+    pub fn count_waf_blocked(&self) {
+        self.waf_blocked.inc();
+    }
+
+    fn allowed(&self, headers: &HeaderMap) -> Option<bool> {
+        let token = self.token.as_ref()?;
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        Some(constant_time_eq(given.as_bytes(), token.expose_secret().as_bytes()))
+    }
+}
+
+/// Compares digests, so the time says nothing about where (or whether) the lengths differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    sigillum_crypto::constant_time_eq(&sigillum_crypto::sha256(a), &sigillum_crypto::sha256(b))
+}
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new().route("/metrics", get(scrape))
+}
+
+/// Counts every request by its route template and times it.
+pub async fn record(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let method = req.method().as_str().to_owned();
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |m| m.as_str()).to_owned();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    let m = &st.metrics;
+    let status = response.status().as_u16();
+    m.requests.get_or_create(&RequestLabels { method: method.clone(), route: route.clone(), status }).inc();
+    m.latency.get_or_create(&RouteLabels { method, route }).observe(started.elapsed().as_secs_f64());
+    response
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(("metrics_token" = [])), responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String), (status = 401, description = "wrong or missing scrape token", body = crate::openapi::ErrorBody), (status = 404, description = "metrics are off (no SIGILLUM_METRICS_TOKEN)", body = crate::openapi::ErrorBody)))]
+pub(crate) async fn scrape(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let m = &st.metrics;
+    match m.allowed(&headers) {
+        None => return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")),
+        Some(false) => {
+            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "the metrics need the scrape token"))
+        }
+        Some(true) => {}
+    }
+    match st.workflow.job_queue().await {
+        Ok((pending, lag_ms)) => {
+            m.jobs_pending.set(i64::try_from(pending).unwrap_or(i64::MAX));
+            m.job_lag_ms.set(lag_ms);
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: job queue unavailable"),
+    }
+    m.audit_log_size.set(i64::try_from(*st.audit.subscribe().borrow()).unwrap_or(i64::MAX));
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &m.registry).map_err(|_| ApiError::internal())?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        text,
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(constant_time_eq(b"s3cret-token", b"s3cret-token"));
+        assert!(!constant_time_eq(b"s3cret-token", b"s3cret-tokeN"));
+        assert!(!constant_time_eq(b"s3cret", b"s3cret-token"));
+        assert!(!constant_time_eq(b"", b"s3cret-token"));
+    }
+}
