@@ -167,10 +167,13 @@ fn waf_costs(path: &str, key: &str) -> anyhow::Result<(f64, f64, f64)> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let noop = Router::new().route(path, get(|| async { "" }));
     let guarded = noop.clone().layer(WafLayer::new(waf.clone()));
+    // Each call runs as a task on a worker thread, as a request does in the server (code run
+    // by `block_on` itself sits outside the workers and would take other paths).
     let call = |router: &Router| {
-        runtime.block_on(async {
-            let _ = router.clone().oneshot(envelope_request(path, key)).await;
-        })
+        let (router, request) = (router.clone(), envelope_request(path, key));
+        let _ = runtime.block_on(runtime.spawn(async move {
+            let _ = router.oneshot(request).await;
+        }));
     };
     // Paired rounds (engine, bare router, layered router back to back), medians of each: the
     // machine's speed drifts by tens of per cent within a run, which a single long pass would
