@@ -50,6 +50,8 @@ mod sys {
     /// `ModSecLogCb`: `void (*)(void *, const void *)`.
     pub type ModSecLogCb = Option<unsafe extern "C" fn(*mut c_void, *const c_void)>;
 
+    // SAFETY: each declaration matches its prototype in the 3.0.x headers named above (pointer,
+    // `int` and `size_t` arguments, same order); callers below uphold each function's contract.
     extern "C" {
         pub fn msc_init() -> *mut ModSecurity;
         pub fn msc_set_connector_info(msc: *mut ModSecurity, connector: *const c_char);
