@@ -56,7 +56,8 @@ def free_port():
 
 
 def request(base, method, path, body=None, headers=None, source="127.0.0.1", timeout=10):
-    """One HTTPS request from `source`; returns (status, headers, body bytes)."""
+    """One HTTPS request from `source`; returns (status, headers, body bytes). The headers are
+    the response's message object: `get_all("set-cookie")` sees every cookie the server sets."""
     host, port = base.split("//")[1].split(":")
     conn_headers = {"User-Agent": "sigillum-attack-tests", "Accept": "application/json"}
     conn_headers.update(headers or {})
@@ -66,7 +67,7 @@ def request(base, method, path, body=None, headers=None, source="127.0.0.1", tim
     try:
         conn.request(method, path, body=body, headers=conn_headers)
         r = conn.getresponse()
-        return r.status, dict(r.getheaders()), r.read()
+        return r.status, r.msg, r.read()
     finally:
         conn.close()
 
@@ -140,7 +141,9 @@ def seed(base):
     login = {"email": creds["email"], "password": creds["password"]}
     status, headers, body = request(base, "POST", "/api/v1/auth/login", json.dumps(login), hdr)
     assert status == 200, (status, body)
-    cookie = headers["set-cookie"].split(";")[0]
+    # Login sets the session cookie and the CSRF cookie the pages' scripts read; the API needs
+    # the session one.
+    cookie = next(c.split(";")[0] for c in headers.get_all("set-cookie") if c.startswith("__Host-sigillum_session="))
     csrf = json.loads(body)["csrf_token"]
     status, _, body = request(
         base,

@@ -12,6 +12,9 @@ command -v qpdf >/dev/null || need_apt+=(qpdf)
 # The in-process WAF: libmodsecurity 3 (headers + pkg-config file) and the OWASP Core Rule Set.
 { command -v pkg-config >/dev/null && pkg-config --exists modsecurity; } || need_apt+=(pkg-config libmodsecurity-dev)
 [ -d /usr/share/modsecurity-crs/rules ] || need_apt+=(modsecurity-crs)
+# The browser tests: Debian's Chromium and Node.js (playwright-core comes from npm below).
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+command -v node >/dev/null || need_apt+=(nodejs npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> apt-get install ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -35,3 +38,8 @@ if ! command -v pyhanko >/dev/null 2>&1 || ! pyhanko sign adesverify --help >/de
   python3 -m pip install -q 'pyHanko==0.38.*' 'pyhanko-cli' 2>&1 | grep -v "Running pip as the 'root'" || true
 fi
 command -v openssl >/dev/null || { SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"; $SUDO apt-get install -y -qq openssl >/dev/null; }
+
+if [ ! -d "$(dirname "$0")/../e2e/node_modules/playwright-core" ]; then
+  echo "==> npm ci (playwright-core for the browser tests)"
+  (cd "$(dirname "$0")/../e2e" && npm ci --no-audit --no-fund --loglevel=error)
+fi

@@ -72,10 +72,16 @@ pub enum EventKind {
     RecoveryCodeUsed,
     MemberAdded,
     MemberRemoved,
+    /// A sender left for a payment provider's hosted checkout.
+    BillingCheckoutStarted,
+    /// An organisation's subscription changed (plan, status or period), from a verified webhook.
+    BillingSubscriptionChanged,
+    /// A send refused because the organisation's plan allows no more envelopes this period.
+    BillingQuotaExceeded,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 35] = [
+    pub const ALL: [EventKind; 38] = [
         Self::EnvelopeCreated,
         Self::DocumentUploaded,
         Self::RecipientAdded,
@@ -111,6 +117,9 @@ impl EventKind {
         Self::RecoveryCodeUsed,
         Self::MemberAdded,
         Self::MemberRemoved,
+        Self::BillingCheckoutStarted,
+        Self::BillingSubscriptionChanged,
+        Self::BillingQuotaExceeded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -150,6 +159,9 @@ impl EventKind {
             Self::RecoveryCodeUsed => "auth.recovery_code_used",
             Self::MemberAdded => "member.added",
             Self::MemberRemoved => "member.removed",
+            Self::BillingCheckoutStarted => "billing.checkout_started",
+            Self::BillingSubscriptionChanged => "billing.subscription_changed",
+            Self::BillingQuotaExceeded => "billing.quota_exceeded",
         }
     }
 }

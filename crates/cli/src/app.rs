@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use secrecy::ExposeSecret;
+use sigillum_core::billing::{Billing, BillingPorts, PayPalApi, StripeSetup};
 use sigillum_core::pki::{Pki, TimestampAuthority};
 use sigillum_core::ports::SystemClock;
 use sigillum_core::seal::Sealer;
@@ -23,6 +24,7 @@ pub struct App {
     pub envelopes: Envelopes,
     pub workflow: Workflow,
     pub pki: Arc<Pki>,
+    pub billing: Billing,
 }
 
 impl App {
@@ -76,6 +78,7 @@ impl App {
         };
         let sealer = Arc::new(Sealer::new(pki.clone(), tsa));
         let shared = Arc::new(repo.clone());
+        let billing = billing(cfg, &repo, &audit)?;
         let workflow = Workflow::new(
             WorkflowPorts {
                 envelopes: shared.clone(),
@@ -87,6 +90,7 @@ impl App {
                 mailer: Arc::new(mailer),
                 hooks: Arc::new(sigillum_web::webhooks::HttpWebhookSender { allow_private: cfg.webhook_allow_private }),
                 sealer,
+                quota: Some(Arc::new(billing.clone())),
             },
             envelopes.clone(),
             vault.clone(),
@@ -99,6 +103,42 @@ impl App {
                 jurisdiction: cfg.jurisdiction.clone(),
             },
         );
-        Ok(Self { vault, repo, audit, accounts, envelopes, workflow, pki })
+        Ok(Self { vault, repo, audit, accounts, envelopes, workflow, pki, billing })
     }
+}
+
+/// Billing over the configured providers (none: billing off, no limits).
+fn billing(cfg: &Config, repo: &SqlRepository, audit: &AuditLog) -> anyhow::Result<Billing> {
+    use sigillum_web::billing::{paypal, stripe};
+    let stripe = match (&cfg.stripe_secret_key, &cfg.stripe_webhook_secret) {
+        (Some(key), Some(webhook_secret)) => {
+            let base = cfg.stripe_api_base.as_deref().unwrap_or(stripe::DEFAULT_BASE);
+            let api = stripe::StripeHttp::new(base, key.clone())
+                .map_err(|e| anyhow::anyhow!("SIGILLUM_STRIPE_API_BASE: {e}"))?;
+            Some(StripeSetup { api: Arc::new(api), webhook_secret: webhook_secret.clone() })
+        }
+        _ => None,
+    };
+    let paypal = match (&cfg.paypal_client_id, &cfg.paypal_client_secret, &cfg.paypal_webhook_id) {
+        (Some(id), Some(secret), Some(webhook)) => {
+            let base = cfg.paypal_api_base.as_deref().unwrap_or(paypal::DEFAULT_BASE);
+            let api = paypal::PayPalHttp::new(base, id.clone(), secret.clone(), webhook.clone())
+                .map_err(|e| anyhow::anyhow!("SIGILLUM_PAYPAL_API_BASE: {e}"))?;
+            Some(Arc::new(api) as Arc<dyn PayPalApi>)
+        }
+        _ => None,
+    };
+    let shared = Arc::new(repo.clone());
+    Ok(Billing::new(
+        BillingPorts {
+            store: shared.clone(),
+            accounts: shared,
+            audit: audit.clone(),
+            clock: Arc::new(SystemClock),
+            stripe,
+            paypal,
+        },
+        cfg.billing_plans.clone(),
+        cfg.public_url.as_str(),
+    ))
 }

@@ -43,6 +43,7 @@ pub const KEYS: &[&str] = &[
     "paypal_client_secret",
     "paypal_webhook_id",
     "paypal_api_base",
+    "billing_plans",
     "node_id",
     "log_format",
     "trusted_proxies",
@@ -108,6 +109,8 @@ pub struct Config {
     pub paypal_client_secret: Option<SecretString>,
     pub paypal_webhook_id: Option<String>,
     pub paypal_api_base: Option<String>,
+    /// The plans (`SIGILLUM_BILLING_PLANS`, a JSON list); a free plan alone when unset.
+    pub billing_plans: sigillum_core::billing::Catalogue,
     pub node_id: String,
     pub log_format: LogFormat,
     /// Proxies whose `X-Forwarded-For` is believed (comma-separated addresses or CIDRs).
@@ -334,7 +337,25 @@ impl Config {
         let security_policy = get("security_policy")
             .unwrap_or_else(|| public_url.join("/security-policy").map(|u| u.to_string()).unwrap_or_default());
         let security_languages = get("security_languages").unwrap_or_else(|| "en".into());
+        let stripe_set = [get("stripe_secret_key"), get("stripe_webhook_secret")].map(|v| v.is_some());
+        if stripe_set[0] != stripe_set[1] {
+            bail!("SIGILLUM_STRIPE_SECRET_KEY and SIGILLUM_STRIPE_WEBHOOK_SECRET must be set together");
+        }
+        let paypal_set =
+            [get("paypal_client_id"), get("paypal_client_secret"), get("paypal_webhook_id")].map(|v| v.is_some());
+        if paypal_set.iter().any(|s| *s) && !paypal_set.iter().all(|s| *s) {
+            bail!("SIGILLUM_PAYPAL_CLIENT_ID, SIGILLUM_PAYPAL_CLIENT_SECRET and SIGILLUM_PAYPAL_WEBHOOK_ID must be set together");
+        }
+        let billing_plans = match get("billing_plans") {
+            Some(json) => sigillum_core::billing::Catalogue::from_json(&json)
+                .map_err(|e| anyhow::anyhow!("SIGILLUM_BILLING_PLANS: {e}"))?,
+            None if stripe_set[0] || paypal_set[0] => {
+                bail!("SIGILLUM_BILLING_PLANS must list the plans when a payment provider is configured")
+            }
+            None => sigillum_core::billing::Catalogue::default_free(),
+        };
         Ok(Self {
+            billing_plans,
             frame_ancestors,
             rate_limits,
             http_redirect_listen,
@@ -412,6 +433,7 @@ impl Config {
             "paypal_client_secret": hidden(&self.paypal_client_secret),
             "paypal_webhook_id": self.paypal_webhook_id,
             "paypal_api_base": self.paypal_api_base,
+            "billing_plans": self.billing_plans.plans().iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
             "node_id": self.node_id,
             "log_format": match self.log_format { LogFormat::Json => "json", LogFormat::Text => "text" },
             "trusted_proxies": format!("{:?}", self.trusted_proxies),
@@ -490,6 +512,11 @@ mod tests {
             &[("SIGILLUM_TLS_CERT", "/c.pem")],
             &[("SIGILLUM_TRUSTED_PROXIES", "10.0.0.0/8, lb.internal")],
             &[("SIGILLUM_LOG_ORIGIN", "my log")],
+            &[("SIGILLUM_STRIPE_SECRET_KEY", "sk_test_1")],
+            &[("SIGILLUM_PAYPAL_CLIENT_ID", "id"), ("SIGILLUM_PAYPAL_CLIENT_SECRET", "s")],
+            &[("SIGILLUM_STRIPE_SECRET_KEY", "sk_test_1"), ("SIGILLUM_STRIPE_WEBHOOK_SECRET", "whsec_1")],
+            &[("SIGILLUM_BILLING_PLANS", r#"[{"id":"team","name":"Team","stripe_price":"price_1"}]"#)],
+            &[("SIGILLUM_BILLING_PLANS", "free")],
         ];
         for pairs in bad {
             let pairs: &'static [(&'static str, &'static str)] = Box::leak(pairs.to_vec().into_boxed_slice());
@@ -509,12 +536,20 @@ mod tests {
                 ("SIGILLUM_MASTER_KEY", "aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11"),
                 ("SIGILLUM_DATABASE_URL", "postgres://sig:hunter2@db.internal:5432/sigillum"),
                 ("SIGILLUM_STRIPE_SECRET_KEY", "sk_live_abcdef"),
+                ("SIGILLUM_STRIPE_WEBHOOK_SECRET", "whsec_zyxwvu"),
+                ("SIGILLUM_PAYPAL_CLIENT_ID", "pp-client"),
+                ("SIGILLUM_PAYPAL_CLIENT_SECRET", "pp-secret-qwerty"),
+                ("SIGILLUM_PAYPAL_WEBHOOK_ID", "WH-1"),
+                (
+                    "SIGILLUM_BILLING_PLANS",
+                    r#"[{"id":"free","name":"Free"},{"id":"team","name":"Team","stripe_price":"price_1"}]"#,
+                ),
                 ("SIGILLUM_SMTP_URL", "smtps://mail:pw123@smtp.example"),
             ]),
         )
         .unwrap();
         let shown = format!("{} {:?}", c.redacted(), c);
-        for secret in ["aa11aa11", "hunter2", "sk_live_abcdef", "pw123"] {
+        for secret in ["aa11aa11", "hunter2", "sk_live_abcdef", "whsec_zyxwvu", "pp-secret-qwerty", "pw123"] {
             assert!(!shown.contains(secret), "{secret} leaked: {shown}");
         }
         assert!(shown.contains("db.internal"));

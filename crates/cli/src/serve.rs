@@ -124,6 +124,7 @@ pub async fn run_until(
         version: env!("CARGO_PKG_VERSION"),
         residency: cfg.residency.report(),
         metrics,
+        billing: app.billing.clone(),
     });
     state.edge.start_purging();
     // The job runner of this node: invitations, reminders, expiry, final documents, webhooks.

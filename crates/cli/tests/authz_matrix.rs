@@ -25,6 +25,9 @@ enum Access {
     Signer,
     /// The operator's Prometheus scraper (the metrics token; tested in serve.rs).
     Operator,
+    /// A payment provider's webhook: no session or key, only the provider's signature (tested
+    /// with every signature case in billing.rs).
+    Provider,
 }
 
 /// Every route: method, path template, access.
@@ -71,6 +74,13 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/webhooks", Access::Member),
     ("DELETE", "/api/v1/webhooks/{id}", Access::Member),
     ("GET", "/api/v1/webhooks/{id}/deliveries", Access::Member),
+    ("GET", "/api/v1/billing/plans", Access::Public),
+    ("GET", "/api/v1/billing", Access::Member),
+    ("POST", "/api/v1/billing/checkout", Access::Member),
+    ("POST", "/api/v1/billing/portal", Access::Member),
+    ("POST", "/api/v1/billing/cancel", Access::Member),
+    ("POST", "/webhooks/stripe", Access::Provider),
+    ("POST", "/webhooks/paypal", Access::Provider),
     ("GET", "/api/v1/signing/{token}", Access::Signer),
     ("GET", "/api/v1/signing/{token}/document", Access::Signer),
     ("POST", "/api/v1/signing/{token}/consent", Access::Signer),
@@ -80,12 +90,41 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("POST", "/api/v1/auth/logout", Access::Member),
 ];
 
+/// The browser UI's routes (HTML pages and static files, not API operations): workspace pages
+/// need a session (else they redirect to the login page) and show only the caller's
+/// organisation; the signer page is an empty shell whose script uses the signer API above.
+const PAGES: &[&str] = &[
+    "/",
+    "/app",
+    "/app/login",
+    "/app/signup",
+    "/app/envelopes/new",
+    "/app/envelopes/{id}",
+    "/app/settings",
+    "/app/billing",
+    "/app/{*rest}",
+    "/s/{token}",
+    "/static/{name}",
+];
+
 /// Paths registered with `.route("…"` anywhere in the web crate.
 fn routes_in_source() -> BTreeSet<String> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../web/src");
+    let dir = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../web/src"));
     let mut out = BTreeSet::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+    let mut files = Vec::new();
+    let mut dirs = vec![dir];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    for file in files {
+        let text = std::fs::read_to_string(file).unwrap();
         for (at, _) in text.match_indices(".route(") {
             let rest = text[at + 7..].trim_start();
             if let Some(path) = rest.strip_prefix('"').and_then(|r| r.split('"').next()) {
@@ -98,7 +137,8 @@ fn routes_in_source() -> BTreeSet<String> {
 
 #[test]
 fn every_route_has_a_row() {
-    let matrix: BTreeSet<String> = MATRIX.iter().map(|(_, p, _)| p.to_string()).collect();
+    let matrix: BTreeSet<String> =
+        MATRIX.iter().map(|(_, p, _)| p.to_string()).chain(PAGES.iter().map(|p| p.to_string())).collect();
     let source = routes_in_source();
     assert!(source.len() >= 15, "route scan found too little: {source:?}");
     let missing: Vec<_> = source.difference(&matrix).collect();
@@ -169,6 +209,22 @@ async fn nobody_reaches_anyone_elses_data() {
     api.signup("eve@example.net", PW, "Eve").await;
     let eve = api.login("eve@example.net", PW).await;
     let eve_key = Auth::Bearer(api.api_key(&eve, "eve's key").await);
+
+    // The workspace pages: another organisation's envelope is a 404 page that names nothing,
+    // and without a session every workspace page ends on the login page.
+    let page = api.call(Method::GET, &format!("/app/envelopes/{envelope}"), &eve, None).await;
+    assert_eq!(page.status, 404, "{}", page.text);
+    assert!(!page.text.contains("Ada's secret merger") && !page.text.contains("merger"));
+    let own = api.call(Method::GET, &format!("/app/envelopes/{envelope}"), &ada, None).await;
+    assert_eq!(own.status, 200);
+    assert!(own.text.contains("Ada&#x27;s secret merger") || own.text.contains("Ada's secret merger"));
+    for path in ["/app", "/app/settings", "/app/billing", "/app/envelopes/new", &format!("/app/envelopes/{envelope}")] {
+        let anon = api.call(Method::GET, path, &Auth::None, None).await;
+        assert_eq!(anon.status, 200, "{path}");
+        assert!(anon.text.contains("id=\"login\"") && !anon.text.contains("merger"), "{path}: {}", anon.text);
+    }
+    let dashboard = api.call(Method::GET, "/app", &eve, None).await;
+    assert!(!dashboard.text.contains("merger"), "Eve's dashboard lists Ada's envelope");
     let revoked = {
         let k = api.api_key(&ada, "to revoke").await;
         let list = api.call(Method::GET, "/api/v1/api-keys", &ada, None).await;
@@ -220,6 +276,7 @@ async fn nobody_reaches_anyone_elses_data() {
             ("POST", "/api/v1/auth/totp/enable") => Some(json!({"code": "123456"})),
             ("POST", "/api/v1/members") => Some(json!({"email": "x@example.net", "name": "X", "password": PW})),
             ("POST", "/api/v1/webhooks") => Some(json!({"url": "https://evil.example.net/x"})),
+            ("POST", "/api/v1/billing/checkout") => Some(json!({"plan": "free", "provider": "stripe"})),
             _ => None,
         };
         if method == Method::POST && *template == "/api/v1/envelopes" {

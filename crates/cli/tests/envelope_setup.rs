@@ -32,6 +32,7 @@ async fn recipients_and_fields_on_a_draft() {
         post(format!("/api/v1/envelopes/{id}/recipients"), rec("Bob Tenant", "Bob@Example.net", "signer", 1)).await;
     assert_eq!(bob.status, 201, "{}", bob.text);
     assert_eq!((bob.body["email"].as_str(), bob.body["status"].as_str()), (Some("bob@example.net"), Some("created")));
+    assert_eq!(bob.body["language"], "en", "mail in English unless the sender chose another language");
     let bob_id = bob.body["id"].as_str().unwrap().to_owned();
     let carol =
         post(format!("/api/v1/envelopes/{id}/recipients"), rec("Carol Landlord", "carol@example.com", "signer", 2))
@@ -47,6 +48,7 @@ async fn recipients_and_fields_on_a_draft() {
         rec("Bob", "bob@example.net", "witness", 1),
         rec("Bob", "bob@example.net", "signer", 0),
         rec("", "bob@example.net", "signer", 1),
+        json!({"name": "Bob", "email": "bob@example.net", "role": "signer", "routing_order": 1, "language": "es"}),
     ] {
         let r = post(format!("/api/v1/envelopes/{id}/recipients"), body.clone()).await;
         assert_eq!((r.status, r.body["error"]["code"].as_str()), (422, Some("invalid_input")), "{body}");

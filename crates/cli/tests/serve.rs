@@ -220,10 +220,22 @@ async fn secrets_never_reach_stdout_or_logs() {
         ("SIGILLUM_METRICS_TOKEN", "metr1cs-scrape-t0ken"),
     ];
     let s = Server::start(
-        &env_with(dir.path(), &[("SIGILLUM_LOG", "trace"), ("SIGILLUM_LOG_FORMAT", "json")])
-            .into_iter()
-            .chain(secrets.iter().map(|(k, v)| (k.to_string(), v.to_string())))
-            .collect::<Vec<_>>(),
+        &env_with(
+            dir.path(),
+            &[
+                ("SIGILLUM_LOG", "trace"),
+                ("SIGILLUM_LOG_FORMAT", "json"),
+                ("SIGILLUM_PAYPAL_CLIENT_ID", "paypal-client-id"),
+                ("SIGILLUM_PAYPAL_WEBHOOK_ID", "WH-1"),
+                (
+                    "SIGILLUM_BILLING_PLANS",
+                    r#"[{"id":"free","name":"Free"},{"id":"team","name":"Team","stripe_price":"price_1"}]"#,
+                ),
+            ],
+        )
+        .into_iter()
+        .chain(secrets.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        .collect::<Vec<_>>(),
         &[],
     );
     for p in ["/healthz", "/readyz", "/nope"] {

@@ -98,7 +98,12 @@ async fn whole_flow(extra_env: Vec<(String, String)>) {
             Method::POST,
             &format!("{base}/recipients"),
             &key,
-            Some(add("Bob Byron", "bob@example.com", "signer", 2)),
+            // Bob reads his mail in German.
+            Some({
+                let mut b = add("Bob Byron", "bob@example.com", "signer", 2);
+                b["language"] = json!("de");
+                b
+            }),
         )
         .await,
         "recipient",
@@ -202,6 +207,12 @@ async fn whole_flow(extra_env: Vec<(String, String)>) {
 
     // Now Bob is invited, and signs with a typed signature.
     let bob_mail = smtp.wait_for("bob@example.com", "Supply agreement").await;
+    assert!(bob_mail.subject.contains("zu unterzeichnen"), "{}", bob_mail.subject);
+    assert!(
+        bob_mail.text.contains("Prüfen und unterzeichnen") && bob_mail.text.contains("Guten Tag Bob Byron"),
+        "{}",
+        bob_mail.text
+    );
     let bob_token = bob_mail.signing_token().unwrap();
     assert_ne!(bob_token, ada_token);
     let r =
@@ -237,17 +248,7 @@ async fn whole_flow(extra_env: Vec<(String, String)>) {
     // Ada signed with locale de-CH: her date field reads DD.MM.YYYY (UTC day of signing).
     let swiss = {
         let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-        let days = secs.div_euclid(86_400);
-        // Civil date from days (H. Hinnant), independent of the code under test.
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let d = doy - (153 * mp + 2) / 5 + 1;
-        let m = if mp < 10 { mp + 3 } else { mp - 9 };
-        let y = yoe + era * 400 + i64::from(m <= 2);
+        let (y, m, d) = sigillum_testkit::civil_date(secs);
         format!("{d:02}.{m:02}.{y:04}")
     };
     assert!(text.contains(&swiss), "final PDF lacks the de-CH date {swiss}: {text}");
@@ -321,8 +322,10 @@ async fn whole_flow(extra_env: Vec<(String, String)>) {
         out.status.success() && judged.contains(":INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>"),
         "pyHanko: {judged}"
     );
-    for who in ["ada@example.com", "bob@example.com", "carol@example.com"] {
-        let m = smtp.wait_for(who, "Completed").await;
+    for (who, subject) in
+        [("ada@example.com", "Completed"), ("bob@example.com", "Abgeschlossen"), ("carol@example.com", "Completed")]
+    {
+        let m = smtp.wait_for(who, subject).await;
         assert!(m.has_attachment("application/pdf", "Supply agreement.pdf"), "{who}: {}", m.raw.len());
     }
     // The signer's link now shows the completed envelope and serves the final document.

@@ -57,6 +57,9 @@ pub enum EnvelopeError {
     /// Page previews cannot be made for this document (the reason is the renderer's).
     #[error("page previews cannot be made: {0}")]
     PreviewFailed(String),
+    /// The organisation's plan allows no more envelopes this period.
+    #[error("the plan's envelope quota for this period is used up")]
+    QuotaExceeded(crate::ports::QuotaExceeded),
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -150,6 +153,8 @@ pub struct RecipientView {
     pub role: String,
     pub routing_order: u32,
     pub status: String,
+    /// The language of the recipient's mail.
+    pub language: String,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -202,6 +207,9 @@ pub struct NewRecipient {
     /// document opens.
     #[serde(default)]
     pub access_code: Option<String>,
+    /// The language of the recipient's mail: `en` (default), `de`, `fr` or `it`.
+    #[serde(default)]
+    pub language: Option<String>,
 }
 
 /// A field to place (the API's request body); `required` defaults to true.
@@ -263,6 +271,7 @@ fn recipient_view(r: &RecipientRecord, name: Vec<u8>, email: Vec<u8>) -> Result<
         role: r.role.clone(),
         routing_order: r.routing_order,
         status: r.status.clone(),
+        language: r.language.clone(),
     })
 }
 
@@ -504,6 +513,10 @@ impl Envelopes {
             ),
             Some(_) => return Err(EnvelopeError::Invalid("access_code must be 4 to 64 characters".into())),
         };
+        let language = input.language.clone().unwrap_or_else(|| "en".into());
+        if !crate::workflow::MAIL_LANGUAGES.contains(&language.as_str()) {
+            return Err(EnvelopeError::Invalid("language must be en, de, fr or it".into()));
+        }
         let rid = uuid::Uuid::now_v7();
         let rid_text = rid.to_string();
         let record = RecipientRecord {
@@ -520,6 +533,7 @@ impl Envelopes {
             finished_unix_ms: None,
             signature_kind: None,
             signature_sealed: None,
+            language,
         };
         self.parties.insert_recipient(&record).await?;
         self.record(
@@ -537,6 +551,7 @@ impl Envelopes {
             role: record.role,
             routing_order: record.routing_order,
             status: record.status,
+            language: record.language,
         })
     }
 

@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod audit_log;
+pub mod billing;
 pub mod envelopes;
 pub mod ids;
 pub mod lifecycle;

@@ -460,6 +460,8 @@ pub struct RecipientRecord {
     pub signature_kind: Option<String>,
     /// The PNG or the typed text, sealed.
     pub signature_sealed: Option<Vec<u8>>,
+    /// The language of the recipient's mail (`en`, `de`, `fr`, `it`).
+    pub language: String,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -700,4 +702,93 @@ pub trait Mailer: Send + Sync {
 #[async_trait::async_trait]
 pub trait WebhookSender: Send + Sync {
     async fn post(&self, url: &str, headers: &[(String, String)], body: &[u8]) -> Result<u16, String>;
+}
+
+/// An organisation's standing with its payment provider: identifiers and state only, never card
+/// data (Sigillum never receives any).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BillingAccount {
+    pub org_id: OrgId,
+    /// `stripe` or `paypal`; `None` before the first checkout.
+    pub provider: Option<String>,
+    /// Stripe customer id (`cus_…`); PayPal has none.
+    pub customer_id: Option<String>,
+    /// Stripe subscription id (`sub_…`) or PayPal subscription id (`I-…`).
+    pub subscription_id: Option<String>,
+    /// The plan the subscription is for (the free plan's id without one).
+    pub plan_id: String,
+    /// The provider's status word, `none` without a subscription.
+    pub status: String,
+    pub period_start_unix_ms: Option<i64>,
+    pub period_end_unix_ms: Option<i64>,
+    pub updated_unix_ms: i64,
+}
+
+#[async_trait::async_trait]
+pub trait BillingStore: Send + Sync {
+    async fn billing_account(&self, org: OrgId) -> Result<Option<BillingAccount>, RepoError>;
+    /// The account a provider's customer id belongs to.
+    async fn billing_account_by_customer(
+        &self,
+        provider: &str,
+        customer: &str,
+    ) -> Result<Option<BillingAccount>, RepoError>;
+    /// Inserts or replaces the account (e.g. the Stripe customer made before a checkout).
+    async fn put_billing_account(&self, account: &BillingAccount) -> Result<(), RepoError>;
+    async fn billing_event_seen(&self, provider: &str, event_id: &str) -> Result<bool, RepoError>;
+    /// Marks a provider event processed and, when given, stores the account, in one
+    /// transaction. `false`, and nothing written, when the event was processed before.
+    async fn apply_billing_event(
+        &self,
+        account: Option<&BillingAccount>,
+        provider: &str,
+        event_id: &str,
+        kind: &str,
+        now_unix_ms: i64,
+    ) -> Result<bool, RepoError>;
+    /// Counts one envelope in the period starting at `period_start_unix_ms` if fewer than
+    /// `limit` were counted (no limit: always). Atomic across nodes.
+    async fn claim_usage(&self, org: OrgId, period_start_unix_ms: i64, limit: Option<u32>) -> Result<bool, RepoError>;
+    /// Gives back a claim whose send did not happen.
+    async fn release_usage(&self, org: OrgId, period_start_unix_ms: i64) -> Result<(), RepoError>;
+    async fn usage(&self, org: OrgId, period_start_unix_ms: i64) -> Result<u32, RepoError>;
+}
+
+/// A use of the organisation's plan allowance by one send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UsageClaim {
+    pub org: OrgId,
+    pub period_start_unix_ms: i64,
+}
+
+/// Refusal of a send by the organisation's plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuotaExceeded {
+    pub plan: String,
+    pub limit: u32,
+    pub period_end_unix_ms: i64,
+    /// Where the organisation's owner can upgrade.
+    pub upgrade_url: String,
+}
+
+/// What the workflow asks before each send (billing's quotas; no limits when billing is off).
+#[async_trait::async_trait]
+pub trait SendQuota: Send + Sync {
+    /// `Ok(None)`: no counting (billing off). `Ok(Some(claim))`: counted, to be released if the
+    /// send does not happen.
+    async fn claim(
+        &self,
+        org: OrgId,
+        actor: &crate::audit_log::Actor,
+        client: &crate::audit_log::ClientInfo,
+    ) -> Result<Option<UsageClaim>, QuotaError>;
+    async fn release(&self, claim: UsageClaim);
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QuotaError {
+    #[error("the plan's envelope quota for this period is used up")]
+    Exceeded(QuotaExceeded),
+    #[error(transparent)]
+    Repo(#[from] RepoError),
 }

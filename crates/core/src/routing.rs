@@ -64,6 +64,7 @@ mod tests {
             finished_unix_ms: None,
             signature_kind: None,
             signature_sealed: None,
+            language: "en".into(),
         }
     }
 

@@ -61,6 +61,11 @@ impl Accounts {
         Ok(dek.expose_secret()[..20].to_vec())
     }
 
+    /// Whether the caller's account has two-factor authentication on (for the settings page).
+    pub async fn totp_enabled(&self, p: &Principal) -> Result<bool, AccountError> {
+        Ok(self.store.totp(p.user_id).await?.is_some_and(|t| t.enabled_unix_ms.is_some()))
+    }
+
     /// Starts two-factor set-up: a new secret, not active until [`Accounts::enable_totp`].
     pub async fn setup_totp(&self, p: &Principal) -> Result<TotpSetup, AccountError> {
         if self.store.totp(p.user_id).await?.is_some_and(|t| t.enabled_unix_ms.is_some()) {

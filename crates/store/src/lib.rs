@@ -6,6 +6,7 @@
 
 mod accounts;
 mod audit;
+mod billing;
 pub mod blobs;
 mod envelopes;
 mod pki;

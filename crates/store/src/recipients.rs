@@ -26,6 +26,7 @@ fn recipient_row(r: &AnyRow) -> Result<RecipientRecord, RepoError> {
         finished_unix_ms: r.try_get("finished_ms").map_err(db)?,
         signature_kind: r.try_get("signature_kind").map_err(db)?,
         signature_sealed: r.try_get("signature_sealed").map_err(db)?,
+        language: r.try_get("language").map_err(db)?,
     })
 }
 
@@ -50,7 +51,7 @@ impl RecipientStore for SqlRepository {
     async fn insert_recipient(&self, r: &RecipientRecord) -> Result<(), RepoError> {
         sqlx::query(
             "INSERT INTO recipients (id, envelope_id, name_sealed, email_sealed, role, routing_order, status, created_ms, \
-             access_code_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             access_code_hash, language) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(r.id.to_string())
         .bind(r.envelope_id.to_string())
@@ -61,6 +62,7 @@ impl RecipientStore for SqlRepository {
         .bind(&r.status)
         .bind(r.created_unix_ms)
         .bind(r.access_code_hash.clone())
+        .bind(&r.language)
         .execute(&self.pool)
         .await
         .map_err(db)?;

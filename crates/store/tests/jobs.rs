@@ -136,6 +136,7 @@ async fn reminders_then_expiry_with_a_moving_clock() {
                 ));
                 Arc::new(sigillum_core::seal::Sealer::new(pki.clone(), pki))
             },
+            quota: None,
         },
         envelopes.clone(),
         s.vault.clone(),
@@ -161,6 +162,7 @@ async fn reminders_then_expiry_with_a_moving_clock() {
                 role: "signer".into(),
                 routing_order: 1,
                 access_code: None,
+                language: None,
             },
             &client,
         )

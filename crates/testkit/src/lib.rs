@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod hooks;
+pub mod payments;
 pub mod pdf;
 pub mod server;
 pub mod smtp;
@@ -16,6 +17,21 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use secrecy::SecretString;
+
+/// The UTC calendar date `(year, month, day)` of a unix time, by Howard Hinnant's civil-from-days
+/// algorithm: independent of the date code under test.
+pub fn civil_date(unix_s: i64) -> (i64, i64, i64) {
+    let days = unix_s.div_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
 
 /// A SoftHSM2 token initialised for this test process.
 pub struct SoftHsm {

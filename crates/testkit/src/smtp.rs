@@ -102,12 +102,18 @@ pub struct Mail {
 
 impl Mail {
     pub fn parse(raw: String) -> Self {
+        // A header's value with its folded continuation lines, encoded words decoded.
         let header = |name: &str| {
-            raw.lines()
-                .take_while(|l| !l.is_empty())
-                .find(|l| l.to_ascii_lowercase().starts_with(&format!("{}:", name.to_ascii_lowercase())))
-                .map(|l| l[name.len() + 1..].trim().to_owned())
-                .unwrap_or_default()
+            let prefix = format!("{}:", name.to_ascii_lowercase());
+            let mut lines =
+                raw.lines().take_while(|l| !l.is_empty()).skip_while(|l| !l.to_ascii_lowercase().starts_with(&prefix));
+            let Some(first) = lines.next() else { return String::new() };
+            let mut value = first[prefix.len()..].trim().to_owned();
+            for more in lines.take_while(|l| l.starts_with(' ') || l.starts_with('\t')) {
+                value.push(' ');
+                value.push_str(more.trim());
+            }
+            decode_encoded_words(&value)
         };
         let (to, subject) = (header("To"), header("Subject"));
         let text = decode_quoted_printable(&raw);
@@ -127,6 +133,33 @@ impl Mail {
         self.raw.contains(&format!("Content-Type: {content_type}"))
             && self.raw.contains(&format!("filename=\"{filename}\""))
     }
+}
+
+/// Decodes RFC 2047 encoded words (`=?utf-8?B?…?=`, `=?utf-8?Q?…?=`) in a header value; the
+/// white space between two adjacent encoded words goes (RFC 2047 §6.2).
+pub fn decode_encoded_words(value: &str) -> String {
+    use base64::Engine;
+    let mut out = String::new();
+    let mut rest = value;
+    let mut after_word = false;
+    while let Some(start) = rest.find("=?") {
+        let (before, word) = rest.split_at(start);
+        let parts: Vec<&str> = word[2..].splitn(4, '?').collect();
+        let (Some(encoding), Some(text), Some(tail)) = (parts.get(1), parts.get(2), parts.get(3)) else { break };
+        let Some(tail) = tail.strip_prefix('=') else { break };
+        if !(after_word && before.trim().is_empty()) {
+            out.push_str(before);
+        }
+        let bytes = match encoding.to_ascii_uppercase().as_str() {
+            "B" => base64::engine::general_purpose::STANDARD.decode(text).unwrap_or_default(),
+            _ => decode_quoted_printable(&text.replace('_', " ")).into_bytes(),
+        };
+        out.push_str(&String::from_utf8_lossy(&bytes));
+        rest = tail;
+        after_word = true;
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Undoes quoted-printable soft line breaks and `=XX` escapes (enough to read links).

@@ -171,6 +171,14 @@ async fn login(
         .into_response();
     let value = HeaderValue::from_str(&cookie).map_err(|_| ApiError::internal())?;
     r.headers_mut().insert(header::SET_COOKIE, value);
+    // The same CSRF token for the pages' scripts (see `ui`): readable by them, by no other site.
+    let csrf = format!(
+        "{}={}; Path=/; Secure; SameSite=Strict; Max-Age={}",
+        crate::ui::CSRF_COOKIE,
+        out.csrf_token,
+        SESSION_ABSOLUTE_MS / 1000
+    );
+    r.headers_mut().append(header::SET_COOKIE, HeaderValue::from_str(&csrf).map_err(|_| ApiError::internal())?);
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(r)
 }
@@ -186,6 +194,10 @@ async fn logout(
     r.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_static("__Host-sigillum_session=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        HeaderValue::from_static("__Host-sigillum_csrf=; Path=/; Secure; SameSite=Strict; Max-Age=0"),
     );
     Ok(r)
 }
@@ -266,6 +278,7 @@ async fn totp_enable(
 #[utoipa::path(post, path = "/api/v1/members", tag = "accounts", security(("api_key" = []), ("session" = [])), request_body = Signup,
     responses((status = 201, description = "the new member", body = sigillum_core::accounts::UserView),
         (status = 409, description = "email taken", body = crate::openapi::ErrorBody),
+        (status = 402, description = "the plan's seats are taken (`seats_exceeded`, with `upgrade_url`)", body = crate::openapi::ErrorBody),
         (status = 422, description = "invalid input", body = crate::openapi::ErrorBody), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 403, description = "not the owner, or missing CSRF token", body = crate::openapi::ErrorBody)))]
 async fn add_member(
     State(st): State<Arc<AppState>>,
@@ -273,6 +286,7 @@ async fn add_member(
     Authenticated(p): Authenticated,
     ApiJson(b): ApiJson<Signup>,
 ) -> Result<Response, ApiError> {
+    st.billing.check_seat(p.org_id).await.map_err(|e| crate::billing::billing_error(&st, e))?;
     let user = st.accounts.add_member(&p, &b.email, b.password, &b.name, &client).await?;
     Ok((StatusCode::CREATED, Json(user)).into_response())
 }

@@ -30,6 +30,7 @@ pub fn inspected_body_cap(method: &http::Method, path: &str) -> usize {
         ["", "api", "v1", "signing", _, "complete"] if method == http::Method::POST => {
             crate::signing::MAX_COMPLETE_BODY
         }
+        ["", "webhooks", _] if method == http::Method::POST => crate::billing::MAX_WEBHOOK_BODY,
         _ => JSON_BODY_MAX,
     }
 }

@@ -105,6 +105,15 @@ impl From<EnvelopeError> for ApiError {
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", "too many attempts; try again later")
                     .retry_after(s)
             }
+            EnvelopeError::QuotaExceeded(q) => ApiError::new(
+                StatusCode::PAYMENT_REQUIRED,
+                "quota_exceeded",
+                format!(
+                    "the {} plan allows {} envelopes in this period; the organisation's owner can upgrade at {}",
+                    q.plan, q.limit, q.upgrade_url
+                ),
+            )
+            .link("upgrade_url", q.upgrade_url),
             EnvelopeError::Internal(m) => {
                 tracing::error!(error = %m, "envelope operation failed");
                 ApiError::internal()
@@ -265,7 +274,7 @@ pub(crate) fn pdf_response(title: &str, bytes: Vec<u8>) -> Response {
         .into_response()
 }
 
-#[utoipa::path(post, path = "/api/v1/envelopes/{id}/send", tag = "envelopes", security(("api_key" = []), ("session" = [])), params(("id" = String, Path, description = "envelope id")), request_body(content = Option<sigillum_core::workflow::SendRequest>, description = "optional"), responses((status = 200, description = "sent; the first routing step is invited", body = sigillum_core::envelopes::EnvelopeDetail), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 404, description = "not found (or another organisation's)", body = crate::openapi::ErrorBody), (status = 403, description = "missing CSRF token (cookie sessions)", body = crate::openapi::ErrorBody), (status = 409, description = "not allowed in the envelope's status", body = crate::openapi::ErrorBody), (status = 422, description = "invalid input", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/envelopes/{id}/send", tag = "envelopes", security(("api_key" = []), ("session" = [])), params(("id" = String, Path, description = "envelope id")), request_body(content = Option<sigillum_core::workflow::SendRequest>, description = "optional"), responses((status = 402, description = "the plan's envelopes for this period are used up (`quota_exceeded`, with `upgrade_url`)", body = crate::openapi::ErrorBody), (status = 200, description = "sent; the first routing step is invited", body = sigillum_core::envelopes::EnvelopeDetail), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 404, description = "not found (or another organisation's)", body = crate::openapi::ErrorBody), (status = 403, description = "missing CSRF token (cookie sessions)", body = crate::openapi::ErrorBody), (status = 409, description = "not allowed in the envelope's status", body = crate::openapi::ErrorBody), (status = 422, description = "invalid input", body = crate::openapi::ErrorBody)))]
 async fn send(
     State(st): State<Arc<AppState>>,
     Client(client): Client,

@@ -12,15 +12,22 @@ pub struct ApiError {
     pub message: String,
     /// Seconds for a `Retry-After` header (429, 503).
     pub retry_after: Option<u64>,
+    /// A link that resolves the error, as `error.<name>` (e.g. `upgrade_url` with 402).
+    pub link: Option<(&'static str, String)>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), retry_after: None }
+        Self { status, code, message: message.into(), retry_after: None, link: None }
     }
 
     pub fn retry_after(mut self, seconds: u64) -> Self {
         self.retry_after = Some(seconds);
+        self
+    }
+
+    pub fn link(mut self, name: &'static str, url: String) -> Self {
+        self.link = Some((name, url));
         self
     }
 
@@ -32,7 +39,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
+        let mut error = serde_json::json!({ "code": self.code, "message": self.message });
+        if let (Some((name, url)), Some(obj)) = (self.link, error.as_object_mut()) {
+            obj.insert(name.to_owned(), serde_json::Value::String(url));
+        }
+        let body = serde_json::json!({ "error": error });
         let mut r = (self.status, Json(body)).into_response();
         if let Some(s) = self.retry_after {
             r.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(s));

@@ -4,6 +4,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::await_holding_lock))]
 
 pub mod auth;
+pub mod billing;
 pub mod client;
 pub mod disclosure;
 pub mod edge;
@@ -18,6 +19,7 @@ pub mod pki;
 pub mod previews;
 pub mod server;
 pub mod signing;
+pub mod ui;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -46,6 +48,8 @@ pub struct AppState {
     pub residency: serde_json::Value,
     /// Prometheus metrics and their scrape token.
     pub metrics: Arc<metrics::Metrics>,
+    /// Plans, quotas and the payment providers (off unless one is configured).
+    pub billing: sigillum_core::billing::Billing,
 }
 
 /// The whole HTTP application, edge layers included (outermost last, see `edge.rs`).
@@ -60,9 +64,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(envelopes::routes(state.envelopes.limits().max_bytes))
         .merge(signing::routes())
         .merge(webhooks::routes())
+        .merge(billing::routes())
         .merge(pki::routes())
         .merge(previews::routes())
         .merge(openapi::routes())
+        .merge(ui::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         // Routes that take more (uploads, signatures, timestamp requests) set their own limit.

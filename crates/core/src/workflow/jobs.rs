@@ -263,6 +263,7 @@ impl Workflow {
         };
         let mail = super::mail::invitation(
             &person,
+            &r.language,
             &self.sender_name(&env).await,
             &title,
             message.as_deref(),
@@ -436,13 +437,20 @@ impl Workflow {
                 let doc = self.inner.vault.read_blob(id, FINAL, 1).await?;
                 // The link lets the recipient fetch the final document again for 30 days.
                 let link = self.issue_token(id, rid, "email", self.now() + COMPLETED_LINK_MS).await?;
-                super::mail::completed(&person, &title, &link, &sha, (doc.len() <= MAX_ATTACHMENT).then_some(doc))
+                super::mail::completed(
+                    &person,
+                    &r.language,
+                    &title,
+                    &link,
+                    &sha,
+                    (doc.len() <= MAX_ATTACHMENT).then_some(doc),
+                )
             }
             ("declined", EnvelopeStatus::Declined) => {
-                super::mail::ended(&person, &title, &sender, "declined", reason.as_deref())
+                super::mail::ended(&person, &r.language, &title, &sender, "declined", reason.as_deref())
             }
             ("voided", EnvelopeStatus::Voided) => {
-                super::mail::ended(&person, &title, &sender, "voided", reason.as_deref())
+                super::mail::ended(&person, &r.language, &title, &sender, "voided", reason.as_deref())
             }
             _ => return Ok(()),
         };

@@ -31,6 +31,7 @@ use crate::ports::{
 use crate::vault::Vault;
 
 pub use jobs::{JobKind, Worker};
+pub use mail::MAIL_LANGUAGES;
 pub use sending::SendRequest;
 pub use signing::{CompleteRequest, SignatureInput, SignerView};
 pub use webhooks::{NewWebhook, WebhookCreated, WebhookView, WEBHOOK_EVENTS};
@@ -47,6 +48,8 @@ pub struct WorkflowPorts {
     pub hooks: Arc<dyn WebhookSender>,
     /// Seals finished documents (PAdES B-LTA with the internal PKI or an imported one).
     pub sealer: Arc<crate::seal::Sealer>,
+    /// The plan's envelope allowance, asked before each send (billing); `None`: no limits.
+    pub quota: Option<Arc<dyn crate::ports::SendQuota>>,
 }
 
 /// Settings of the workflow.

@@ -105,7 +105,19 @@ impl Workflow {
                 job(format!("expire:{id}"), super::JobKind::Expire, envelope, expires),
             ],
         };
-        self.inner.ports.signing.change_envelope(&change).await.map_err(moved)?;
+        let claim = match &self.inner.ports.quota {
+            Some(q) => q.claim(env.org_id, &p.actor(), client).await.map_err(|e| match e {
+                crate::ports::QuotaError::Exceeded(x) => EnvelopeError::QuotaExceeded(x),
+                crate::ports::QuotaError::Repo(r) => r.into(),
+            })?,
+            None => None,
+        };
+        if let Err(e) = self.inner.ports.signing.change_envelope(&change).await {
+            if let (Some(q), Some(c)) = (&self.inner.ports.quota, claim) {
+                q.release(c).await;
+            }
+            return Err(moved(e));
+        }
         self.inner.wake.notify_one();
         self.record(
             NewEvent::new(EventKind::EnvelopeSent, Some(id), p.actor(), client.clone())

@@ -65,11 +65,10 @@ impl From<&WebhookRecord> for WebhookView {
     }
 }
 
-/// The signature header value for `body` sent at `t` (unix seconds).
+/// The signature header value for `body` sent at `t` (unix seconds): Stripe's scheme, so
+/// receivers can use any Stripe-compatible verifier (and ours, `billing::stripe_signature`).
 pub fn signature_header(secret: &[u8], t: i64, body: &[u8]) -> String {
-    let mut signed = format!("{t}.").into_bytes();
-    signed.extend_from_slice(body);
-    format!("t={t},v1={}", hex::encode(sigillum_crypto::hmac_sha256(secret, &signed)))
+    crate::billing::stripe_signature::sign(secret, t, body)
 }
 
 /// Webhooks are organisation settings: owners manage them.
