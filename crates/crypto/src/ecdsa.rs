@@ -36,9 +36,24 @@ pub fn p256_public_spki(pkcs8: &[u8]) -> Result<Vec<u8>, CryptoError> {
 
 /// Signs `message` (hashed with SHA-256 inside) and returns a DER `ECDSA-Sig-Value`.
 pub fn p256_sign(pkcs8: &[u8], message: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    let kp = key_pair(pkcs8)?;
-    let sig = kp.sign(&SystemRandom::new(), message).map_err(|_| CryptoError::Internal("ecdsa sign"))?;
-    Ok(sig.as_ref().to_vec())
+    P256Signer::from_pkcs8(pkcs8)?.sign(message)
+}
+
+/// A parsed P-256 private key, for a key manager that signs with the same key many times (the
+/// local keyring keeps one per signing key id instead of opening the PKCS#8 for every signature).
+/// aws-lc-rs clears the private scalar when it is dropped.
+pub struct P256Signer(EcdsaKeyPair);
+
+impl P256Signer {
+    pub fn from_pkcs8(pkcs8: &[u8]) -> Result<Self, CryptoError> {
+        key_pair(pkcs8).map(Self)
+    }
+
+    /// Signs `message` (hashed with SHA-256 inside) and returns a DER `ECDSA-Sig-Value`.
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let sig = self.0.sign(&SystemRandom::new(), message).map_err(|_| CryptoError::Internal("ecdsa sign"))?;
+        Ok(sig.as_ref().to_vec())
+    }
 }
 
 /// Verifies a DER ECDSA P-256/SHA-256 signature against an uncompressed public point or a

@@ -63,6 +63,13 @@ async fn suite(km: Arc<dyn KeyManager>, tag: &str) {
     assert!(!sigillum_crypto::ecdsa::p256_verify(&info.spki_der, b"to be signed!", &sig));
     let other = km.ensure_signing_key(&format!("{sk}-other")).await.unwrap();
     assert_ne!(other.spki_der, info.spki_der);
+    // Later signatures (the local keyring keeps the opened key) are fresh and by the same key.
+    let again = km.sign(&sk, b"to be signed").await.unwrap();
+    assert_ne!(again, sig, "ECDSA signatures are randomised");
+    assert!(sigillum_crypto::ecdsa::p256_verify(&info.spki_der, b"to be signed", &again));
+    let by_other = km.sign(&format!("{sk}-other"), b"m").await.unwrap();
+    assert!(sigillum_crypto::ecdsa::p256_verify(&other.spki_der, b"m", &by_other));
+    assert!(!sigillum_crypto::ecdsa::p256_verify(&info.spki_der, b"m", &by_other));
 }
 
 fn uuid_like() -> String {
@@ -93,6 +100,17 @@ async fn local_keyring_persists_is_sealed_and_needs_its_master_key() {
     assert_eq!(mode & 0o777, 0o600);
     let km = sigillum_kms::open(&spec, None, None).unwrap();
     assert_eq!(km.unwrap_dek(&w).await.unwrap().expose_secret(), dek.expose_secret());
+
+    // Two handles on one keyring (two nodes): a signing key made by one, after the other has
+    // signed with its own, signs in both, and both sign with the same key.
+    let second = sigillum_kms::open(&spec, None, None).unwrap();
+    let first_key = km.ensure_signing_key("pki:first").await.unwrap();
+    km.sign("pki:first", b"warm").await.unwrap();
+    let made_later = second.ensure_signing_key("pki:later").await.unwrap();
+    let sig = km.sign("pki:later", b"m").await.unwrap();
+    assert!(sigillum_crypto::ecdsa::p256_verify(&made_later.spki_der, b"m", &sig));
+    let sig = second.sign("pki:first", b"m").await.unwrap();
+    assert!(sigillum_crypto::ecdsa::p256_verify(&first_key.spki_der, b"m", &sig));
 
     // The keyring file never holds a KEK in the clear: no 32-byte window of it unwraps the DEK.
     let file = std::fs::read(path.join("keys.json")).unwrap();

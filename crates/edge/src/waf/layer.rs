@@ -216,15 +216,21 @@ async fn screen(shared: &Shared, req: Request<Body>) -> Screened {
 
     let (client_ip, client_port) = client(shared, &parts);
     let waf = shared.waf.clone();
+    let headers_only = fed.is_none();
     let run = move || {
         let verdict = inspect(&waf, &parts, client_ip, client_port, fed.as_deref());
         (parts, verdict)
     };
-    // On the blocking pool, so the inspection (up to milliseconds of CPU) never stalls the
-    // worker's other tasks. `block_in_place` was tried: on a worker thread it hands the worker's
-    // core to another thread for every request, which added about 3 ms to a timestamp request
-    // (bench-seal B-T 3.6-4.2 ms with the pool, 6.4-16 ms with block_in_place).
-    let inspected = tokio::task::spawn_blocking(run).await;
+    // A request whose body the rules do not see (none, or binary) costs well under a
+    // millisecond of CPU (about 0.65 ms for CRS 3.3.4 at paranoia 1), about what a TLS handshake
+    // costs on the same worker: it runs inline. Handing it to the blocking pool woke a second
+    // thread for every request and added about 1 ms to a timestamp request (bench-seal B-T 3.3
+    // ms, 9.8x pyHanko on one CI host; inline 2.6-2.9 ms) and 20 % to the layer's own cost
+    // (bench-edge e/d 1.20-1.27, inline 1.09-1.10). A textual body can cost tens of milliseconds,
+    // so that inspection goes to the blocking pool and never stalls the worker's other tasks.
+    // (`block_in_place` was tried too: on a worker it hands the core to another thread for
+    // every request, which was worse than either.)
+    let inspected = if headers_only { Ok(run()) } else { tokio::task::spawn_blocking(run).await };
     let (parts, verdict) = match inspected {
         Ok((parts, Ok(verdict))) => (parts, verdict),
         Ok((parts, Err(error))) => {

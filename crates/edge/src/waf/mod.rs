@@ -189,8 +189,9 @@ impl Waf {
 
     /// Evaluates one request. CPU-bound: about 1 ms for a GET with browser headers; a JSON body
     /// costs with the length of its longest values (a 50 KB string value ~30 ms, unless an
-    /// exclusion takes it out as for drawn signatures, then ~2 ms), so call it from a blocking
-    /// thread in async code. In mode `Off` it returns [`Verdict::pass`] without calling
+    /// exclusion takes it out as for drawn signatures, then ~2 ms), so in async code call it
+    /// from a blocking thread when there is a body ([`WafLayer`] runs header-only inspections
+    /// inline, like a TLS handshake). In mode `Off` it returns [`Verdict::pass`] without calling
     /// libmodsecurity.
     pub fn inspect(&self, req: &WafRequest<'_>) -> Result<Verdict, WafError> {
         let Some(engine) = &self.engine else { return Ok(Verdict::pass()) };
