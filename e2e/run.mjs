@@ -5,7 +5,9 @@
 //                   desktop, touch on a 360 px phone) and finishes; the sender watches the status
 //                   change live and downloads the final PDF (OUT_DIR/final.pdf, verified by the test).
 //   SCENARIO=pages  every page in every language at 360 px and desktop width: no console error, no
-//                   CSP violation, no request to another origin, no horizontal overflow.
+//                   CSP violation, no request to another origin, no horizontal overflow; then a signer
+//                   types the signature in the second script face (OUT_DIR/typed-final.pdf, checked
+//                   by the test for that face).
 // Every page is guarded the same way in both scenarios; screenshots go to OUT_DIR.
 import { chromium } from "playwright-core";
 import fs from "node:fs";
@@ -109,6 +111,23 @@ async function drawWithMouse(page) {
   await page.mouse.up();
 }
 
+/** Types the name and adopts it in the second script face; both faces must be loaded and shown. */
+async function typeInSecondFace(page) {
+  await page.locator("#tab-type").click();
+  await page.locator("#typed").fill("Sue Signer");
+  await page.locator("input[name=font][value=kaushan-script]").check();
+  const faces = await page.evaluate(async () => {
+    await document.fonts.ready;
+    return [...document.querySelectorAll("#faces .typed-preview")].map((p) => ({
+      text: p.textContent,
+      family: getComputedStyle(p).fontFamily,
+      loaded: document.fonts.check(`16px ${getComputedStyle(p).fontFamily.split(",")[0]}`),
+    }));
+  });
+  check(faces.length === 2 && faces.every((f) => f.text === "Sue Signer" && f.loaded), `typed previews: ${JSON.stringify(faces)}`);
+  check(faces[0].family !== faces[1].family, `the two faces look the same: ${JSON.stringify(faces)}`);
+}
+
 /** Draws a signature stroke on the pad with a finger (real touch events through the DevTools protocol). */
 async function drawWithTouch(page) {
   const box = await page.locator("#pad").boundingBox();
@@ -120,7 +139,7 @@ async function drawWithTouch(page) {
 }
 
 /** One signer's ceremony from the emailed link. */
-async function sign(page, link, draw, label) {
+async function sign(page, link, draw, label, adopted = ".signer-field.filled img") {
   await page.goto(link);
   await page.locator("#consent").waitFor({ state: "visible" });
   await screenshot(page, `${label}-consent`);
@@ -136,7 +155,7 @@ async function sign(page, link, draw, label) {
   await draw(page);
   await screenshot(page, `${label}-signature`);
   await page.locator("#adopt-form button[type=submit]").click();
-  await page.locator(".signer-field.filled img").first().waitFor();
+  await page.locator(adopted).first().waitFor();
   check(await page.locator("#finish").isEnabled(), `${label}: finish stays disabled with every field filled`);
   await page.locator("#finish").click();
   await page.locator("#done").waitFor({ state: "visible" });
@@ -305,6 +324,19 @@ async function pages(browser) {
       await out.close();
     }
   }
+
+  step("a signature typed in the second script face");
+  const sue = await context(browser, DESKTOP, "en");
+  await sign(await sue.newPage(), signUrl, typeInSecondFace, "sue-typed", ".signer-field.filled .script[data-font='kaushan-script']");
+  for (let i = 0; ; i++) {
+    const env = await apiCall(setup, "GET", `/api/v1/envelopes/${sent.id}`);
+    if (env.status === "completed") break;
+    check(i < 180, `the envelope signed with a typed signature never completed (${env.status})`);
+    await new Promise((ok) => setTimeout(ok, 500));
+  }
+  const final = await setup.request.get(`${BASE_URL}/api/v1/envelopes/${sent.id}/document?version=final`);
+  check(final.ok(), `final document: ${final.status()}`);
+  fs.writeFileSync(path.join(OUT_DIR, "typed-final.pdf"), await final.body());
 }
 
 const browser = await launch();

@@ -29,14 +29,25 @@ pub struct App {
 
 impl App {
     pub async fn open(cfg: &Config) -> anyhow::Result<Self> {
+        Self::open_observed(cfg, |keys| keys).await
+    }
+
+    /// As [`App::open`], with the key manager passed through `observe` first (the server wraps it
+    /// so its operations show in the metrics).
+    pub async fn open_observed(
+        cfg: &Config,
+        observe: impl FnOnce(Arc<dyn sigillum_crypto::KeyManager>) -> Arc<dyn sigillum_crypto::KeyManager>,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&cfg.data_dir)
             .with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
         std::fs::set_permissions(&cfg.data_dir, std::fs::Permissions::from_mode(0o700))
             .with_context(|| format!("cannot restrict {}", cfg.data_dir.display()))?;
         let repo = SqlRepository::connect(cfg.database_url.expose_secret()).await.context("opening the database")?;
         let blobs = open_blob_store(&cfg.blob_url).context("opening the blob store")?;
-        let keys = sigillum_kms::open(&cfg.kms, cfg.master_key.as_ref(), cfg.pkcs11_pin.as_ref())
-            .context("opening the key manager")?;
+        let keys = observe(
+            sigillum_kms::open(&cfg.kms, cfg.master_key.as_ref(), cfg.pkcs11_pin.as_ref())
+                .context("opening the key manager")?,
+        );
         let vault = Vault::new(Arc::new(repo.clone()), blobs, keys, Arc::new(SystemClock), cfg.node_id.clone());
         let audit = AuditLog::open(Arc::new(repo.clone()), vault.clone(), Arc::new(SystemClock), &cfg.log_origin)
             .await

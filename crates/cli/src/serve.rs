@@ -73,7 +73,8 @@ pub async fn run_until(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     tracing::info!(config = %cfg.redacted(), "starting");
-    let app = App::open(&cfg).await?;
+    let metrics = Arc::new(sigillum_web::metrics::Metrics::new(cfg.metrics_token.clone()));
+    let app = App::open_observed(&cfg, |keys| metrics.meter_keys(keys)).await?;
     let extra_names: Vec<String> = cfg.public_url.host_str().map(|h| vec![h.to_owned()]).unwrap_or_default();
     let tls = TlsMaterial::load_or_generate(
         cfg.tls_cert.as_deref(),
@@ -111,7 +112,6 @@ pub async fn run_until(
     tracing::info!(%addr, fingerprint, self_signed = tls.self_signed, "listening");
     ready(Ready { addr, cert_pem: std::fs::read(&tls.cert_path).context("reading the TLS certificate")? });
 
-    let metrics = Arc::new(sigillum_web::metrics::Metrics::new(cfg.metrics_token.clone()));
     let state = Arc::new(AppState {
         vault: app.vault.clone(),
         audit: app.audit.clone(),

@@ -71,6 +71,15 @@ fn run(scenario: &str) -> PathBuf {
         let b = std::fs::read(out_dir.join("final-from-signer.pdf")).unwrap();
         assert_eq!(a, b, "sender and signer download the same final document");
     }
+    if scenario == "pages" {
+        // Sue typed her signature in Kaushan Script: poppler finds that face embedded.
+        let fonts = Command::new("pdffonts").arg(out_dir.join("typed-final.pdf")).output().unwrap();
+        let fonts = String::from_utf8_lossy(&fonts.stdout);
+        assert!(
+            fonts.lines().any(|l| l.starts_with("KaushanScript") && l.contains(" yes ")),
+            "the chosen script face is not embedded:\n{fonts}"
+        );
+    }
     server.terminate();
     out_dir
 }

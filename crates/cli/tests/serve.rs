@@ -399,19 +399,30 @@ async fn metrics_need_the_scrape_token_and_name_route_templates_not_paths() {
     let id = "0193d2a4-7c1e-7a00-8000-00000000beef";
     assert_eq!(c.get(s.url(&format!("/api/v1/envelopes/{id}"))).send().await.unwrap().status(), 401);
     assert_eq!(c.get(s.url("/no/such/page")).send().await.unwrap().status(), 404);
+    // Key-manager work: a readiness check asks it for its health, a timestamp has it sign.
+    assert_eq!(c.get(s.url("/readyz")).send().await.unwrap().status(), 200);
+    let tsq = sigillum_pdf::tsp::request(&[7u8; 32], &[1u8; 8]).unwrap();
+    let tsr =
+        c.post(s.url("/tsa")).header("content-type", "application/timestamp-query").body(tsq).send().await.unwrap();
+    assert_eq!(tsr.status(), 200);
     assert_eq!(c.get(s.url("/metrics")).send().await.unwrap().status(), 401);
     assert_eq!(c.get(s.url("/metrics")).bearer_auth("scrape-me-7f3b").send().await.unwrap().status(), 401);
     let r = c.get(s.url("/metrics")).bearer_auth("scrape-me-7f3a").send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
     let text = r.text().await.unwrap();
-    let count = |labels: &str| -> u64 {
+    let counter = |family: &str, labels: &str| -> u64 {
         let line = text
             .lines()
-            .find(|l| l.starts_with(&format!("sigillum_http_requests_total{{{labels}}} ")))
-            .unwrap_or_else(|| panic!("no counter for {labels}:\n{text}"));
+            .find(|l| l.starts_with(&format!("{family}_total{{{labels}}} ")))
+            .unwrap_or_else(|| panic!("no {family} counter for {labels}:\n{text}"));
         line.rsplit(' ').next().unwrap().parse().unwrap()
     };
+    let count = |labels: &str| counter("sigillum_http_requests", labels);
+    let keys = |labels: &str| counter("sigillum_key_manager_operations", labels);
+    assert!(keys(r#"backend="local",operation="health",outcome="ok""#) >= 1);
+    assert!(keys(r#"backend="local",operation="sign",outcome="ok""#) >= 1);
+    assert!(text.contains(r#"sigillum_key_manager_operation_duration_seconds_count{backend="local",operation="sign"}"#));
     assert!(count(r#"method="GET",route="/healthz",status="200""#) >= 3);
     assert_eq!(count(r#"method="GET",route="/api/v1/envelopes/{id}",status="401""#), 1);
     assert_eq!(count(r#"method="GET",route="unmatched",status="404""#), 1);

@@ -219,9 +219,20 @@ async fn whole_flow(extra_env: Vec<(String, String)>) {
         signer(&api, Method::POST, &format!("/api/v1/signing/{bob_token}/consent"), Some(json!({ "accepted": true })))
             .await;
     assert_eq!(r.status, 200, "{}", r.text);
+    // Typed signatures take one of the script faces, and a face only for typing.
+    let checkbox = fields[&(bob.clone(), "checkbox")].clone();
+    for (signature, wants) in [
+        (json!({ "kind": "typed", "text": "Bob Byron", "font": "comic-sans" }), "dancing-script, kaushan-script"),
+        (json!({ "kind": "drawn", "png_base64": png, "font": "kaushan-script" }), "for typed signatures"),
+    ] {
+        let bad = json!({ "values": { checkbox.clone(): true }, "signature": signature });
+        let r = signer(&api, Method::POST, &format!("/api/v1/signing/{bob_token}/complete"), Some(bad)).await;
+        assert_eq!(r.status, 422, "{}", r.text);
+        assert!(r.body["error"]["message"].as_str().unwrap().contains(wants), "{}", r.text);
+    }
     let bob_done = json!({
-        "values": { fields[&(bob.clone(), "checkbox")].clone(): true },
-        "signature": { "kind": "typed", "text": "Bob Byron" }
+        "values": { checkbox: true },
+        "signature": { "kind": "typed", "text": "Bob Byron", "font": "kaushan-script" }
     });
     let r = signer(&api, Method::POST, &format!("/api/v1/signing/{bob_token}/complete"), Some(bob_done)).await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -245,6 +256,13 @@ async fn whole_flow(extra_env: Vec<(String, String)>) {
     for want in ["Ada Lovelace", "Delivery to Z\u{fc}rich", "Bob Byron", "bob@example.com"] {
         assert!(text.contains(want), "final PDF lacks {want:?}: {text}");
     }
+    // Bob's typed signature is drawn in the face he chose, embedded (poppler's view).
+    let fonts_path = std::env::temp_dir().join(format!("sigillum-fonts-{}.pdf", std::process::id()));
+    std::fs::write(&fonts_path, &final_bytes).unwrap();
+    let fonts = std::process::Command::new("pdffonts").arg(&fonts_path).output().unwrap();
+    let _ = std::fs::remove_file(&fonts_path);
+    let fonts = String::from_utf8_lossy(&fonts.stdout);
+    assert!(fonts.lines().any(|l| l.starts_with("KaushanScript") && l.contains(" yes ")), "{fonts}");
     // Ada signed with locale de-CH: her date field reads DD.MM.YYYY (UTC day of signing).
     let swiss = {
         let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;

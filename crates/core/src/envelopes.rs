@@ -533,6 +533,7 @@ impl Envelopes {
             finished_unix_ms: None,
             signature_kind: None,
             signature_sealed: None,
+            signature_font: None,
             language,
         };
         self.parties.insert_recipient(&record).await?;

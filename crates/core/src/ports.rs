@@ -460,6 +460,9 @@ pub struct RecipientRecord {
     pub signature_kind: Option<String>,
     /// The PNG or the typed text, sealed.
     pub signature_sealed: Option<Vec<u8>>,
+    /// The script face of a typed signature (`dancing-script`, `kaushan-script`); `None` for a
+    /// drawn one, or a typed one from before the choice (Dancing Script).
+    pub signature_font: Option<String>,
     /// The language of the recipient's mail (`en`, `de`, `fr`, `it`).
     pub language: String,
 }
@@ -568,6 +571,8 @@ pub struct RecipientOutcome {
     pub values: Vec<FieldValueRecord>,
     pub signature_kind: Option<String>,
     pub signature_sealed: Option<Vec<u8>>,
+    /// The script face of a typed signature.
+    pub signature_font: Option<String>,
     /// A decline ends the envelope: its reason, sealed, goes on the envelope.
     pub decline_reason_sealed: Option<Vec<u8>>,
     pub jobs: Vec<NewJob>,

@@ -64,6 +64,7 @@ mod tests {
             finished_unix_ms: None,
             signature_kind: None,
             signature_sealed: None,
+            signature_font: None,
             language: "en".into(),
         }
     }

@@ -7,7 +7,7 @@
 //! Text is Helvetica with WinAnsi encoding (Latin-1); other characters print as `?` on the pages
 //! while the attached JSON keeps them exactly.
 
-use crate::script_font::ScriptFont;
+use crate::script_font::{ScriptFace, ScriptFont};
 use lopdf::{dictionary, Dictionary, Document, Object, Stream, StringFormat};
 
 use crate::flatten::{deflate, num, pdf_string, Image, MarkContent};
@@ -164,10 +164,19 @@ impl Layout {
                 page.ops.extend_from_slice(op.as_bytes());
                 page.images.push((name, img.clone()));
             }
-            MarkContent::Script(t) | MarkContent::Text(t) => {
+            MarkContent::Script(t, _) | MarkContent::Text(t) => {
+                let face = match content {
+                    MarkContent::Script(_, face) => *face,
+                    _ => ScriptFace::default(),
+                };
                 let size = (w / (0.5 * t.chars().count().max(1) as f64)).clamp(8.0, 22.0);
-                let op =
-                    format!("BT /SgCertI {} Tf 0 g {} {} Td ", num(size), num(x + 6.0), num(y + h / 2.0 - size / 3.0));
+                let op = format!(
+                    "BT /{} {} Tf 0 g {} {} Td ",
+                    face.resource("SgCertI"),
+                    num(size),
+                    num(x + 6.0),
+                    num(y + h / 2.0 - size / 3.0)
+                );
                 let page = self.page();
                 page.ops.extend_from_slice(op.as_bytes());
                 page.ops.extend_from_slice(&pdf_string(t));
@@ -283,12 +292,17 @@ pub(crate) fn append_pages(
     };
     let regular = doc.add_object(font("Helvetica"));
     let bold = doc.add_object(font("Helvetica-Bold"));
-    let typed =
-        cert.recipients.iter().any(|r| matches!(r.signature, Some(MarkContent::Script(_) | MarkContent::Text(_))));
-    let italic = if typed { Some(script_font.id(doc)?) } else { None };
     let mut fonts = dictionary! { "SgCert" => regular, "SgCertB" => bold };
-    if let Some(italic) = italic {
-        fonts.set("SgCertI", italic);
+    for r in &cert.recipients {
+        let face = match &r.signature {
+            Some(MarkContent::Script(_, face)) => *face,
+            Some(MarkContent::Text(_)) => ScriptFace::default(),
+            _ => continue,
+        };
+        let name = face.resource("SgCertI");
+        if !fonts.has(name.as_bytes()) {
+            fonts.set(name, script_font.id(doc, face)?);
+        }
     }
     let laid = lay_out(cert);
     let total = laid.len();
@@ -433,7 +447,7 @@ pub(crate) mod tests {
                 device: Some("Firefox 120 on Linux (desktop)".into()),
                 consented_at: Some("2026-11-29T09:58:00Z".into()),
                 finished_at: Some("2026-11-29T09:59:00Z".into()),
-                signature: Some(MarkContent::Script("Ada Lovelace".into())),
+                signature: Some(MarkContent::Script("Ada Lovelace".into(), ScriptFace::KaushanScript)),
             }],
             events: (0..events)
                 .map(|i| CertEvent {

@@ -1,8 +1,8 @@
 //! The final document of a completed envelope, assembled from one parse of the original: the
 //! signers' values drawn onto its pages ([`crate::flatten`]), then the certificate of completion
 //! appended and the audit trail attached ([`crate::certificate`]). Parsing once saves a full
-//! parse of the document, and the script face, when both the fields and the certificate pages
-//! need it, is embedded once (about 63 KB) instead of twice.
+//! parse of the document, and a script face, when both the fields and the certificate pages
+//! need it, is embedded once (60-90 KB) instead of twice.
 //!
 //! The certificate states the SHA-256 of the flattened document (the content the signers
 //! signed), so that state is written out once to be hashed, between the two steps.
@@ -55,7 +55,7 @@ mod tests {
         doc.objects
             .values()
             .filter_map(|o| o.as_stream().ok())
-            .filter(|s| s.content == crate::script_font::DANCING_SCRIPT)
+            .filter(|s| s.content == crate::script_font::KAUSHAN_SCRIPT)
             .count()
     }
 
@@ -68,7 +68,7 @@ mod tests {
             y: 70.0,
             width: 100.0,
             height: 50.0,
-            content: MarkContent::Script("Ada".into()),
+            content: MarkContent::Script("Ada".into(), crate::script_font::ScriptFace::KaushanScript),
         }];
         let cert = crate::certificate::tests::cert(30);
         let trail = br#"{"events":[]}"#;

@@ -2,8 +2,8 @@
 //! them to every reader without forms or scripts. Each mark is placed in the page's displayed
 //! coordinates (points, origin top-left, after `/Rotate`), as fields are placed by senders.
 //!
-//! Text uses the standard Helvetica font, typed signatures the embedded Dancing Script face
-//! (`script_font`), both with WinAnsi encoding; characters outside it are drawn as `?`.
+//! Text uses the standard Helvetica font, typed signatures the embedded script face the signer
+//! chose (`script_font`), both with WinAnsi encoding; characters outside it are drawn as `?`.
 //! Signature images are decoded from PNG here, which also validates them.
 
 use flate2::write::ZlibEncoder;
@@ -12,15 +12,15 @@ use lopdf::{dictionary, Dictionary, Document, Object, ObjectId, Stream};
 use std::io::Write;
 
 use crate::inspect::{inherited, number, PdfError};
-use crate::script_font::ScriptFont;
+use crate::script_font::{ScriptFace, ScriptFont};
 
 /// What goes into one field's rectangle.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MarkContent {
     /// Plain text (Helvetica), shrunk to fit.
     Text(String),
-    /// A typed signature (Times-Italic), shrunk to fit.
-    Script(String),
+    /// A typed signature in a script face, shrunk to fit.
+    Script(String, ScriptFace),
     /// A tick, or nothing when unchecked.
     Check(bool),
     /// A decoded image, drawn keeping its aspect ratio.
@@ -220,12 +220,15 @@ pub(crate) fn draw_marks(doc: &mut Document, marks: &[Mark], script_font: &mut S
     let helvetica = doc.add_object(dictionary! {
         "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica", "Encoding" => "WinAnsiEncoding",
     });
-    // The script face (about 63 KB) goes in only when a typed signature needs it.
-    let script = if marks.iter().any(|m| matches!(m.content, MarkContent::Script(_))) {
-        Some(script_font.id(doc)?)
-    } else {
-        None
-    };
+    // A script face (60-90 KB) goes in only when a typed signature needs it.
+    let mut scripts: Vec<(ScriptFace, ObjectId)> = Vec::new();
+    for mark in marks {
+        if let MarkContent::Script(_, face) = mark.content {
+            if !scripts.iter().any(|(f, _)| *f == face) {
+                scripts.push((face, script_font.id(doc, face)?));
+            }
+        }
+    }
     let zapf = doc.add_object(dictionary! { "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "ZapfDingbats" });
     for (number_1, page_id) in &pages {
         let on_page: Vec<&Mark> = marks.iter().filter(|m| m.page == *number_1).collect();
@@ -242,19 +245,21 @@ pub(crate) fn draw_marks(doc: &mut Document, marks: &[Mark], script_font: &mut S
         };
         let (m, displayed_h) = display_matrix(x1, y1, w, h, rotate);
         let mut ops = format!("q {} cm\n", m.iter().map(|v| num(*v)).collect::<Vec<_>>().join(" ")).into_bytes();
-        for (name, id) in [("SgHelv", Some(helvetica)), ("SgScript", script), ("SgZapf", Some(zapf))] {
-            if let Some(id) = id {
-                add_resource(doc, *page_id, b"Font", name, id)?;
+        for (name, id) in [("SgHelv", helvetica), ("SgZapf", zapf)] {
+            add_resource(doc, *page_id, b"Font", name, id)?;
+        }
+        for (face, id) in &scripts {
+            if on_page.iter().any(|m| matches!(m.content, MarkContent::Script(_, f) if f == *face)) {
+                add_resource(doc, *page_id, b"Font", &face.resource("SgScript"), *id)?;
             }
         }
         for (i, mark) in on_page.iter().enumerate() {
             let bottom = displayed_h - mark.y - mark.height;
             match &mark.content {
-                MarkContent::Text(t) | MarkContent::Script(t) => {
-                    let (font, max) = if matches!(mark.content, MarkContent::Script(_)) {
-                        ("SgScript", 36.0)
-                    } else {
-                        ("SgHelv", 14.0)
+                MarkContent::Text(t) | MarkContent::Script(t, _) => {
+                    let (font, max) = match mark.content {
+                        MarkContent::Script(_, face) => (face.resource("SgScript"), 36.0),
+                        _ => ("SgHelv".to_owned(), 14.0),
                     };
                     let size = fit(t, mark.width, mark.height, max);
                     let baseline = bottom + (mark.height - size) / 2.0 + size * 0.22;
@@ -383,8 +388,23 @@ mod tests {
                 content: MarkContent::Text("Ada (Lovelace) \\ é ∑".into()),
             },
             Mark { page: 1, x: 50.0, y: 100.0, width: 20.0, height: 20.0, content: MarkContent::Check(true) },
+            Mark {
+                page: 1,
+                x: 50.0,
+                y: 150.0,
+                width: 200.0,
+                height: 40.0,
+                content: MarkContent::Script("A. L.".into(), ScriptFace::DancingScript),
+            },
             Mark { page: 2, x: 10.0, y: 10.0, width: 100.0, height: 50.0, content: MarkContent::Image(img) },
-            Mark { page: 2, x: 10.0, y: 70.0, width: 100.0, height: 50.0, content: MarkContent::Script("Ada".into()) },
+            Mark {
+                page: 2,
+                x: 10.0,
+                y: 70.0,
+                width: 100.0,
+                height: 50.0,
+                content: MarkContent::Script("Ada".into(), ScriptFace::KaushanScript),
+            },
         ];
         let out = flatten(&pdf, &marks).unwrap();
         let info = inspect(&out, &Limits::default()).unwrap();
@@ -396,10 +416,20 @@ mod tests {
             text.contains("(Ada \\(Lovelace\\) \\\\ \u{e9} ?) Tj") || text.contains("Ada \\(Lovelace\\)"),
             "{text}"
         );
-        assert!(text.contains("/SgZapf"));
+        assert!(text.contains("/SgZapf") && text.contains("/SgScript0 "), "{text}");
         let page2 = String::from_utf8_lossy(&doc.get_page_content(pages[&2])).into_owned();
         assert!(page2.contains("0 1 -1 0 612 0 cm"), "rotated page maps displayed space: {page2}");
-        assert!(page2.contains("/SgIm0 Do") && page2.contains("/SgScript"));
+        assert!(page2.contains("/SgIm0 Do") && page2.contains("/SgScript1 ") && !page2.contains("/SgScript0"));
+        // Each face the signers chose is embedded once.
+        for face in ScriptFace::ALL {
+            let programs = doc
+                .objects
+                .values()
+                .filter_map(|o| o.as_stream().ok())
+                .filter(|st| st.content == face.program())
+                .count();
+            assert_eq!(programs, 1, "{face:?}");
+        }
     }
 
     #[test]

@@ -22,3 +22,4 @@ pub mod verify;
 pub use flatten::{decode_png, flatten, Image, ImageError, Mark, MarkContent};
 pub use inspect::{inspect, Limits, PageSize, PdfError, PdfInfo};
 pub use sanitize::{sanitize, Policy, Removed, RemovedKind, Sanitized};
+pub use script_font::ScriptFace;

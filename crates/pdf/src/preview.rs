@@ -158,6 +158,7 @@ fn ink_ratio(png_bytes: &[u8], x: u32, y: u32, w: u32, h: u32) -> Option<f64> {
 mod tests {
     use super::*;
     use crate::flatten::{flatten, Mark, MarkContent};
+    use crate::script_font::ScriptFace;
 
     #[test]
     fn renders_both_sizes_and_flattened_values_show_in_their_boxes() {
@@ -169,9 +170,17 @@ mod tests {
                 y: 100.0,
                 width: 200.0,
                 height: 40.0,
-                content: MarkContent::Script("Ada Lovelace".into()),
+                content: MarkContent::Script("Ada Lovelace".into(), ScriptFace::DancingScript),
             },
             Mark { page: 1, x: 72.0, y: 200.0, width: 20.0, height: 20.0, content: MarkContent::Check(true) },
+            Mark {
+                page: 1,
+                x: 72.0,
+                y: 300.0,
+                width: 200.0,
+                height: 40.0,
+                content: MarkContent::Script("Ada Lovelace".into(), ScriptFace::KaushanScript),
+            },
         ];
         let flat = flatten(&base, &marks).unwrap();
         let pages = render_pages(&flat).unwrap();
@@ -188,6 +197,8 @@ mod tests {
         let at = |v: f64| (v * px) as u32;
         let sig = ink_ratio(large, at(72.0), at(100.0), at(200.0), at(40.0)).unwrap();
         assert!(sig > 0.01, "signature box is blank: {sig}");
+        let brush = ink_ratio(large, at(72.0), at(300.0), at(200.0), at(40.0)).unwrap();
+        assert!(brush > 0.01, "Kaushan Script signature box is blank: {brush}");
         let check = ink_ratio(large, at(72.0), at(200.0), at(20.0), at(20.0)).unwrap();
         assert!(check > 0.01, "checkbox is blank: {check}");
         let empty = ink_ratio(large, at(300.0), at(500.0), at(200.0), at(100.0)).unwrap();

@@ -26,6 +26,7 @@ fn recipient_row(r: &AnyRow) -> Result<RecipientRecord, RepoError> {
         finished_unix_ms: r.try_get("finished_ms").map_err(db)?,
         signature_kind: r.try_get("signature_kind").map_err(db)?,
         signature_sealed: r.try_get("signature_sealed").map_err(db)?,
+        signature_font: r.try_get("signature_font").map_err(db)?,
         language: r.try_get("language").map_err(db)?,
     })
 }

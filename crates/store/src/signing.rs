@@ -148,8 +148,8 @@ impl SigningStore for SqlRepository {
             return Err(conflict("envelope not in progress"));
         }
         let r = sqlx::query(
-            "UPDATE recipients SET status = $1, finished_ms = $2, signature_kind = $3, signature_sealed = $4 \
-             WHERE id = $5 AND envelope_id = $6 AND status IN ('sent', 'delivered')",
+            "UPDATE recipients SET status = $1, finished_ms = $2, signature_kind = $3, signature_sealed = $4, \
+             signature_font = $7 WHERE id = $5 AND envelope_id = $6 AND status IN ('sent', 'delivered')",
         )
         .bind(o.status)
         .bind(o.now_unix_ms)
@@ -157,6 +157,7 @@ impl SigningStore for SqlRepository {
         .bind(o.signature_sealed.clone())
         .bind(o.recipient_id.to_string())
         .bind(o.envelope_id.to_string())
+        .bind(o.signature_font.clone())
         .execute(&mut *tx)
         .await
         .map_err(db)?;

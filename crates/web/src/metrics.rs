@@ -2,8 +2,10 @@
 //! and only with the scrape token (`SIGILLUM_METRICS_TOKEN`; unset: the route answers 404, so
 //! nothing about the deployment shows). Requests are counted by method, route template (never
 //! the concrete path: no ids in labels) and status, with a latency histogram; refusals by the
-//! rate limits and the WAF are counted where they happen; the job queue's depth and lag and the
-//! audit log's size are read at scrape time.
+//! rate limits and the WAF are counted where they happen; key-manager operations are counted and
+//! timed by a wrapper around the key manager ([`Metrics::meter_keys`]), so an HSM that slows down
+//! or starts failing shows; the job queue's depth and lag and the audit log's size are read at
+//! scrape time.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,6 +23,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use secrecy::{ExposeSecret, SecretString};
+use sigillum_crypto::{Dek, KekInfo, KekRef, KeyManager, KeyManagerError, SigningKeyInfo, WrappedDek};
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -43,6 +46,26 @@ struct BucketLabels {
     bucket: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyOpLabels {
+    backend: &'static str,
+    operation: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyOpTimeLabels {
+    backend: &'static str,
+    operation: &'static str,
+}
+
+type KeyLatencyFamily = Family<KeyOpTimeLabels, Histogram, fn() -> Histogram>;
+
+fn key_latency_histogram() -> Histogram {
+    // 50 µs (a local signature) to about 1.6 s (a struggling HSM).
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
+}
+
 type LatencyFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -60,6 +83,8 @@ pub struct Metrics {
     jobs_pending: Gauge,
     job_lag_ms: Gauge,
     audit_log_size: Gauge,
+    key_ops: Family<KeyOpLabels, Counter>,
+    key_latency: KeyLatencyFamily,
     token: Option<SecretString>,
 }
 
@@ -81,7 +106,44 @@ impl Metrics {
         registry.register("job_lag_milliseconds", "How late the most overdue due job is", job_lag_ms.clone());
         let audit_log_size = Gauge::default();
         registry.register("audit_log_size", "Events in the audit log (its Merkle tree size)", audit_log_size.clone());
-        Self { registry, requests, latency, rate_limited, waf_blocked, jobs_pending, job_lag_ms, audit_log_size, token }
+        let key_ops = Family::<KeyOpLabels, Counter>::default();
+        registry.register(
+            "key_manager_operations",
+            "Key-manager operations, by backend, operation and outcome (ok or error)",
+            key_ops.clone(),
+        );
+        let key_latency: KeyLatencyFamily = Family::new_with_constructor(key_latency_histogram);
+        registry.register(
+            "key_manager_operation_duration_seconds",
+            "Time a key-manager operation took, by backend and operation",
+            key_latency.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            rate_limited,
+            waf_blocked,
+            jobs_pending,
+            job_lag_ms,
+            audit_log_size,
+            key_ops,
+            key_latency,
+            token,
+        }
+    }
+
+    /// `keys`, with every operation counted and timed in these metrics.
+    pub fn meter_keys(self: &Arc<Self>, keys: Arc<dyn KeyManager>) -> Arc<dyn KeyManager> {
+        Arc::new(MeteredKeys { inner: keys, metrics: self.clone() })
+    }
+
+    fn count_key_op<T, E>(&self, backend: &'static str, operation: &'static str, started: Instant, r: &Result<T, E>) {
+        let outcome = if r.is_ok() { "ok" } else { "error" };
+        self.key_ops.get_or_create(&KeyOpLabels { backend, operation, outcome }).inc();
+        self.key_latency
+            .get_or_create(&KeyOpTimeLabels { backend, operation })
+            .observe(started.elapsed().as_secs_f64());
     }
 
     pub fn count_rate_limited(&self, bucket: &str) {
@@ -104,6 +166,62 @@ impl Metrics {
 }
 
 /// Compares digests, so the time says nothing about where (or whether) the lengths differ.
+/// A key manager whose operations are counted and timed ([`Metrics::meter_keys`]).
+struct MeteredKeys {
+    inner: Arc<dyn KeyManager>,
+    metrics: Arc<Metrics>,
+}
+
+impl MeteredKeys {
+    async fn timed<T>(
+        &self,
+        operation: &'static str,
+        op: impl std::future::Future<Output = Result<T, KeyManagerError>>,
+    ) -> Result<T, KeyManagerError> {
+        let started = Instant::now();
+        let r = op.await;
+        self.metrics.count_key_op(self.inner.backend(), operation, started, &r);
+        r
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyManager for MeteredKeys {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+    async fn ensure_kek(&self, key_id: &str) -> Result<KekRef, KeyManagerError> {
+        self.timed("ensure_kek", self.inner.ensure_kek(key_id)).await
+    }
+    async fn current_kek(&self, key_id: &str) -> Result<Option<KekRef>, KeyManagerError> {
+        self.timed("current_kek", self.inner.current_kek(key_id)).await
+    }
+    async fn rotate_kek(&self, key_id: &str) -> Result<KekRef, KeyManagerError> {
+        self.timed("rotate_kek", self.inner.rotate_kek(key_id)).await
+    }
+    async fn wrap_dek(&self, kek: &KekRef, dek: &Dek) -> Result<WrappedDek, KeyManagerError> {
+        self.timed("wrap_dek", self.inner.wrap_dek(kek, dek)).await
+    }
+    async fn unwrap_dek(&self, wrapped: &WrappedDek) -> Result<Dek, KeyManagerError> {
+        self.timed("unwrap_dek", self.inner.unwrap_dek(wrapped)).await
+    }
+    async fn destroy_kek(&self, key_id: &str) -> Result<(), KeyManagerError> {
+        self.timed("destroy_kek", self.inner.destroy_kek(key_id)).await
+    }
+    async fn list(&self) -> Result<Vec<KekInfo>, KeyManagerError> {
+        self.timed("list", self.inner.list()).await
+    }
+    async fn ensure_signing_key(&self, key_id: &str) -> Result<SigningKeyInfo, KeyManagerError> {
+        self.timed("ensure_signing_key", self.inner.ensure_signing_key(key_id)).await
+    }
+    async fn sign(&self, key_id: &str, message: &[u8]) -> Result<Vec<u8>, KeyManagerError> {
+        self.timed("sign", self.inner.sign(key_id, message)).await
+    }
+    async fn health(&self) -> Result<(), KeyManagerError> {
+        self.timed("health", self.inner.health()).await
+    }
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     sigillum_crypto::constant_time_eq(&sigillum_crypto::sha256(a), &sigillum_crypto::sha256(b))
 }

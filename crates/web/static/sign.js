@@ -130,7 +130,7 @@ function fieldElement(f) {
         done.add(f.id);
         const mark = signature.kind === "drawn"
           ? el("img", { src: signature.preview, alt: t("sign.adopt_title") })
-          : el("span", { class: "script" }, signature.text);
+          : el("span", { class: "script", "data-font": signature.font }, signature.text);
         box.replaceChildren(mark);
         box.classList.add("filled");
         progress();
@@ -217,7 +217,11 @@ async function finish() {
     if (f.kind === "text" && values[f.id] !== undefined) body.values[f.id] = values[f.id];
     if (f.kind === "checkbox") body.values[f.id] = values[f.id] === true;
   }
-  if (signature) body.signature = signature.kind === "drawn" ? { kind: "drawn", png_base64: signature.png_base64 } : { kind: "typed", text: signature.text };
+  if (signature) {
+    body.signature = signature.kind === "drawn"
+      ? { kind: "drawn", png_base64: signature.png_base64 }
+      : { kind: "typed", text: signature.text, font: signature.font };
+  }
   const button = document.getElementById("finish");
   button.disabled = true;
   button.textContent = t("sign.finishing");

@@ -1,5 +1,6 @@
 // The signature dialog: draw with pointer events (mouse, pen or finger) on a canvas, or type the
-// name in the script face the sealed PDF uses. Resolves with the API's `signature` value.
+// name and choose one of the script faces (the same font programs the sealed PDF embeds).
+// Resolves with the API's `signature` value.
 import { t } from "./common.js";
 
 export function signatureDialog(defaultName) {
@@ -8,7 +9,7 @@ export function signatureDialog(defaultName) {
   const canvas = document.getElementById("pad");
   const ctx = canvas.getContext("2d");
   const typed = document.getElementById("typed");
-  const preview = document.getElementById("typed-preview");
+  const previews = [...document.querySelectorAll("#faces .typed-preview")];
   const error = document.getElementById("adopt-error");
   const tabs = { draw: document.getElementById("tab-draw"), type: document.getElementById("tab-type") };
   const panes = { draw: document.getElementById("pane-draw"), type: document.getElementById("pane-type") };
@@ -27,8 +28,9 @@ export function signatureDialog(defaultName) {
   tabs.draw.onclick = () => select("draw");
   tabs.type.onclick = () => select("type");
   typed.value ||= defaultName;
-  preview.textContent = typed.value;
-  typed.oninput = () => (preview.textContent = typed.value);
+  const showTyped = () => previews.forEach((p) => (p.textContent = typed.value));
+  showTyped();
+  typed.oninput = showTyped;
 
   const clear = () => {
     ctx.clearRect(0, 0, canvas.width, canvas.height);
@@ -82,8 +84,9 @@ export function signatureDialog(defaultName) {
           typed.focus();
           return;
         }
+        const font = form.querySelector("input[name=font]:checked")?.value || "dancing-script";
         dialog.close();
-        resolve({ kind: "typed", text });
+        resolve({ kind: "typed", text, font });
       }
     };
     dialog.showModal();

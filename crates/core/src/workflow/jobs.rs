@@ -378,7 +378,10 @@ impl Workflow {
                 let content = if kind == "drawn" {
                     MarkContent::Image(sigillum_pdf::decode_png(&raw).map_err(internal)?)
                 } else {
-                    MarkContent::Script(String::from_utf8(raw).map_err(internal)?)
+                    // Typed before the choice of faces existed: Dancing Script, as it was drawn.
+                    let face =
+                        r.signature_font.as_deref().and_then(sigillum_pdf::ScriptFace::from_id).unwrap_or_default();
+                    MarkContent::Script(String::from_utf8(raw).map_err(internal)?, face)
                 };
                 signatures.insert(r.id, content);
             }
@@ -391,7 +394,11 @@ impl Workflow {
                 "signature" => signatures.get(&f.recipient_id).cloned(),
                 "initials" => match (signatures.get(&f.recipient_id), person) {
                     (Some(MarkContent::Image(img)), _) => Some(MarkContent::Image(img.clone())),
-                    (_, Some(p)) => Some(MarkContent::Script(initials(&p.name))),
+                    // Typed initials take the face of the typed signature.
+                    (Some(MarkContent::Script(_, face)), Some(p)) => {
+                        Some(MarkContent::Script(initials(&p.name), *face))
+                    }
+                    (_, Some(p)) => Some(MarkContent::Script(initials(&p.name), Default::default())),
                     _ => None,
                 },
                 "name" => person.map(|p| MarkContent::Text(p.name.clone())),

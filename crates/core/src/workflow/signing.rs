@@ -24,13 +24,17 @@ const MAX_SIGNATURE_BYTES: usize = 512 * 1024;
 /// Access-code failures allowed per recipient in the throttle window.
 const ACCESS_CODE_ATTEMPTS: u32 = 5;
 
-/// A signer's signature: drawn (PNG) or typed.
+/// A signer's signature: drawn (`{kind: "drawn", png_base64}`) or typed (`{kind: "typed", text,
+/// font?}`).
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignatureInput {
     pub kind: String,
     pub png_base64: Option<String>,
     pub text: Option<String>,
+    /// For a typed signature, the script face it is drawn in: `dancing-script` (the default) or
+    /// `kaushan-script`.
+    pub font: Option<String>,
 }
 
 /// `POST /api/v1/signing/{token}/complete`.
@@ -108,7 +112,14 @@ pub struct SignerView {
 }
 
 /// Checked input of `complete`: each field's value (JSON text) and the signature (kind, bytes).
-type Validated = (Vec<(uuid::Uuid, String)>, Option<(String, Vec<u8>)>);
+type Validated = (Vec<(uuid::Uuid, String)>, Option<ValidSignature>);
+
+/// A checked signature: `drawn` (PNG bytes) or `typed` (UTF-8 text and its script face).
+struct ValidSignature {
+    kind: &'static str,
+    bytes: Vec<u8>,
+    font: Option<sigillum_pdf::ScriptFace>,
+}
 
 /// A token resolved to its recipient.
 pub(super) struct Session {
@@ -310,6 +321,9 @@ impl Workflow {
         let signature = match &req.signature {
             None => None,
             Some(sig) => Some(match (sig.kind.as_str(), &sig.png_base64, &sig.text) {
+                ("drawn", Some(_), None) if sig.font.is_some() => {
+                    return Err(invalid("signature.font is for typed signatures".into()))
+                }
                 ("drawn", Some(b64), None) => {
                     let png = base64::engine::general_purpose::STANDARD
                         .decode(b64.trim())
@@ -318,14 +332,21 @@ impl Workflow {
                         return Err(invalid(format!("the signature image is larger than {MAX_SIGNATURE_BYTES} bytes")));
                     }
                     sigillum_pdf::decode_png(&png).map_err(|e| invalid(e.to_string()))?;
-                    ("drawn".to_owned(), png)
+                    ValidSignature { kind: "drawn", bytes: png, font: None }
                 }
                 ("typed", None, Some(text)) => {
                     let t = text.trim();
                     if t.is_empty() || t.chars().count() > 100 || t.chars().any(char::is_control) {
                         return Err(invalid("signature.text must be 1 to 100 printable characters".into()));
                     }
-                    ("typed".to_owned(), t.as_bytes().to_vec())
+                    let font = match sig.font.as_deref() {
+                        None => sigillum_pdf::ScriptFace::default(),
+                        Some(id) => sigillum_pdf::ScriptFace::from_id(id).ok_or_else(|| {
+                            let known: Vec<&str> = sigillum_pdf::ScriptFace::ALL.iter().map(|f| f.id()).collect();
+                            invalid(format!("signature.font is one of {}", known.join(", ")))
+                        })?,
+                    };
+                    ValidSignature { kind: "typed", bytes: t.as_bytes().to_vec(), font: Some(font) }
                 }
                 _ => {
                     return Err(invalid("signature is {kind: \"drawn\", png_base64} or {kind: \"typed\", text}".into()))
@@ -414,12 +435,13 @@ impl Workflow {
         }
         let rid = s.recipient.id.to_string();
         let (signature_kind, signature_sealed) = match &signature {
-            Some((kind, bytes)) => (
-                Some(kind.clone()),
-                Some(self.inner.vault.seal_field(s.env.id, &recipient_ctx(&rid, "signature"), bytes).await?),
+            Some(sig) => (
+                Some(sig.kind.to_owned()),
+                Some(self.inner.vault.seal_field(s.env.id, &recipient_ctx(&rid, "signature"), &sig.bytes).await?),
             ),
             None => (None, None),
         };
+        let signature_font = signature.as_ref().and_then(|sig| sig.font).map(|f| f.id().to_owned());
         let outcome = RecipientOutcome {
             envelope_id: s.env.id,
             recipient_id: s.recipient.id,
@@ -428,6 +450,7 @@ impl Workflow {
             values: sealed,
             signature_kind: signature_kind.clone(),
             signature_sealed,
+            signature_font: signature_font.clone(),
             decline_reason_sealed: None,
             jobs: vec![job(
                 fresh_job_id("advance"),
@@ -450,8 +473,11 @@ impl Workflow {
         if let Some(kind) = signature_kind {
             event = event.detail("signature", Detail::Text(kind));
         }
-        if let Some((_, bytes)) = &signature {
-            event = event.detail("signature_sha256", Detail::Text(hex::encode(crate::accounts::sha256(bytes))));
+        if let Some(font) = signature_font {
+            event = event.detail("signature_font", Detail::Text(font));
+        }
+        if let Some(sig) = &signature {
+            event = event.detail("signature_sha256", Detail::Text(hex::encode(crate::accounts::sha256(&sig.bytes))));
         }
         if let Some(locale) = &req.locale {
             event = event.detail("locale", Detail::Text(locale.clone()));
@@ -493,6 +519,7 @@ impl Workflow {
             values: vec![],
             signature_kind: None,
             signature_sealed: None,
+            signature_font: None,
             decline_reason_sealed: Some(self.seal_text(s.env.id, &envelope_ctx(&id, "reason"), reason).await?),
             jobs,
         };

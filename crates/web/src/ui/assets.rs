@@ -15,7 +15,7 @@ use crate::AppState;
 const JS: &str = "text/javascript; charset=utf-8";
 
 /// Name, content type and bytes of every static file.
-const FILES: [(&str, &str, &[u8]); 14] = [
+const FILES: [(&str, &str, &[u8]); 15] = [
     ("app.css", "text/css; charset=utf-8", include_bytes!("../../static/app.css")),
     ("favicon.svg", "image/svg+xml", include_bytes!("../../static/favicon.svg")),
     ("common.js", JS, include_bytes!("../../static/common.js")),
@@ -29,8 +29,9 @@ const FILES: [(&str, &str, &[u8]); 14] = [
     ("billing.js", JS, include_bytes!("../../static/billing.js")),
     ("sign.js", JS, include_bytes!("../../static/sign.js")),
     ("signature-pad.js", JS, include_bytes!("../../static/signature-pad.js")),
-    // The typed-signature face, the same font program the sealed PDF embeds.
+    // The typed-signature faces, the same font programs the sealed PDF embeds.
     ("dancing-script.otf", "font/otf", sigillum_pdf::script_font::DANCING_SCRIPT),
+    ("kaushan-script.otf", "font/otf", sigillum_pdf::script_font::KAUSHAN_SCRIPT),
 ];
 
 pub fn routes() -> Router<Arc<AppState>> {
