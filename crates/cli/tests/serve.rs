@@ -268,6 +268,48 @@ async fn request_ids_are_returned_and_logged() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_are_logged_under_the_request_that_enqueued_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&env_with(dir.path(), &[]), &[]);
+    let api = sigillum_testkit::api::Api::new(&s);
+    let key = api.account_with_key("trace@example.com", "a long enough password", "Tracy").await;
+    // The upload enqueues the page previews; the job runner renders them.
+    let form = reqwest::multipart::Form::new().text("title", "Traced").part(
+        "file",
+        reqwest::multipart::Part::bytes(sigillum_testkit::pdf::pdf(1))
+            .file_name("t.pdf")
+            .mime_str("application/pdf")
+            .unwrap(),
+    );
+    let r = s
+        .client()
+        .post(s.url("/api/v1/envelopes"))
+        .bearer_auth(&key)
+        .header("x-request-id", "upload-trace-7")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    for i in 0.. {
+        let page = s.client().get(s.url(&format!("/api/v1/envelopes/{id}/pages/1.png"))).bearer_auth(&key);
+        if page.send().await.unwrap().status() == 200 {
+            break;
+        }
+        assert!(i < 200, "the previews were never rendered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, _, err) = s.terminate();
+    let done = err
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["fields"]["message"] == "job done" && v["span"]["kind"] == "previews")
+        .unwrap_or_else(|| panic!("no log of the previews job:\n{err}"));
+    assert_eq!(done["span"]["request_id"], "upload-trace-7", "{done}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_file_with_environment_overrides() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("sigillum.toml");

@@ -12,6 +12,7 @@ pub mod ids;
 pub mod lifecycle;
 pub mod pki;
 pub mod ports;
+pub mod request_context;
 pub mod routing;
 pub mod seal;
 pub mod two_factor;

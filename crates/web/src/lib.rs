@@ -100,7 +100,17 @@ pub fn router(state: Arc<AppState>) -> Router {
                         })
                         .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
                 )
-                .layer(PropagateRequestIdLayer::x_request_id()),
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(axum::middleware::from_fn(in_request_scope)),
         )
         .with_state(state)
+}
+
+/// Runs the rest of the request inside its id's scope, so the jobs it enqueues carry the id and
+/// are logged under it by whichever node runs them (`sigillum_core::request_context`).
+async fn in_request_scope(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    match req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned) {
+        Some(id) => sigillum_core::request_context::scope(id, next.run(req)).await,
+        None => next.run(req).await,
+    }
 }

@@ -150,18 +150,39 @@ impl Workflow {
                 return false;
             }
         };
-        let result = self.run_job(&job).await;
-        let done = match result {
-            Ok(()) => store.finish(&job.id, self.now()).await,
-            Err(e) => {
-                let retry = (job.attempts < job.max_attempts).then(|| self.now() + backoff_ms(job.attempts));
-                tracing::warn!(job = %job.id, attempt = job.attempts, error = %e, gives_up = retry.is_none(), "job failed");
-                store.fail(&job.id, &e.to_string(), retry, self.now()).await
+        // Logged, and carried into the jobs this one enqueues, under the id of the request that
+        // started the chain (on whichever node took it).
+        let request_id = serde_json::from_str::<serde_json::Value>(&job.payload)
+            .ok()
+            .and_then(|p| p.get("request_id").and_then(serde_json::Value::as_str).map(str::to_owned));
+        let span = tracing::info_span!(
+            "job",
+            job = %job.id,
+            kind = %job.kind,
+            request_id = %request_id.as_deref().unwrap_or("-")
+        );
+        let work = async {
+            let started = std::time::Instant::now();
+            let result = match request_id {
+                Some(id) => crate::request_context::scope(id, self.run_job(&job)).await,
+                None => self.run_job(&job).await,
+            };
+            let done = match result {
+                Ok(()) => {
+                    tracing::info!(attempt = job.attempts, ms = started.elapsed().as_millis() as u64, "job done");
+                    store.finish(&job.id, self.now()).await
+                }
+                Err(e) => {
+                    let retry = (job.attempts < job.max_attempts).then(|| self.now() + backoff_ms(job.attempts));
+                    tracing::warn!(attempt = job.attempts, error = %e, gives_up = retry.is_none(), "job failed");
+                    store.fail(&job.id, &e.to_string(), retry, self.now()).await
+                }
+            };
+            if let Err(e) = done {
+                tracing::warn!(error = %e, "could not record the job's result");
             }
         };
-        if let Err(e) = done {
-            tracing::warn!(job = %job.id, error = %e, "could not record the job's result");
-        }
+        tracing::Instrument::instrument(work, span).await;
         true
     }
 

@@ -26,7 +26,11 @@ pub struct SendRequest {
 /// How long an embedded signing link lives.
 const EMBEDDED_LINK_MS: i64 = 60 * 60 * 1000;
 
-pub(super) fn job(id: String, kind: super::JobKind, payload: serde_json::Value, run_at: i64) -> NewJob {
+pub(super) fn job(id: String, kind: super::JobKind, mut payload: serde_json::Value, run_at: i64) -> NewJob {
+    // The request (or the job) that enqueues this one: the running node logs it under that id.
+    if let (Some(request_id), Some(fields)) = (crate::request_context::current(), payload.as_object_mut()) {
+        fields.insert("request_id".into(), serde_json::Value::String(request_id));
+    }
     NewJob {
         id,
         kind: kind.as_str().to_owned(),
