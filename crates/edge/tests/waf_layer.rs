@@ -121,6 +121,22 @@ async fn a_blocked_request_gets_403_json_with_the_request_id_and_the_hook_is_tol
     assert_eq!(e.request_id.as_deref(), Some("req-0190b3c2"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_with_large_headers_are_inspected_like_small_ones() {
+    // Small header sets are inspected inline on the worker, large ones on the blocking pool: the
+    // verdict is the same either way.
+    let big = "a".repeat(16 * 1024);
+    for extra in ["", big.as_str()] {
+        let (router, app, _) = router(&BLOCK);
+        let attack =
+            request("GET", "/api/v1/envelopes?q=1'%20OR%20'1'='1").header("x-note", extra).body(Body::empty()).unwrap();
+        assert_eq!(router.clone().oneshot(attack).await.unwrap().status(), StatusCode::FORBIDDEN);
+        let benign = request("GET", "/api/v1/envelopes?q=lease").header("x-note", extra).body(Body::empty()).unwrap();
+        assert_eq!(router.oneshot(benign).await.unwrap().status(), StatusCode::OK, "{} header bytes", extra.len());
+        assert_eq!(app.handled.load(Ordering::SeqCst), 1);
+    }
+}
+
 #[tokio::test]
 async fn json_bodies_are_inspected_and_reach_the_handler_intact() {
     let (router, app, events) = router(&BLOCK);

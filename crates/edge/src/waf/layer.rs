@@ -32,6 +32,10 @@ use crate::TrustedProxies;
 /// Largest textual body read for inspection, by default (1 MiB).
 pub const DEFAULT_BODY_CAP: usize = 1 << 20;
 
+/// Largest request line and headers (bytes) inspected inline on the worker; larger ones go to
+/// the blocking pool like bodies. A browser's request is 0.5–2 KiB; the bench's a few hundred.
+const INLINE_HEADER_BYTES: usize = 8 * 1024;
+
 /// The largest textual body to read for a request, from its method and path.
 pub type BodyCapFn = Arc<dyn Fn(&http::Method, &str) -> usize + Send + Sync>;
 
@@ -216,21 +220,24 @@ async fn screen(shared: &Shared, req: Request<Body>) -> Screened {
 
     let (client_ip, client_port) = client(shared, &parts);
     let waf = shared.waf.clone();
-    let headers_only = fed.is_none();
+    let header_bytes: usize = parts.uri.path_and_query().map_or(0, |p| p.as_str().len())
+        + parts.headers.iter().map(|(name, value)| name.as_str().len() + value.len()).sum::<usize>();
+    let inline = fed.is_none() && header_bytes <= INLINE_HEADER_BYTES;
     let run = move || {
         let verdict = inspect(&waf, &parts, client_ip, client_port, fed.as_deref());
         (parts, verdict)
     };
-    // A request whose body the rules do not see (none, or binary) costs well under a
-    // millisecond of CPU (about 0.65 ms for CRS 3.3.4 at paranoia 1), about what a TLS handshake
-    // costs on the same worker: it runs inline. Handing it to the blocking pool woke a second
+    // A request whose body the rules do not see (none, or binary) and whose headers are of an
+    // ordinary size costs well under a millisecond of CPU (about 0.65 ms for CRS 3.3.4 at
+    // paranoia 1), about what a TLS handshake costs on the same worker: it runs inline. Handing it to the blocking pool woke a second
     // thread for every request and added about 1 ms to a timestamp request (bench-seal B-T 3.3
     // ms, 9.8x pyHanko on one CI host; inline 2.6-2.9 ms) and 20 % to the layer's own cost
-    // (bench-edge e/d 1.20-1.27, inline 1.09-1.10). A textual body can cost tens of milliseconds,
-    // so that inspection goes to the blocking pool and never stalls the worker's other tasks.
+    // (bench-edge e/d 1.20-1.27, inline 1.09-1.10). A textual body, or headers far larger than a
+    // browser sends, can cost tens of milliseconds, so that inspection goes to the blocking pool
+    // and never stalls the worker's other tasks.
     // (`block_in_place` was tried too: on a worker it hands the core to another thread for
     // every request, which was worse than either.)
-    let inspected = if headers_only { Ok(run()) } else { tokio::task::spawn_blocking(run).await };
+    let inspected = if inline { Ok(run()) } else { tokio::task::spawn_blocking(run).await };
     let (parts, verdict) = match inspected {
         Ok((parts, Ok(verdict))) => (parts, verdict),
         Ok((parts, Err(error))) => {
