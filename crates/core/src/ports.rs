@@ -614,6 +614,9 @@ pub trait JobStore: Send + Sync {
     async fn enqueue(&self, jobs: &[NewJob], now_unix_ms: i64) -> Result<(), RepoError>;
     /// Leases the next due job to `node` until `now + lease_ms`.
     async fn claim(&self, node: &str, now_unix_ms: i64, lease_ms: i64) -> Result<Option<Job>, RepoError>;
+    /// Heartbeat: `node`, still running the job, holds it until `until`. False when the lease
+    /// was lost (it ran out and another node took the job, or the job is done).
+    async fn extend(&self, id: &str, node: &str, until_unix_ms: i64) -> Result<bool, RepoError>;
     async fn finish(&self, id: &str, now_unix_ms: i64) -> Result<(), RepoError>;
     /// Records a failed attempt: runs again at `retry_at` or, with `None`, gives up.
     async fn fail(
@@ -680,6 +683,10 @@ pub struct Mail {
     pub text: String,
     pub html: String,
     pub attachments: Vec<MailAttachment>,
+    /// Names this message for good: a message sent again under the same key (a job that ran
+    /// again after its node died between sending and recording) carries the same Message-ID, so
+    /// the receiving side sees one message, and the outbox keeps one file.
+    pub idempotency_key: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -36,8 +36,17 @@ pub fn build(from: &Mailbox, mail: &Mail) -> Result<Message, MailError> {
         .from(from.clone())
         .to(to)
         .subject(mail.subject.clone())
+        .message_id(mail.idempotency_key.as_deref().map(|key| message_id(from, key)))
         .multipart(body)
         .map_err(|e| MailError::Invalid(e.to_string()))
+}
+
+/// The Message-ID of the message sent under `key`: the same for every attempt and every node,
+/// and revealing nothing of the key (it names envelopes and recipients).
+pub fn message_id(from: &Mailbox, key: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("sigillum-mail/v1\n{key}").as_bytes());
+    format!("<{}@{}>", hex::encode(&digest[..20]), from.email.domain())
 }
 
 /// Where mail goes.
@@ -75,12 +84,13 @@ impl LettreMailer {
     }
 }
 
-async fn write_outbox(dir: &std::path::Path, bytes: Vec<u8>) -> Result<(), MailError> {
+async fn write_outbox(dir: &std::path::Path, stem: &str, bytes: Vec<u8>) -> Result<(), MailError> {
     use std::os::unix::fs::OpenOptionsExt;
     let io = |e: std::io::Error| MailError::Transport(format!("outbox: {}", e.kind()));
     tokio::fs::create_dir_all(dir).await.map_err(io)?;
-    let name = format!("{}.eml", uuid::Uuid::now_v7().simple());
-    let tmp = dir.join(format!(".{name}.tmp"));
+    let name = format!("{stem}.eml");
+    // Unique per attempt, so two attempts at one key never write the same temporary file.
+    let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
     let dest = dir.join(name);
     let tmp2 = tmp.clone();
     tokio::task::spawn_blocking(move || -> std::io::Result<()> {
@@ -104,7 +114,19 @@ impl Mailer for LettreMailer {
             MailTransport::Smtp(t) => {
                 t.send(message).await.map_err(|e| MailError::Transport(e.to_string()))?;
             }
-            MailTransport::Outbox(dir) => write_outbox(dir, message.formatted()).await?,
+            MailTransport::Outbox(dir) => {
+                // A message sent again under its key replaces its own file instead of adding one.
+                let name = match &mail.idempotency_key {
+                    Some(key) => message_id(&self.from, key)
+                        .trim_matches(['<', '>'])
+                        .split('@')
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    None => uuid::Uuid::now_v7().simple().to_string(),
+                };
+                write_outbox(dir, &name, message.formatted()).await?
+            }
         }
         Ok(())
     }
@@ -127,7 +149,32 @@ mod tests {
                 content_type: "application/pdf".into(),
                 bytes: b"%PDF-1.7 test".to_vec(),
             }],
+            idempotency_key: None,
         }
+    }
+
+    #[tokio::test]
+    async fn a_message_sent_again_under_its_key_keeps_its_message_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = LettreMailer::new("Sigillum <no-reply@sign.example.org>", None, dir.path().join("outbox")).unwrap();
+        let mut once = mail();
+        once.idempotency_key = Some("notify:e1:r1:completed".into());
+        m.send(&once).await.unwrap();
+        m.send(&once).await.unwrap();
+        let mut other = mail();
+        other.idempotency_key = Some("notify:e1:r2:completed".into());
+        m.send(&other).await.unwrap();
+        m.send(&mail()).await.unwrap();
+        let texts: Vec<String> = std::fs::read_dir(dir.path().join("outbox"))
+            .unwrap()
+            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+            .collect();
+        assert_eq!(texts.len(), 3, "the repeated message replaced its own file");
+        let id = message_id(&"no-reply@sign.example.org".parse().unwrap(), "notify:e1:r1:completed");
+        assert!(id.ends_with("@sign.example.org>") && !id.contains("e1"), "{id}");
+        assert_eq!(texts.iter().filter(|t| t.contains(&format!("Message-ID: {id}"))).count(), 1);
+        assert_eq!(texts.iter().filter(|t| t.contains("Message-ID: <")).count(), 3, "every message has one");
+        assert_ne!(id, message_id(&"no-reply@sign.example.org".parse().unwrap(), "notify:e1:r2:completed"));
     }
 
     #[tokio::test]

@@ -303,6 +303,20 @@ impl JobStore for SqlRepository {
         }
     }
 
+    async fn extend(&self, id: &str, node: &str, until: i64) -> Result<bool, RepoError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET locked_until_ms = $1 WHERE id = $2 AND locked_by = $3 AND done_ms IS NULL \
+               AND locked_until_ms IS NOT NULL",
+        )
+        .bind(until)
+        .bind(id)
+        .bind(node)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn finish(&self, id: &str, now: i64) -> Result<(), RepoError> {
         sqlx::query("UPDATE jobs SET done_ms = $1, locked_until_ms = NULL, last_error = NULL WHERE id = $2")
             .bind(now)

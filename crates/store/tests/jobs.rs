@@ -29,9 +29,15 @@ async fn queue_semantics(repo: Arc<SqlRepository>, others: Vec<Arc<SqlRepository
     let a = repo.claim("n1", now, 1_000).await.unwrap().unwrap();
     assert_eq!((a.id.as_str(), a.attempts), ("a", 1));
     assert!(repo.claim("n2", now + 500, 1_000).await.unwrap().is_none(), "leased, and `later` is not due");
-    // The lease runs out: another node takes the job over.
-    let again = repo.claim("n2", now + 1_500, 1_000).await.unwrap().unwrap();
+    // A heartbeat keeps the job with its node past the first lease.
+    assert!(repo.extend("a", "n1", now + 2_000).await.unwrap());
+    assert!(!repo.extend("a", "n2", now + 9_000).await.unwrap(), "only the holder renews");
+    assert!(repo.claim("n2", now + 1_500, 1_000).await.unwrap().is_none(), "renewed until now + 2000");
+    // The lease runs out (its node died): another node takes the job over, and the old holder's
+    // heartbeat now fails.
+    let again = repo.claim("n2", now + 2_500, 1_000).await.unwrap().unwrap();
     assert_eq!((again.id.as_str(), again.attempts), ("a", 2));
+    assert!(!repo.extend("a", "n1", now + 9_000).await.unwrap(), "the lease moved to n2");
     // A failure retries later; giving up ends it.
     repo.fail("a", "boom", Some(now + 10_000), now + 1_600).await.unwrap();
     assert!(repo.claim("n1", now + 9_000, 1_000).await.unwrap().is_none());

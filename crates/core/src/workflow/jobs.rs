@@ -66,8 +66,12 @@ impl JobKind {
     }
 }
 
-/// How long a node holds a job before another may take it over.
-const LEASE_MS: i64 = 5 * 60 * 1000;
+/// How long a node holds a job before another may take it over, unless it renews the lease.
+/// Short, so the jobs of a node that died are taken over within seconds.
+const LEASE_MS: i64 = 20 * 1000;
+/// How often a node renews the leases of the jobs it is running (well inside [`LEASE_MS`], so a
+/// slow job, such as a large document's previews, is never taken over while its node lives).
+const HEARTBEAT: Duration = Duration::from_secs(5);
 /// How often an idle worker looks for jobs enqueued by other nodes or due by time.
 const POLL: Duration = Duration::from_millis(500);
 /// How long the link in the completion mail works.
@@ -182,7 +186,24 @@ impl Workflow {
                 tracing::warn!(error = %e, "could not record the job's result");
             }
         };
-        tracing::Instrument::instrument(work, span).await;
+        let heartbeat = async {
+            loop {
+                tokio::time::sleep(HEARTBEAT).await;
+                match store.extend(&job.id, &self.inner.config.node, self.now() + LEASE_MS).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(job = %job.id, "lost the job's lease; another node may run it too");
+                        return std::future::pending::<()>().await;
+                    }
+                    // A database hiccup: try again at the next beat, the lease has time left.
+                    Err(e) => tracing::warn!(job = %job.id, error = %e, "could not renew the job's lease"),
+                }
+            }
+        };
+        tokio::select! {
+            () = tracing::Instrument::instrument(work, span) => {}
+            () = heartbeat => {}
+        }
         true
     }
 
@@ -282,7 +303,7 @@ impl Workflow {
             Some(m) => Some(self.open_text(id, &super::envelope_ctx(&sid, "message"), m).await?),
             None => None,
         };
-        let mail = super::mail::invitation(
+        let mut mail = super::mail::invitation(
             &person,
             &r.language,
             &self.sender_name(&env).await,
@@ -293,6 +314,7 @@ impl Workflow {
             reminder,
             r.access_code_hash.is_some(),
         );
+        mail.idempotency_key = Some(format!("invite:{rid}:r{reminder}"));
         self.inner.ports.mailer.send(&mail).await.map_err(internal)?;
         let kind = if reminder == 0 { EventKind::EmailSent } else { EventKind::ReminderSent };
         self.record(
@@ -459,7 +481,7 @@ impl Workflow {
             None => None,
         };
         let sender = self.sender_name(&env).await;
-        let mail = match (what, env.status) {
+        let mut mail = match (what, env.status) {
             ("completed", EnvelopeStatus::Completed) => {
                 let sha = env.final_sha256.clone().unwrap_or_default();
                 let doc = self.inner.vault.read_blob(id, FINAL, 1).await?;
@@ -482,6 +504,7 @@ impl Workflow {
             }
             _ => return Ok(()),
         };
+        mail.idempotency_key = Some(format!("notify:{id}:{rid}:{what}"));
         self.inner.ports.mailer.send(&mail).await.map_err(internal)?;
         self.record(
             NewEvent::new(EventKind::EmailSent, Some(id), Actor::system(), ClientInfo::default())

@@ -106,6 +106,7 @@ pub(super) fn invitation(
         html: html(lang, &paras, Some((&button, link))),
         text: format!("{}\n\n{button}: {link}\n", paras.join("\n\n")),
         attachments: vec![],
+        idempotency_key: None,
     }
 }
 
@@ -134,6 +135,7 @@ pub(super) fn completed(to: &Person, lang: &str, title: &str, link: &str, sha256
             })
             .into_iter()
             .collect(),
+        idempotency_key: None,
     }
 }
 
@@ -152,6 +154,7 @@ pub(super) fn ended(to: &Person, lang: &str, title: &str, sender: &str, how: &st
         text: format!("{}\n", paras.join("\n\n")),
         html: html(lang, &paras, None),
         attachments: vec![],
+        idempotency_key: None,
     }
 }
 
