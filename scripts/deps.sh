@@ -9,6 +9,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v pip3 >/dev/null || command -v pip >/dev/null || need_apt+=(python3-pip)
 command -v pdftotext >/dev/null || need_apt+=(poppler-utils)
 command -v qpdf >/dev/null || need_apt+=(qpdf)
+command -v haproxy >/dev/null || need_apt+=(haproxy)
 # The in-process WAF: libmodsecurity 3 (headers + pkg-config file) and the OWASP Core Rule Set.
 { command -v pkg-config >/dev/null && pkg-config --exists modsecurity; } || need_apt+=(pkg-config libmodsecurity-dev)
 [ -d /usr/share/modsecurity-crs/rules ] || need_apt+=(modsecurity-crs)

@@ -60,6 +60,7 @@ pub const KEYS: &[&str] = &[
     "rate_limit_signer",
     "max_connections",
     "max_connections_per_ip",
+    "job_lanes",
     "security_contact",
     "security_policy",
     "security_txt_expires",
@@ -139,6 +140,8 @@ pub struct Config {
     /// Open connections at once, in all and from one client address.
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
+    /// Background jobs this node runs at once.
+    pub job_lanes: usize,
     /// security.txt (RFC 9116): contacts, expiry (RFC 3339; unset: a year after start), policy
     /// URL, languages.
     pub security_contacts: Vec<String>,
@@ -317,6 +320,7 @@ impl Config {
         };
         let max_connections = count("max_connections", 4096)?;
         let max_connections_per_ip = count("max_connections_per_ip", 256)?;
+        let job_lanes = count("job_lanes", sigillum_core::workflow::DEFAULT_JOB_LANES)?;
         let http_redirect_listen = get("http_redirect_listen")
             .map(|v| v.parse::<SocketAddr>())
             .transpose()
@@ -361,6 +365,7 @@ impl Config {
             http_redirect_listen,
             max_connections,
             max_connections_per_ip,
+            job_lanes,
             security_contacts,
             security_txt_expires,
             security_policy,
@@ -444,6 +449,7 @@ impl Config {
             "http_redirect_listen": self.http_redirect_listen,
             "max_connections": self.max_connections,
             "max_connections_per_ip": self.max_connections_per_ip,
+            "job_lanes": self.job_lanes,
             "security_contact": self.security_contacts,
             "security_txt_expires": self.security_txt_expires,
             "security_policy": self.security_policy,

@@ -2,6 +2,7 @@
 //! and the commands. `main.rs` only parses arguments and calls in here, so tests can drive the
 //! same wiring the server uses.
 #![forbid(unsafe_code)]
+#![recursion_limit = "256"]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::await_holding_lock))]
 
 pub mod app;

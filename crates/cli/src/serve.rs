@@ -129,7 +129,7 @@ pub async fn run_until(
     state.edge.start_purging();
     // The job runner of this node: invitations, reminders, expiry, final documents, webhooks.
     let (stop_jobs, jobs_stop) = tokio::sync::watch::channel(false);
-    let worker = tokio::spawn(sigillum_core::workflow::Worker::new(app.workflow.clone()).run(jobs_stop));
+    let worker = tokio::spawn(sigillum_core::workflow::Worker::new(app.workflow.clone()).with_lanes(cfg.job_lanes).run(jobs_stop));
     let limits = ConnLimits {
         max_connections: cfg.max_connections,
         max_per_ip: cfg.max_connections_per_ip,

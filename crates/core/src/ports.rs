@@ -607,6 +607,15 @@ pub trait SigningStore: Send + Sync {
     async fn signing_token(&self, token_hash: &[u8; 32]) -> Result<Option<SigningTokenRecord>, RepoError>;
 }
 
+/// A job not done yet, as operations see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingJob {
+    pub id: String,
+    pub run_at_unix_ms: i64,
+    /// Set while a node holds the job (it may have died: then the time is past).
+    pub leased_until_unix_ms: Option<i64>,
+}
+
 /// The job queue in the database, shared by every node.
 #[async_trait::async_trait]
 pub trait JobStore: Send + Sync {
@@ -626,8 +635,8 @@ pub trait JobStore: Send + Sync {
         retry_at_unix_ms: Option<i64>,
         now_unix_ms: i64,
     ) -> Result<(), RepoError>;
-    /// Jobs not done yet (due or not), for tests and operations.
-    async fn pending_jobs(&self) -> Result<Vec<(String, i64)>, RepoError>;
+    /// Jobs not done yet (due or not), oldest due first, for tests and operations.
+    async fn pending_jobs(&self) -> Result<Vec<PendingJob>, RepoError>;
 }
 
 /// A webhook subscription; the signing secret is wrapped by the key manager.

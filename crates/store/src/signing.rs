@@ -4,7 +4,7 @@
 
 use sigillum_core::lifecycle::EnvelopeStatus;
 use sigillum_core::ports::{
-    DeliveryRecord, EnvelopeChange, EnvelopeRecord, FieldValueRecord, Job, JobStore, NewJob, RecipientOutcome,
+    DeliveryRecord, EnvelopeChange, EnvelopeRecord, FieldValueRecord, Job, JobStore, NewJob, PendingJob, RecipientOutcome,
     SigningStore, SigningTokenRecord, WebhookRecord, WebhookStore,
 };
 use sigillum_core::{EnvelopeId, OrgId, RepoError};
@@ -349,12 +349,21 @@ impl JobStore for SqlRepository {
         Ok(())
     }
 
-    async fn pending_jobs(&self) -> Result<Vec<(String, i64)>, RepoError> {
-        let rows = sqlx::query("SELECT id, run_at_ms FROM jobs WHERE done_ms IS NULL ORDER BY run_at_ms")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
-        rows.iter().map(|r| Ok((r.try_get("id").map_err(db)?, r.try_get("run_at_ms").map_err(db)?))).collect()
+    async fn pending_jobs(&self) -> Result<Vec<PendingJob>, RepoError> {
+        let rows =
+            sqlx::query("SELECT id, run_at_ms, locked_until_ms FROM jobs WHERE done_ms IS NULL ORDER BY run_at_ms, id")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                Ok(PendingJob {
+                    id: r.try_get("id").map_err(db)?,
+                    run_at_unix_ms: r.try_get("run_at_ms").map_err(db)?,
+                    leased_until_unix_ms: r.try_get("locked_until_ms").map_err(db)?,
+                })
+            })
+            .collect()
     }
 }
 

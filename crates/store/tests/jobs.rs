@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use sigillum_core::envelopes::{NewField, NewRecipient};
 use sigillum_core::lifecycle::EnvelopeStatus;
-use sigillum_core::ports::{JobStore, NewJob, SigningStore};
+use sigillum_core::ports::{JobStore, NewJob, PendingJob, SigningStore};
 use sigillum_core::workflow::SendRequest;
 use sigillum_core::{Accounts, AuditLog, ClientInfo, Envelopes, Workflow, WorkflowConfig, WorkflowPorts};
 use sigillum_store::SqlRepository;
@@ -23,7 +23,8 @@ async fn queue_semantics(repo: Arc<SqlRepository>, others: Vec<Arc<SqlRepository
     let now = 1_800_000_000_000;
     // Idempotent by id.
     repo.enqueue(&[job("a", now), job("a", now + 5)], now).await.unwrap();
-    assert_eq!(repo.pending_jobs().await.unwrap(), vec![("a".to_owned(), now)]);
+    let due = |id: &str, at: i64| PendingJob { id: id.into(), run_at_unix_ms: at, leased_until_unix_ms: None };
+    assert_eq!(repo.pending_jobs().await.unwrap(), vec![due("a", now)]);
     // Not due yet: not claimed.
     repo.enqueue(&[job("later", now + 60_000)], now).await.unwrap();
     let a = repo.claim("n1", now, 1_000).await.unwrap().unwrap();
@@ -44,7 +45,7 @@ async fn queue_semantics(repo: Arc<SqlRepository>, others: Vec<Arc<SqlRepository
     let third = repo.claim("n1", now + 10_000, 1_000).await.unwrap().unwrap();
     assert_eq!(third.attempts, 3);
     repo.fail("a", "boom", None, now + 10_001).await.unwrap();
-    assert_eq!(repo.pending_jobs().await.unwrap(), vec![("later".to_owned(), now + 60_000)]);
+    assert_eq!(repo.pending_jobs().await.unwrap(), vec![due("later", now + 60_000)]);
     let l = repo.claim("n1", now + 60_000, 1_000).await.unwrap().unwrap();
     repo.finish(&l.id, now + 60_001).await.unwrap();
     assert!(repo.pending_jobs().await.unwrap().is_empty());

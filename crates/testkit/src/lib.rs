@@ -6,6 +6,8 @@
 //! never be skipped silently.
 
 pub mod api;
+pub mod cluster;
+pub mod flow;
 pub mod hooks;
 pub mod payments;
 pub mod pdf;

@@ -113,26 +113,44 @@ fn payload<T: serde::de::DeserializeOwned>(job: &Job) -> Result<T, EnvelopeError
     serde_json::from_str(&job.payload).map_err(|e| internal(format!("job {} payload: {e}", job.id)))
 }
 
-/// The background worker of one node.
+/// The background worker of one node: `lanes` loops, each running one job at a time, so a slow
+/// job (a large document's previews, a webhook endpoint that takes its time) does not hold up
+/// the mail and the final documents of everyone else.
 pub struct Worker {
     workflow: Workflow,
+    lanes: usize,
 }
+
+/// Job loops per node by default: the heavy work (rendering, sealing) runs on the blocking pool,
+/// so a few lanes keep the cores busy while others wait on the database, mail or a webhook.
+pub const DEFAULT_JOB_LANES: usize = 4;
 
 impl Worker {
     pub fn new(workflow: Workflow) -> Self {
-        Self { workflow }
+        Self { workflow, lanes: DEFAULT_JOB_LANES }
     }
 
-    /// Runs until `stop` fires.
-    pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+    /// With `lanes` concurrent job loops (at least one).
+    pub fn with_lanes(mut self, lanes: usize) -> Self {
+        self.lanes = lanes.max(1);
+        self
+    }
+
+    /// Runs until `stop` fires (each lane finishes the job it is running).
+    pub async fn run(self, stop: tokio::sync::watch::Receiver<bool>) {
+        let lanes = (0..self.lanes).map(|_| Self::lane(self.workflow.clone(), stop.clone()));
+        futures::future::join_all(lanes).await;
+    }
+
+    async fn lane(workflow: Workflow, mut stop: tokio::sync::watch::Receiver<bool>) {
         loop {
             if *stop.borrow() {
                 return;
             }
-            let worked = self.workflow.run_one().await;
+            let worked = workflow.run_one().await;
             if !worked {
                 tokio::select! {
-                    _ = self.workflow.inner.wake.notified() => {}
+                    _ = workflow.inner.wake.notified() => {}
                     _ = tokio::time::sleep(POLL) => {}
                     _ = stop.changed() => {}
                 }
@@ -208,11 +226,18 @@ impl Workflow {
     }
 
     /// The job queue as monitoring sees it: jobs not done yet, and how many milliseconds the most
-    /// overdue due one is late (0 when none is).
+    /// overdue job waiting for a node is late (0 when none is). A job a node is running does not
+    /// count: its time is work, not lag; a job whose node died counts again once its lease ran out.
     pub async fn job_queue(&self) -> Result<(usize, i64), EnvelopeError> {
         let pending = self.inner.ports.jobs.pending_jobs().await?;
         let now = self.now();
-        let lag = pending.iter().map(|(_, run_at)| now - run_at).max().unwrap_or(0).max(0);
+        let lag = pending
+            .iter()
+            .filter(|j| j.leased_until_unix_ms.is_none_or(|until| until < now))
+            .map(|j| now - j.run_at_unix_ms)
+            .max()
+            .unwrap_or(0)
+            .max(0);
         Ok((pending.len(), lag))
     }
 

@@ -30,7 +30,7 @@ use crate::ports::{
 };
 use crate::vault::Vault;
 
-pub use jobs::{JobKind, Worker};
+pub use jobs::{JobKind, Worker, DEFAULT_JOB_LANES};
 pub use mail::MAIL_LANGUAGES;
 pub use sending::SendRequest;
 pub use signing::{CompleteRequest, SignatureInput, SignerView};
