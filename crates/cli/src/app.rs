@@ -27,24 +27,35 @@ pub struct App {
     pub billing: Billing,
 }
 
+/// Wraps adapters as the application is wired (the server meters them); identity by default.
+pub trait Observe: Send + Sync {
+    fn keys(&self, keys: Arc<dyn sigillum_crypto::KeyManager>) -> Arc<dyn sigillum_crypto::KeyManager> {
+        keys
+    }
+    fn jobs(&self, jobs: Arc<dyn sigillum_core::ports::JobStore>) -> Arc<dyn sigillum_core::ports::JobStore> {
+        jobs
+    }
+}
+
+/// Adapters as they are.
+pub struct Unobserved;
+impl Observe for Unobserved {}
+
 impl App {
     pub async fn open(cfg: &Config) -> anyhow::Result<Self> {
-        Self::open_observed(cfg, |keys| keys).await
+        Self::open_observed(cfg, &Unobserved).await
     }
 
-    /// As [`App::open`], with the key manager passed through `observe` first (the server wraps it
-    /// so its operations show in the metrics).
-    pub async fn open_observed(
-        cfg: &Config,
-        observe: impl FnOnce(Arc<dyn sigillum_crypto::KeyManager>) -> Arc<dyn sigillum_crypto::KeyManager>,
-    ) -> anyhow::Result<Self> {
+    /// As [`App::open`], with the key manager and the job queue passed through `observe` first
+    /// (the server wraps them so their operations show in the metrics).
+    pub async fn open_observed(cfg: &Config, observe: &dyn Observe) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&cfg.data_dir)
             .with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
         std::fs::set_permissions(&cfg.data_dir, std::fs::Permissions::from_mode(0o700))
             .with_context(|| format!("cannot restrict {}", cfg.data_dir.display()))?;
         let repo = SqlRepository::connect(cfg.database_url.expose_secret()).await.context("opening the database")?;
         let blobs = open_blob_store(&cfg.blob_url).context("opening the blob store")?;
-        let keys = observe(
+        let keys = observe.keys(
             sigillum_kms::open(&cfg.kms, cfg.master_key.as_ref(), cfg.pkcs11_pin.as_ref())
                 .context("opening the key manager")?,
         );
@@ -95,7 +106,7 @@ impl App {
                 envelopes: shared.clone(),
                 parties: shared.clone(),
                 signing: shared.clone(),
-                jobs: shared.clone(),
+                jobs: observe.jobs(shared.clone()),
                 webhooks: shared.clone(),
                 accounts: shared,
                 mailer: Arc::new(mailer),

@@ -74,7 +74,7 @@ pub async fn run_until(
 ) -> anyhow::Result<()> {
     tracing::info!(config = %cfg.redacted(), "starting");
     let metrics = Arc::new(sigillum_web::metrics::Metrics::new(cfg.metrics_token.clone()));
-    let app = App::open_observed(&cfg, |keys| metrics.meter_keys(keys)).await?;
+    let app = App::open_observed(&cfg, &Metered(metrics.clone())).await?;
     let extra_names: Vec<String> = cfg.public_url.host_str().map(|h| vec![h.to_owned()]).unwrap_or_default();
     let tls = TlsMaterial::load_or_generate(
         cfg.tls_cert.as_deref(),
@@ -129,7 +129,9 @@ pub async fn run_until(
     state.edge.start_purging();
     // The job runner of this node: invitations, reminders, expiry, final documents, webhooks.
     let (stop_jobs, jobs_stop) = tokio::sync::watch::channel(false);
-    let worker = tokio::spawn(sigillum_core::workflow::Worker::new(app.workflow.clone()).with_lanes(cfg.job_lanes).run(jobs_stop));
+    let worker = tokio::spawn(
+        sigillum_core::workflow::Worker::new(app.workflow.clone()).with_lanes(cfg.job_lanes).run(jobs_stop),
+    );
     let limits = ConnLimits {
         max_connections: cfg.max_connections,
         max_per_ip: cfg.max_connections_per_ip,
@@ -382,4 +384,16 @@ pub fn one_page_pdf() -> Vec<u8> {
     }
     out.extend_from_slice(format!("trailer\n<< /Size 5 /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n").as_bytes());
     out
+}
+
+/// The server's metrics wrap the key manager and the job queue.
+struct Metered(Arc<sigillum_web::metrics::Metrics>);
+
+impl crate::app::Observe for Metered {
+    fn keys(&self, keys: Arc<dyn sigillum_crypto::KeyManager>) -> Arc<dyn sigillum_crypto::KeyManager> {
+        self.0.meter_keys(keys)
+    }
+    fn jobs(&self, jobs: Arc<dyn sigillum_core::ports::JobStore>) -> Arc<dyn sigillum_core::ports::JobStore> {
+        self.0.meter_jobs(jobs)
+    }
 }

@@ -270,7 +270,7 @@ async fn request_ids_are_returned_and_logged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_are_logged_under_the_request_that_enqueued_them() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(&env_with(dir.path(), &[]), &[]);
+    let s = Server::start(&env_with(dir.path(), &[("SIGILLUM_METRICS_TOKEN", "jobs-scrape-5")]), &[]);
     let api = sigillum_testkit::api::Api::new(&s);
     let key = api.account_with_key("trace@example.com", "a long enough password", "Tracy").await;
     // The upload enqueues the page previews; the job runner renders them.
@@ -300,6 +300,11 @@ async fn jobs_are_logged_under_the_request_that_enqueued_them() {
         assert!(i < 200, "the previews were never rendered");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The job's wait (due → taken by a lane) is in the metrics.
+    let metrics = s.client().get(s.url("/metrics")).bearer_auth("jobs-scrape-5").send().await.unwrap();
+    let text = metrics.text().await.unwrap();
+    assert!(text.contains("sigillum_job_wait_seconds_count{kind=\"previews\"} 1\n"), "{text}");
+    assert!(text.contains("sigillum_job_wait_seconds_bucket{le=\"+Inf\",kind=\"previews\"} 1\n"), "{text}");
     let (_, _, err) = s.terminate();
     let done = err
         .lines()

@@ -536,6 +536,8 @@ pub struct Job {
     /// Attempts including this one.
     pub attempts: u32,
     pub max_attempts: u32,
+    /// When it was due (for this attempt): the claim's time minus this is how long it waited.
+    pub run_at_unix_ms: i64,
 }
 
 /// A change of an envelope's status, applied only if the status is still `from`, together with

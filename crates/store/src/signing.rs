@@ -4,8 +4,8 @@
 
 use sigillum_core::lifecycle::EnvelopeStatus;
 use sigillum_core::ports::{
-    DeliveryRecord, EnvelopeChange, EnvelopeRecord, FieldValueRecord, Job, JobStore, NewJob, PendingJob, RecipientOutcome,
-    SigningStore, SigningTokenRecord, WebhookRecord, WebhookStore,
+    DeliveryRecord, EnvelopeChange, EnvelopeRecord, FieldValueRecord, Job, JobStore, NewJob, PendingJob,
+    RecipientOutcome, SigningStore, SigningTokenRecord, WebhookRecord, WebhookStore,
 };
 use sigillum_core::{EnvelopeId, OrgId, RepoError};
 use sqlx::any::AnyRow;
@@ -276,7 +276,7 @@ impl JobStore for SqlRepository {
              WHERE id = (SELECT id FROM jobs WHERE done_ms IS NULL AND run_at_ms <= $3 \
                            AND (locked_until_ms IS NULL OR locked_until_ms < $3) ORDER BY run_at_ms LIMIT 1) \
                AND done_ms IS NULL AND (locked_until_ms IS NULL OR locked_until_ms < $3) \
-             RETURNING id, kind, payload, attempts, max_attempts",
+             RETURNING id, kind, payload, attempts, max_attempts, run_at_ms",
         )
         .bind(node)
         .bind(now + lease_ms)
@@ -291,6 +291,7 @@ impl JobStore for SqlRepository {
                 payload: r.try_get("payload").map_err(db)?,
                 attempts: r.try_get::<i64, _>("attempts").map_err(db)? as u32,
                 max_attempts: r.try_get::<i64, _>("max_attempts").map_err(db)? as u32,
+                run_at_unix_ms: r.try_get("run_at_ms").map_err(db)?,
             })),
             None => {
                 sqlx::query("DELETE FROM jobs WHERE done_ms IS NOT NULL AND done_ms < $1")

@@ -92,10 +92,7 @@ impl Balancer {
         let dir = tempfile::tempdir().expect("tempdir");
         let pem = dir.path().join("haproxy.pem");
         self_signed_pem(&pem);
-        let servers: String = backends
-            .iter()
-            .map(|(name, p)| format!("  server {name} 127.0.0.1:{p}\n"))
-            .collect();
+        let servers: String = backends.iter().map(|(name, p)| format!("  server {name} 127.0.0.1:{p}\n")).collect();
         let cfg = format!(
             "global\n  maxconn 4096\n  log stderr format raw local0 err\n\
              defaults\n  mode http\n  log global\n  timeout connect 2s\n  timeout client 120s\n  timeout server 120s\n\

@@ -112,7 +112,13 @@ impl FlowClient {
     }
 
     /// A request retried while the cluster is unavailable (for reads and idempotent writes).
-    pub async fn retried(&self, method: Method, path: &str, body: Option<Value>, auth: bool) -> Result<Value, CallError> {
+    pub async fn retried(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        auth: bool,
+    ) -> Result<Value, CallError> {
         let mut last = None;
         for _ in 0..ATTEMPTS {
             match self.call(method.clone(), path, body.clone(), auth).await {
@@ -168,11 +174,12 @@ impl FlowClient {
             let email = format!("s{order}-{n}@example.org");
             let body = json!({"name": format!("Signer {order}-{n}"), "email": email, "role": "signer",
                               "routing_order": order});
-            let rid = match self.call(Method::POST, &format!("/api/v1/envelopes/{id}/recipients"), Some(body), true).await {
-                Ok(r) => r["id"].as_str().unwrap_or_default().to_owned(),
-                Err(CallError::Unavailable(_)) => return Ok(None),
-                Err(e) => return Err(e),
-            };
+            let rid =
+                match self.call(Method::POST, &format!("/api/v1/envelopes/{id}/recipients"), Some(body), true).await {
+                    Ok(r) => r["id"].as_str().unwrap_or_default().to_owned(),
+                    Err(CallError::Unavailable(_)) => return Ok(None),
+                    Err(e) => return Err(e),
+                };
             let field = json!({"recipient_id": rid, "kind": "signature", "page": 1, "x": 72, "y": 100 * order,
                                "width": 200, "height": 40});
             match self.call(Method::POST, &format!("/api/v1/envelopes/{id}/fields"), Some(field), true).await {
@@ -216,7 +223,12 @@ impl FlowClient {
             let token = link["url"].as_str().and_then(|u| u.rsplit('/').next()).unwrap_or_default().to_owned();
             self.retried(Method::GET, &format!("/api/v1/signing/{token}"), None, false).await?;
             match self
-                .retried(Method::POST, &format!("/api/v1/signing/{token}/consent"), Some(json!({"accepted": true})), false)
+                .retried(
+                    Method::POST,
+                    &format!("/api/v1/signing/{token}/consent"),
+                    Some(json!({"accepted": true})),
+                    false,
+                )
                 .await
             {
                 Ok(_) | Err(CallError::Refused(409, _)) => {}

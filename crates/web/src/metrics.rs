@@ -4,8 +4,9 @@
 //! the concrete path: no ids in labels) and status, with a latency histogram; refusals by the
 //! rate limits and the WAF are counted where they happen; key-manager operations are counted and
 //! timed by a wrapper around the key manager ([`Metrics::meter_keys`]), so an HSM that slows down
-//! or starts failing shows; the job queue's depth and lag and the audit log's size are read at
-//! scrape time.
+//! or starts failing shows; each job's wait between being due and a node taking it is observed
+//! by a wrapper around the job queue ([`Metrics::meter_jobs`]); the job queue's depth and lag and
+//! the audit log's size are read at scrape time.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,6 +24,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use secrecy::{ExposeSecret, SecretString};
+use sigillum_core::ports::{Job, JobStore, NewJob, PendingJob, RepoError};
 use sigillum_crypto::{Dek, KekInfo, KekRef, KeyManager, KeyManagerError, SigningKeyInfo, WrappedDek};
 
 use crate::error::ApiError;
@@ -61,6 +63,18 @@ struct KeyOpTimeLabels {
 
 type KeyLatencyFamily = Family<KeyOpTimeLabels, Histogram, fn() -> Histogram>;
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabels {
+    kind: String,
+}
+
+type JobWaitFamily = Family<JobLabels, Histogram, fn() -> Histogram>;
+
+fn job_wait_histogram() -> Histogram {
+    // 5 ms (a lane was free) to about 10 min (a backlog, or a dead node's lease).
+    Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 600.0])
+}
+
 fn key_latency_histogram() -> Histogram {
     // 50 µs (a local signature) to about 1.6 s (a struggling HSM).
     Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
@@ -85,6 +99,7 @@ pub struct Metrics {
     audit_log_size: Gauge,
     key_ops: Family<KeyOpLabels, Counter>,
     key_latency: KeyLatencyFamily,
+    job_wait: JobWaitFamily,
     token: Option<SecretString>,
 }
 
@@ -118,6 +133,12 @@ impl Metrics {
             "Time a key-manager operation took, by backend and operation",
             key_latency.clone(),
         );
+        let job_wait: JobWaitFamily = Family::new_with_constructor(job_wait_histogram);
+        registry.register(
+            "job_wait_seconds",
+            "How long a job waited between being due and a node taking it, by kind",
+            job_wait.clone(),
+        );
         Self {
             registry,
             requests,
@@ -129,6 +150,7 @@ impl Metrics {
             audit_log_size,
             key_ops,
             key_latency,
+            job_wait,
             token,
         }
     }
@@ -136,6 +158,11 @@ impl Metrics {
     /// `keys`, with every operation counted and timed in these metrics.
     pub fn meter_keys(self: &Arc<Self>, keys: Arc<dyn KeyManager>) -> Arc<dyn KeyManager> {
         Arc::new(MeteredKeys { inner: keys, metrics: self.clone() })
+    }
+
+    /// `jobs`, with the wait of every job a node takes observed in these metrics.
+    pub fn meter_jobs(self: &Arc<Self>, jobs: Arc<dyn JobStore>) -> Arc<dyn JobStore> {
+        Arc::new(MeteredJobs { inner: jobs, metrics: self.clone() })
     }
 
     fn count_key_op<T, E>(&self, backend: &'static str, operation: &'static str, started: Instant, r: &Result<T, E>) {
@@ -166,6 +193,39 @@ impl Metrics {
 }
 
 /// Compares digests, so the time says nothing about where (or whether) the lengths differ.
+/// A job queue whose claims observe each job's wait ([`Metrics::meter_jobs`]).
+struct MeteredJobs {
+    inner: Arc<dyn JobStore>,
+    metrics: Arc<Metrics>,
+}
+
+#[async_trait::async_trait]
+impl JobStore for MeteredJobs {
+    async fn enqueue(&self, jobs: &[NewJob], now_unix_ms: i64) -> Result<(), RepoError> {
+        self.inner.enqueue(jobs, now_unix_ms).await
+    }
+    async fn claim(&self, node: &str, now_unix_ms: i64, lease_ms: i64) -> Result<Option<Job>, RepoError> {
+        let job = self.inner.claim(node, now_unix_ms, lease_ms).await?;
+        if let Some(j) = &job {
+            let waited = (now_unix_ms - j.run_at_unix_ms).max(0) as f64 / 1000.0;
+            self.metrics.job_wait.get_or_create(&JobLabels { kind: j.kind.clone() }).observe(waited);
+        }
+        Ok(job)
+    }
+    async fn extend(&self, id: &str, node: &str, until_unix_ms: i64) -> Result<bool, RepoError> {
+        self.inner.extend(id, node, until_unix_ms).await
+    }
+    async fn finish(&self, id: &str, now_unix_ms: i64) -> Result<(), RepoError> {
+        self.inner.finish(id, now_unix_ms).await
+    }
+    async fn fail(&self, id: &str, error: &str, retry_at: Option<i64>, now_unix_ms: i64) -> Result<(), RepoError> {
+        self.inner.fail(id, error, retry_at, now_unix_ms).await
+    }
+    async fn pending_jobs(&self) -> Result<Vec<PendingJob>, RepoError> {
+        self.inner.pending_jobs().await
+    }
+}
+
 /// A key manager whose operations are counted and timed ([`Metrics::meter_keys`]).
 struct MeteredKeys {
     inner: Arc<dyn KeyManager>,

@@ -123,7 +123,7 @@ pub struct Worker {
 
 /// Job loops per node by default: the heavy work (rendering, sealing) runs on the blocking pool,
 /// so a few lanes keep the cores busy while others wait on the database, mail or a webhook.
-pub const DEFAULT_JOB_LANES: usize = 4;
+pub const DEFAULT_JOB_LANES: usize = 8;
 
 impl Worker {
     pub fn new(workflow: Workflow) -> Self {
@@ -165,7 +165,12 @@ impl Workflow {
         let store = &self.inner.ports.jobs;
         let now = self.now();
         let job = match store.claim(&self.inner.config.node, now, LEASE_MS).await {
-            Ok(Some(job)) => job,
+            Ok(Some(job)) => {
+                // Jobs come in groups (a completion enqueues mail for everyone and webhooks):
+                // while one lane takes one, wake another for the next, until one finds none.
+                self.inner.wake.notify_one();
+                job
+            }
             Ok(None) => return false,
             Err(e) => {
                 tracing::warn!(error = %e, "job queue unavailable");

@@ -15,7 +15,8 @@
 //! **Benchmark.** Complete flows per second on one node with SQLite, one node with PostgreSQL and
 //! three nodes with PostgreSQL, each behind haproxy, with the same blob store (S3), key manager
 //! (SoftHSM2) and mail relay; the ratios (targets: PostgreSQL ≥ 0.5 of SQLite, three nodes ≥ one);
-//! and the job lag p99 read from the nodes' own `/metrics` every 100 ms (target < 1 s).
+//! and the job lag p99: how long jobs waited between being due and a node taking them, from the
+//! nodes' own `sigillum_job_wait_seconds` histograms (target < 1 s).
 //!
 //! Exit 0 when every check passes and (with `--check`) every target is met; 1 otherwise.
 #![forbid(unsafe_code)]
@@ -121,32 +122,51 @@ impl Cluster {
         let key = api.api_key(&session, "scale-out").await;
         if let Some(h) = hooks {
             let r = api
-                .call(reqwest::Method::POST, "/api/v1/webhooks", &Auth::Bearer(key.clone()), Some(json!({"url": h.url})))
+                .call(
+                    reqwest::Method::POST,
+                    "/api/v1/webhooks",
+                    &Auth::Bearer(key.clone()),
+                    Some(json!({"url": h.url})),
+                )
                 .await;
             assert_eq!(r.status, 201, "webhook: {}", r.text);
         }
         key
     }
-
 }
 
-/// The most overdue job's lag (ms) as each node on `ports` reports it in its `/metrics`.
-async fn job_lag_ms(http: &reqwest::Client, ports: &[u16]) -> Vec<f64> {
-    let mut out = Vec::new();
+/// Every node's job-wait histogram (`sigillum_job_wait_seconds`, all kinds): observations at or
+/// below each bucket bound, summed over the nodes on `ports`.
+async fn job_waits(http: &reqwest::Client, ports: &[u16]) -> Vec<(f64, f64)> {
+    let mut buckets: Vec<(f64, f64)> = Vec::new();
     for port in ports {
         let url = format!("https://127.0.0.1:{port}/metrics");
         let Ok(r) = http.get(url).bearer_auth(METRICS_TOKEN).send().await else { continue };
         let Ok(text) = r.text().await else { continue };
-        if let Some(v) = text
-            .lines()
-            .find(|l| l.starts_with("sigillum_job_lag_milliseconds"))
-            .and_then(|l| l.split_whitespace().last())
-            .and_then(|v| v.parse::<f64>().ok())
-        {
-            out.push(v);
+        for line in text.lines().filter(|l| l.starts_with("sigillum_job_wait_seconds_bucket{")) {
+            let le = line.split("le=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or_default();
+            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap_or(f64::NAN) };
+            let n: f64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+            match buckets.iter_mut().find(|(b, _)| *b == le) {
+                Some((_, total)) => *total += n,
+                None => buckets.push((le, n)),
+            }
         }
     }
-    out
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    buckets
+}
+
+/// From two histogram readings: jobs taken in between, and the bucket bound within which 99 % of
+/// them waited.
+fn wait_p99(before: &[(f64, f64)], after: &[(f64, f64)]) -> (f64, f64) {
+    let diff: Vec<(f64, f64)> = after
+        .iter()
+        .map(|(le, n)| (*le, n - before.iter().find(|(b, _)| b == le).map(|(_, m)| *m).unwrap_or(0.0)))
+        .collect();
+    let total = diff.last().map(|(_, n)| *n).unwrap_or(0.0);
+    let p99 = diff.iter().find(|(_, n)| *n >= 0.99 * total).map(|(le, _)| *le).unwrap_or(f64::INFINITY);
+    (total, p99)
 }
 
 /// Runs `flows` flows, `concurrency` at a time; returns the envelopes and the elapsed time.
@@ -198,9 +218,8 @@ impl Checks {
 
 fn header(mail: &str, name: &str) -> Option<String> {
     let prefix = format!("{}:", name.to_ascii_lowercase());
-    let mut lines = mail.lines();
     let mut value = None;
-    while let Some(l) = lines.next() {
+    for l in mail.lines() {
         if l.is_empty() {
             break;
         }
@@ -211,7 +230,12 @@ fn header(mail: &str, name: &str) -> Option<String> {
     value
 }
 
-async fn proof(root: &std::path::Path, smtp: &SmtpCapture, flows: usize, concurrency: usize) -> anyhow::Result<Vec<String>> {
+async fn proof(
+    root: &std::path::Path,
+    smtp: &SmtpCapture,
+    flows: usize,
+    concurrency: usize,
+) -> anyhow::Result<Vec<String>> {
     let hooks = HookReceiver::start().await;
     let mut cluster = Cluster::start(root, "proof", 3, true, smtp).await;
     let key = cluster.account(Some(&hooks)).await;
@@ -279,7 +303,8 @@ async fn proof(root: &std::path::Path, smtp: &SmtpCapture, flows: usize, concurr
     // The trail of every envelope: whole, and completed exactly once.
     let mut bad_trails = Vec::new();
     for e in &envelopes {
-        let trail = client.retried(reqwest::Method::GET, &format!("/api/v1/envelopes/{}/events", e.id), None, true).await;
+        let trail =
+            client.retried(reqwest::Method::GET, &format!("/api/v1/envelopes/{}/events", e.id), None, true).await;
         let Ok(trail) = trail else {
             bad_trails.push(format!("{}: unreadable", e.id));
             continue;
@@ -297,7 +322,10 @@ async fn proof(root: &std::path::Path, smtp: &SmtpCapture, flows: usize, concurr
     }
     c.check(
         bad_trails.is_empty(),
-        format!("every trail has its events, envelope.completed exactly once {:?}", &bad_trails[..bad_trails.len().min(5)]),
+        format!(
+            "every trail has its events, envelope.completed exactly once {:?}",
+            &bad_trails[..bad_trails.len().min(5)]
+        ),
     );
 
     // Mail: one invitation and one completion email per recipient, by Message-ID.
@@ -328,9 +356,14 @@ async fn proof(root: &std::path::Path, smtp: &SmtpCapture, flows: usize, concurr
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     let signers: Vec<&String> = envelopes.iter().flat_map(|e| e.signers.iter().map(|(_, m)| m)).collect();
-    let one_each = |m: &HashMap<String, HashSet<String>>| signers.iter().filter(|s| m.get(**s).map(HashSet::len) != Some(1)).count();
+    let one_each = |m: &HashMap<String, HashSet<String>>| {
+        signers.iter().filter(|s| m.get(**s).map(HashSet::len) != Some(1)).count()
+    };
     println!("  mail: {raw} messages captured for {} recipients", signers.len());
-    c.check(one_each(&completions) == 0, format!("one completion email per recipient ({} off)", one_each(&completions)));
+    c.check(
+        one_each(&completions) == 0,
+        format!("one completion email per recipient ({} off)", one_each(&completions)),
+    );
     // Signers here sign through embedded links, often before their invitation job runs (it is then
     // not sent); none may get two.
     let twice = invites.values().filter(|ids| ids.len() > 1).count();
@@ -382,11 +415,8 @@ async fn proof(root: &std::path::Path, smtp: &SmtpCapture, flows: usize, concurr
     c.check(out.status.success(), format!("sigillum log verify passes (exit {:?})", out.status.code()));
 
     // No plaintext in the bucket.
-    let scan = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(BUCKET_SCAN)
-        .arg(&cluster.shared.blob_url)
-        .output()?;
+    let scan =
+        std::process::Command::new("python3").arg("-c").arg(BUCKET_SCAN).arg(&cluster.shared.blob_url).output()?;
     println!("  {}", String::from_utf8_lossy(&scan.stdout).trim());
     if !scan.status.success() {
         println!("  {}", String::from_utf8_lossy(&scan.stderr).trim());
@@ -422,6 +452,35 @@ print(f"bucket scan: {objects} objects, {size} bytes, {hits} with plaintext")
 sys.exit(1 if hits or objects == 0 else 0)
 "#;
 
+/// CPU seconds used so far by every process on the machine, grouped by command name (the nodes,
+/// PostgreSQL, the S3 and SMTP servers, haproxy, this driver): where a run's time goes.
+fn cpu_by_command() -> HashMap<String, f64> {
+    let tick = 100.0; // USER_HZ on Linux
+    let mut out = HashMap::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let comm = stat[open + 1..close].to_owned();
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        let ticks: f64 = [11, 12].iter().filter_map(|i| fields.get(*i)).filter_map(|v| v.parse::<f64>().ok()).sum();
+        *out.entry(comm).or_default() += ticks / tick;
+    }
+    out
+}
+
+/// Cores used per command between two snapshots, busiest first.
+fn cores_used(before: &HashMap<String, f64>, after: &HashMap<String, f64>, elapsed: Duration) -> String {
+    let mut used: Vec<(String, f64)> = after
+        .iter()
+        .map(|(k, v)| (k.clone(), (v - before.get(k).copied().unwrap_or(0.0)) / elapsed.as_secs_f64()))
+        .filter(|(_, c)| *c >= 0.02)
+        .collect();
+    used.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let total: f64 = used.iter().map(|(_, c)| c).sum();
+    let parts: Vec<String> = used.iter().take(6).map(|(k, c)| format!("{k} {c:.2}")).collect();
+    format!("cores used {total:.2}: {}", parts.join(", "))
+}
+
 /// Flows per second on one deployment, and the job lag sampled from `/metrics` meanwhile.
 async fn bench(
     root: &std::path::Path,
@@ -431,42 +490,32 @@ async fn bench(
     postgres: bool,
     flows: usize,
     concurrency: usize,
-) -> anyhow::Result<(f64, Vec<f64>)> {
+) -> anyhow::Result<(f64, f64)> {
     let cluster = Cluster::start(root, name, nodes, postgres, smtp).await;
     let key = cluster.account(None).await;
     let client = Arc::new(FlowClient::new(&cluster.balancer.url(), &key, sigillum_testkit::pdf::pdf(1)));
     // Warm-up: connections, caches, the first key lookups.
     run_flows(client.clone(), 1_000_000, concurrency, concurrency, Arc::default()).await?;
-    let sampler_http = reqwest::Client::builder().danger_accept_invalid_certs(true).build()?;
+    let metrics_http = reqwest::Client::builder().danger_accept_invalid_certs(true).build()?;
     let ports: Vec<u16> = cluster.nodes.iter().map(|n| n.port).collect();
-    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let sampler = {
-        tokio::spawn(async move {
-            let mut samples = Vec::new();
-            loop {
-                samples.extend(job_lag_ms(&sampler_http, &ports).await);
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                    _ = stop_rx.changed() => return samples,
-                }
-            }
-        })
-    };
+    let waits_before = job_waits(&metrics_http, &ports).await;
+    let cpu_before = cpu_by_command();
     let (done, elapsed) = run_flows(client, 2_000_000, flows, concurrency, Arc::default()).await?;
-    let _ = stop_tx.send(true);
-    let lags = sampler.await?;
+    let cpu = cores_used(&cpu_before, &cpu_by_command(), elapsed);
+    // The last jobs of the last flows (mail, webhooks) are still being taken: let them.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (jobs, p99) = wait_p99(&waits_before, &job_waits(&metrics_http, &ports).await);
     let per_s = done.len() as f64 / elapsed.as_secs_f64();
     println!(
-        "  {name}: {} flows in {:.1} s: {per_s:.2} flows/s ({} job-lag samples)",
+        "  {name}: {} flows in {:.1} s: {per_s:.2} flows/s; {jobs} jobs, 99 % waited <= {p99} s; {cpu}",
         done.len(),
         elapsed.as_secs_f64(),
-        lags.len()
     );
     let mut cluster = cluster;
     for n in &mut cluster.nodes {
         n.kill();
     }
-    Ok((per_s, lags))
+    Ok((per_s, p99))
 }
 
 #[tokio::main]
@@ -478,22 +527,25 @@ async fn main() -> anyhow::Result<()> {
     let root = tempfile::tempdir()?;
     let smtp = SmtpCapture::start();
 
-    let mut failures = proof(root.path(), &smtp, flows, concurrency).await?;
+    let mut failures = if std::env::args().any(|a| a == "--bench-only") {
+        vec![]
+    } else {
+        proof(root.path(), &smtp, flows, concurrency).await?
+    };
 
     println!("==> benchmark: complete flows/s ({bench_flows} flows, {concurrency} at a time, each deployment behind haproxy)");
-    let (sqlite, mut lag1) = bench(root.path(), &smtp, "sqlite-1-node", 1, false, bench_flows, concurrency).await?;
-    let (pg1, mut lag2) = bench(root.path(), &smtp, "postgres-1-node", 1, true, bench_flows, concurrency).await?;
-    let (pg3, mut lag3) = bench(root.path(), &smtp, "postgres-3-nodes", 3, true, bench_flows, concurrency).await?;
-    let mut lags: Vec<f64> = Vec::new();
-    lags.append(&mut lag1);
-    lags.append(&mut lag2);
-    lags.append(&mut lag3);
-    lags.sort_by(f64::total_cmp);
-    let p99 = lags.get(((lags.len() as f64 - 1.0) * 0.99).round() as usize).copied().unwrap_or(0.0);
+    let (sqlite, wait1) = bench(root.path(), &smtp, "sqlite-1-node", 1, false, bench_flows, concurrency).await?;
+    let (pg1, wait2) = bench(root.path(), &smtp, "postgres-1-node", 1, true, bench_flows, concurrency).await?;
+    let (pg3, wait3) = bench(root.path(), &smtp, "postgres-3-nodes", 3, true, bench_flows, concurrency).await?;
+    let p99 = wait1.max(wait2).max(wait3);
     let (r1, r3) = (pg1 / sqlite, pg3 / pg1);
     println!("  ratio postgres-1/sqlite-1 {r1:.2} (target >= 0.5), postgres-3/postgres-1 {r3:.2} (target >= 1.0)");
-    println!("  job lag p99 {p99:.0} ms over {} samples of every node's /metrics (target < 1000 ms)", lags.len());
-    let targets = [(r1 >= 0.5, "postgres-1/sqlite-1 >= 0.5"), (r3 >= 1.0, "postgres-3/postgres-1 >= 1.0"), (p99 < 1000.0, "job lag p99 < 1 s")];
+    println!("  job lag p99 (wait from due to taken, every job of every node, from /metrics): <= {p99} s in every deployment (target < 1 s)");
+    let targets = [
+        (r1 >= 0.5, "postgres-1/sqlite-1 >= 0.5"),
+        (r3 >= 1.0, "postgres-3/postgres-1 >= 1.0"),
+        (p99 <= 1.0, "job lag p99 < 1 s"),
+    ];
     for (ok, what) in targets {
         println!("  target {what}: {}", if ok { "met" } else { "NOT met" });
         if check && !ok {
