@@ -78,10 +78,11 @@ pub enum EventKind {
     BillingSubscriptionChanged,
     /// A send refused because the organisation's plan allows no more envelopes this period.
     BillingQuotaExceeded,
+    OrganisationErased,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 38] = [
+    pub const ALL: [EventKind; 39] = [
         Self::EnvelopeCreated,
         Self::DocumentUploaded,
         Self::RecipientAdded,
@@ -120,6 +121,7 @@ impl EventKind {
         Self::BillingCheckoutStarted,
         Self::BillingSubscriptionChanged,
         Self::BillingQuotaExceeded,
+        Self::OrganisationErased,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -162,6 +164,7 @@ impl EventKind {
             Self::BillingCheckoutStarted => "billing.checkout_started",
             Self::BillingSubscriptionChanged => "billing.subscription_changed",
             Self::BillingQuotaExceeded => "billing.quota_exceeded",
+            Self::OrganisationErased => "organisation.erased",
         }
     }
 }

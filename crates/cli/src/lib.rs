@@ -6,6 +6,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::await_holding_lock))]
 
 pub mod app;
+pub mod backup;
 pub mod config;
 pub mod keys;
 pub mod log;

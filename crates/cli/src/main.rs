@@ -50,6 +50,21 @@ enum Command {
         #[command(subcommand)]
         command: LogCommand,
     },
+    /// Encrypted backups of the database with a manifest of the (already encrypted) blobs.
+    Backup {
+        #[command(subcommand)]
+        command: BackupCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BackupCommand {
+    /// Write a consistent, encrypted snapshot of the database and the blob manifest to FILE
+    /// (created with mode 0600; never overwrites).
+    Create { file: PathBuf },
+    /// Load FILE into the configured database, which must be new, after checking the configured
+    /// blob store holds every blob it names.
+    Restore { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -159,6 +174,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 KeysCommand::SealCsr { .. } => serde_json::Value::Null,
             };
             println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        Command::Backup { command } => {
+            let summary = match command {
+                BackupCommand::Create { file } => sigillum::backup::create(&cfg, &file).await?,
+                BackupCommand::Restore { file } => sigillum::backup::restore(&cfg, &file).await?,
+            };
+            println!("{}", serde_json::to_string_pretty(&summary)?);
         }
         Command::Log { command: LogCommand::Checkpoint } => print!("{}", sigillum::log::checkpoint(&cfg).await?),
         Command::Log { command: LogCommand::Verify { key, checkpoints, json } } => {

@@ -55,6 +55,7 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("POST", "/api/v1/members", Access::Member),
     ("GET", "/api/v1/members", Access::Member),
     ("DELETE", "/api/v1/members/{id}", Access::Member),
+    ("DELETE", "/api/v1/organisation", Access::Member),
     ("POST", "/api/v1/api-keys", Access::Member),
     ("GET", "/api/v1/api-keys", Access::Member),
     ("DELETE", "/api/v1/api-keys/{id}", Access::Member),
@@ -277,6 +278,8 @@ async fn nobody_reaches_anyone_elses_data() {
             ("POST", "/api/v1/members") => Some(json!({"email": "x@example.net", "name": "X", "password": PW})),
             ("POST", "/api/v1/webhooks") => Some(json!({"url": "https://evil.example.net/x"})),
             ("POST", "/api/v1/billing/checkout") => Some(json!({"plan": "free", "provider": "stripe"})),
+            // Never the right name: the other organisation must not erase its own either.
+            ("DELETE", "/api/v1/organisation") => Some(json!({"confirm": "not the organisation's name"})),
             _ => None,
         };
         if method == Method::POST && *template == "/api/v1/envelopes" {

@@ -495,6 +495,34 @@ impl Accounts {
         self.event(EventKind::MemberRemoved, p.actor(), client, Some(("user_id", Detail::Text(id.to_string())))).await
     }
 
+    /// Erases the caller's organisation (owners only; `confirm` must repeat its name): the event
+    /// is recorded first, then its key-encryption key is destroyed in the key manager, which makes
+    /// every document, value and disclosure of the organisation unreadable wherever a copy is,
+    /// backups included; then its envelopes' keys and blobs and its rows (members, sessions, API
+    /// keys, envelopes, webhooks, billing) are deleted. The audit log keeps its leaves (hashes),
+    /// so it stays verifiable.
+    pub async fn erase_organisation(
+        &self,
+        p: &Principal,
+        confirm: &str,
+        client: &ClientInfo,
+    ) -> Result<(), AccountError> {
+        if p.role != Role::Owner {
+            return Err(AccountError::OwnerOnly);
+        }
+        let org = self.vault.repository().get_organisation(p.org_id).await?;
+        if confirm.trim() != org.name {
+            return Err(AccountError::Invalid("confirm must repeat the organisation's name".into()));
+        }
+        let envelopes = self.vault.repository().list_envelope_keys(Some(p.org_id)).await?.len();
+        let e = NewEvent::new(EventKind::OrganisationErased, None, p.actor(), client.clone())
+            .detail("org_id", Detail::Text(p.org_id.to_string()))
+            .detail("envelopes", Detail::Int(envelopes as i64));
+        self.audit.record(e).await.map_err(|err| AccountError::Internal(format!("audit: {err}")))?;
+        self.vault.shred_organisation(p.org_id).await.map_err(|e| AccountError::Internal(format!("erasure: {e}")))?;
+        Ok(())
+    }
+
     /// Creates an API key for the caller's organisation; the secret is returned only here.
     pub async fn create_api_key(
         &self,

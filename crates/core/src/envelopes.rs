@@ -15,6 +15,7 @@ use futures::{Stream, StreamExt};
 use serde::Serialize;
 use sigillum_audit::{Detail, EventKind};
 use sigillum_crypto::field::FieldContext;
+use sigillum_crypto::KeyManagerError;
 use sigillum_pdf::{Limits, PageSize, PdfError, Policy};
 
 use crate::accounts::Principal;
@@ -77,6 +78,9 @@ impl From<VaultError> for EnvelopeError {
     fn from(e: VaultError) -> Self {
         match e {
             VaultError::NotFound => Self::NotFound,
+            // The organisation's key was destroyed (erasure): what is left of it cannot be read,
+            // e.g. rows brought back by restoring an older backup.
+            VaultError::Key(KeyManagerError::Destroyed(_) | KeyManagerError::NotFound(_)) => Self::Gone("erased"),
             e => Self::Internal(e.to_string()),
         }
     }

@@ -113,6 +113,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/auth/totp/setup", post(totp_setup))
         .route("/api/v1/members", post(add_member).get(members))
         .route("/api/v1/members/{id}", delete(remove_member))
+        .route("/api/v1/organisation", delete(erase_organisation))
         .route("/api/v1/auth/totp/enable", post(totp_enable))
         .route("/api/v1/api-keys", post(create_key).get(list_keys))
         .route("/api/v1/api-keys/{id}", delete(revoke_key))
@@ -289,6 +290,26 @@ async fn add_member(
     st.billing.check_seat(p.org_id).await.map_err(|e| crate::billing::billing_error(&st, e))?;
     let user = st.accounts.add_member(&p, &b.email, b.password, &b.name, &client).await?;
     Ok((StatusCode::CREATED, Json(user)).into_response())
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EraseOrganisation {
+    /// The organisation's name, repeated.
+    confirm: String,
+}
+
+#[utoipa::path(delete, path = "/api/v1/organisation", tag = "accounts", security(("api_key" = []), ("session" = [])), request_body = EraseOrganisation,
+    responses((status = 204, description = "erased by crypto-shredding: its key is destroyed, its documents unreadable everywhere (backups included), its members, keys and envelopes deleted"),
+        (status = 400, description = "`confirm` does not repeat the organisation's name", body = crate::openapi::ErrorBody), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 403, description = "not the owner, or missing CSRF token", body = crate::openapi::ErrorBody)))]
+async fn erase_organisation(
+    State(st): State<Arc<AppState>>,
+    Client(client): Client,
+    Authenticated(p): Authenticated,
+    ApiJson(b): ApiJson<EraseOrganisation>,
+) -> Result<StatusCode, ApiError> {
+    st.accounts.erase_organisation(&p, &b.confirm, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/api/v1/members", tag = "accounts", security(("api_key" = []), ("session" = [])),

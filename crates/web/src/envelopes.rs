@@ -79,6 +79,11 @@ impl From<EnvelopeError> for ApiError {
                 ApiError::new(status, code, p.to_string())
             }
             EnvelopeError::Conflict(c) => ApiError::new(StatusCode::CONFLICT, c.code, c.message),
+            EnvelopeError::Gone("erased") => ApiError::new(
+                StatusCode::GONE,
+                "erased",
+                "this document was erased: the key that could decrypt it no longer exists",
+            ),
             EnvelopeError::Gone(code) => {
                 ApiError::new(StatusCode::GONE, code, "this signing link no longer works; ask the sender for a new one")
             }

@@ -91,6 +91,7 @@ impl Modify for Security {
         crate::auth::add_member,
         crate::auth::members,
         crate::auth::remove_member,
+        crate::auth::erase_organisation,
         crate::auth::create_key,
         crate::auth::list_keys,
         crate::auth::revoke_key,
