@@ -79,10 +79,11 @@ pub enum EventKind {
     /// A send refused because the organisation's plan allows no more envelopes this period.
     BillingQuotaExceeded,
     OrganisationErased,
+    RetentionChanged,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 39] = [
+    pub const ALL: [EventKind; 40] = [
         Self::EnvelopeCreated,
         Self::DocumentUploaded,
         Self::RecipientAdded,
@@ -122,6 +123,7 @@ impl EventKind {
         Self::BillingSubscriptionChanged,
         Self::BillingQuotaExceeded,
         Self::OrganisationErased,
+        Self::RetentionChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -165,6 +167,7 @@ impl EventKind {
             Self::BillingSubscriptionChanged => "billing.subscription_changed",
             Self::BillingQuotaExceeded => "billing.quota_exceeded",
             Self::OrganisationErased => "organisation.erased",
+            Self::RetentionChanged => "organisation.retention_changed",
         }
     }
 }

@@ -55,6 +55,8 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("POST", "/api/v1/members", Access::Member),
     ("GET", "/api/v1/members", Access::Member),
     ("DELETE", "/api/v1/members/{id}", Access::Member),
+    ("GET", "/api/v1/organisation", Access::Member),
+    ("PATCH", "/api/v1/organisation", Access::Member),
     ("DELETE", "/api/v1/organisation", Access::Member),
     ("POST", "/api/v1/api-keys", Access::Member),
     ("GET", "/api/v1/api-keys", Access::Member),
@@ -279,6 +281,7 @@ async fn nobody_reaches_anyone_elses_data() {
             ("POST", "/api/v1/webhooks") => Some(json!({"url": "https://evil.example.net/x"})),
             ("POST", "/api/v1/billing/checkout") => Some(json!({"plan": "free", "provider": "stripe"})),
             // Never the right name: the other organisation must not erase its own either.
+            ("PATCH", "/api/v1/organisation") => Some(json!({"retention_days": 3650})),
             ("DELETE", "/api/v1/organisation") => Some(json!({"confirm": "not the organisation's name"})),
             _ => None,
         };

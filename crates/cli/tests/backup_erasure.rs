@@ -233,6 +233,20 @@ async fn a_postgres_and_s3_deployment_restores_onto_a_fresh_node() {
     let api = Api::new(&server);
     let (ada, ada_env, bob, bob_env) = two_organisations(&api).await;
     let (_, ada_doc) = download(&api, &Auth::Bearer(ada.clone()), &ada_env).await;
+    // Retention is an organisation setting, in the backup like the rest.
+    let ada_auth = Auth::Bearer(ada.clone());
+    let org = api.call(Method::GET, "/api/v1/organisation", &ada_auth, None).await;
+    assert_eq!(
+        (org.status, org.body["name"].as_str(), org.body["retention_days"].clone()),
+        (200, Some("Ada Lovelace"), Value::Null)
+    );
+    for bad in [json!({}), json!({"retention_days": 0}), json!({"retention_days": -3}), json!({"retention_days": "30"})]
+    {
+        let r = api.call(Method::PATCH, "/api/v1/organisation", &ada_auth, Some(bad.clone())).await;
+        assert!(r.status == 422 || r.status == 400, "{bad}: {} {}", r.status, r.text);
+    }
+    let r = api.call(Method::PATCH, "/api/v1/organisation", &ada_auth, Some(json!({"retention_days": 365}))).await;
+    assert_eq!((r.status, r.body["retention_days"].as_u64()), (200, Some(365)), "{}", r.text);
     let backup = dir.path().join("pg.sgb");
     let made = ok(&cli(&env, &["backup", "create", backup.to_str().unwrap()]), "backup create");
     drop(server);
@@ -255,6 +269,8 @@ async fn a_postgres_and_s3_deployment_restores_onto_a_fresh_node() {
     let api = Api::new(&node);
     assert_eq!(download(&api, &Auth::Bearer(ada.clone()), &ada_env).await, (200, ada_doc));
     assert_eq!(download(&api, &Auth::Bearer(bob.clone()), &bob_env).await.0, 200);
+    let org = api.call(Method::GET, "/api/v1/organisation", &Auth::Bearer(ada.clone()), None).await;
+    assert_eq!(org.body["retention_days"], 365);
     // The restored node keeps working: a new upload, and its event joins the restored log.
     let r = api.upload(&Auth::Bearer(bob), "After the restore", pdf(1)).await;
     assert_eq!(r.status, 201, "{}", r.text);

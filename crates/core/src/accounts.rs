@@ -35,6 +35,19 @@ pub const MAX_FAILURES_PER_IP: u32 = 50;
 pub const MIN_PASSWORD_CHARS: usize = 12;
 const MAX_PASSWORD_BYTES: usize = 1024;
 
+/// The longest retention an organisation may set (100 years).
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
+
+/// `GET /api/v1/organisation`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OrganisationView {
+    pub id: String,
+    pub name: String,
+    pub created_unix_ms: i64,
+    /// Envelopes are erased this many days after they end; `null` keeps them.
+    pub retention_days: Option<u32>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
     #[error("{0}")]
@@ -493,6 +506,41 @@ impl Accounts {
         }
         self.store.delete_user(p.org_id, id).await?;
         self.event(EventKind::MemberRemoved, p.actor(), client, Some(("user_id", Detail::Text(id.to_string())))).await
+    }
+
+    /// The caller's organisation as its members see it.
+    pub async fn organisation(&self, p: &Principal) -> Result<OrganisationView, AccountError> {
+        let repo = self.vault.repository();
+        let org = repo.get_organisation(p.org_id).await?;
+        Ok(OrganisationView {
+            id: org.id.to_string(),
+            name: org.name,
+            created_unix_ms: org.created_unix_ms,
+            retention_days: repo.retention_days(p.org_id).await?,
+        })
+    }
+
+    /// Sets how many days after an envelope ends it is erased (owners only; `None` keeps
+    /// envelopes until someone deletes them).
+    pub async fn set_retention(
+        &self,
+        p: &Principal,
+        days: Option<u32>,
+        client: &ClientInfo,
+    ) -> Result<OrganisationView, AccountError> {
+        if p.role != Role::Owner {
+            return Err(AccountError::OwnerOnly);
+        }
+        if days.is_some_and(|d| !(1..=MAX_RETENTION_DAYS).contains(&d)) {
+            return Err(AccountError::Invalid(format!("retention_days is from 1 to {MAX_RETENTION_DAYS}, or null")));
+        }
+        self.vault.repository().set_retention_days(p.org_id, days).await?;
+        let detail = match days {
+            Some(d) => Detail::Int(i64::from(d)),
+            None => Detail::Text("keep".into()),
+        };
+        self.event(EventKind::RetentionChanged, p.actor(), client, Some(("retention_days", detail))).await?;
+        self.organisation(p).await
     }
 
     /// Erases the caller's organisation (owners only; `confirm` must repeat its name): the event

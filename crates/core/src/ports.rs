@@ -132,6 +132,9 @@ pub trait Repository: Send + Sync {
     async fn get_organisation(&self, id: OrgId) -> Result<Organisation, RepoError>;
     async fn list_organisations(&self) -> Result<Vec<Organisation>, RepoError>;
     async fn delete_organisation(&self, id: OrgId) -> Result<(), RepoError>;
+    /// Days after an envelope ends until it is erased (`None`: kept until deleted).
+    async fn retention_days(&self, id: OrgId) -> Result<Option<u32>, RepoError>;
+    async fn set_retention_days(&self, id: OrgId, days: Option<u32>) -> Result<(), RepoError>;
 
     /// Stores a new envelope key together with the key-use record of its wrap, atomically.
     async fn insert_envelope_key(&self, key: &EnvelopeKey, wrap_use: &KeyUse) -> Result<(), RepoError>;
@@ -437,6 +440,10 @@ pub trait EnvelopeStore: Send + Sync {
     /// The organisation's envelopes, newest first.
     async fn envelopes(&self, org: OrgId, limit: u32) -> Result<Vec<EnvelopeRecord>, RepoError>;
     async fn delete_envelope(&self, org: OrgId, id: EnvelopeId) -> Result<(), RepoError>;
+    /// Up to `limit` envelopes whose organisation's retention has run out at `now` (ended more
+    /// than the organisation's retention days ago), oldest first, with their document hashes.
+    async fn past_retention(&self, now_unix_ms: i64, limit: u32)
+        -> Result<Vec<(OrgId, EnvelopeId, String)>, RepoError>;
 }
 
 #[derive(Clone, Debug, PartialEq)]

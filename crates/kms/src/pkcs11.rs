@@ -130,6 +130,23 @@ impl Pkcs11KeyManager {
         .map_err(|_| KeyManagerError::Unavailable("pkcs11 task failed".into()))?
     }
 
+    /// As [`Self::with_session`], for operations that add or remove token objects: they run one
+    /// at a time in this process. SoftHSM2 (the token of the tests) can fail with
+    /// CKR_GENERAL_ERROR when two sessions create token objects at the same moment; these
+    /// operations are rare (a new organisation, a rotation, an erasure), so nothing is lost.
+    async fn changing_token<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Session) -> Result<T, KeyManagerError> + Send + 'static,
+    ) -> Result<T, KeyManagerError> {
+        static TOKEN_CHANGES: Mutex<()> = Mutex::new(());
+        self.with_session(move |s| {
+            let _one_at_a_time =
+                TOKEN_CHANGES.lock().map_err(|_| KeyManagerError::Unavailable("pkcs11 token lock".into()))?;
+            f(s)
+        })
+        .await
+    }
+
     /// Asks the token to reveal a KEK in every way PKCS#11 allows; a sound HSM refuses all.
     pub async fn probe(&self, kek: &KekRef) -> Result<KekProbe, KeyManagerError> {
         let kek = kek.clone();
@@ -336,7 +353,11 @@ impl KeyManager for Pkcs11KeyManager {
 
     async fn ensure_kek(&self, key_id: &str) -> Result<KekRef, KeyManagerError> {
         let key_id = key_id.to_owned();
-        self.with_session(move |s| match current_of(s, &key_id)? {
+        // Found without the lock; created under it (and looked for again there).
+        if let Some(k) = self.current_kek(&key_id).await? {
+            return Ok(k);
+        }
+        self.changing_token(move |s| match current_of(s, &key_id)? {
             Some(k) => Ok(k),
             None => generate(s, &key_id),
         })
@@ -350,7 +371,7 @@ impl KeyManager for Pkcs11KeyManager {
 
     async fn rotate_kek(&self, key_id: &str) -> Result<KekRef, KeyManagerError> {
         let key_id = key_id.to_owned();
-        self.with_session(move |s| generate(s, &key_id)).await
+        self.changing_token(move |s| generate(s, &key_id)).await
     }
 
     async fn wrap_dek(&self, kek: &KekRef, dek: &Dek) -> Result<WrappedDek, KeyManagerError> {
@@ -407,7 +428,7 @@ impl KeyManager for Pkcs11KeyManager {
 
     async fn destroy_kek(&self, key_id: &str) -> Result<(), KeyManagerError> {
         let key_id = key_id.to_owned();
-        self.with_session(move |s| {
+        self.changing_token(move |s| {
             for k in all_keks(s)?.into_iter().filter(|k| k.key_id == key_id) {
                 s.destroy_object(k.handle).map_err(ck("destroy key"))?;
             }
@@ -436,7 +457,7 @@ impl KeyManager for Pkcs11KeyManager {
 
     async fn ensure_signing_key(&self, key_id: &str) -> Result<SigningKeyInfo, KeyManagerError> {
         let key_id = key_id.to_owned();
-        self.with_session(move |s| {
+        self.changing_token(move |s| {
             let public = match find_signing(s, &key_id, ObjectClass::PUBLIC_KEY)? {
                 Some(h) => h,
                 None => generate_signing(s, &key_id)?,

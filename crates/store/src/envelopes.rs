@@ -89,4 +89,27 @@ impl EnvelopeStore for SqlRepository {
             .map_err(db)?;
         Ok(())
     }
+
+    async fn past_retention(&self, now: i64, limit: u32) -> Result<Vec<(OrgId, EnvelopeId, String)>, RepoError> {
+        let rows = sqlx::query(
+            "SELECT e.id, e.org_id, e.document_sha256 FROM envelopes e JOIN organisations o ON o.id = e.org_id \
+             WHERE o.retention_days IS NOT NULL AND e.finished_ms IS NOT NULL \
+               AND e.finished_ms + o.retention_days * 86400000 <= $1 \
+             ORDER BY e.finished_ms LIMIT $2",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    id_column(r, "org_id", OrgId::parse)?,
+                    id_column(r, "id", EnvelopeId::parse)?,
+                    r.try_get("document_sha256").map_err(db)?,
+                ))
+            })
+            .collect()
+    }
 }

@@ -252,6 +252,29 @@ impl Repository for SqlRepository {
         Ok(())
     }
 
+    async fn retention_days(&self, id: OrgId) -> Result<Option<u32>, RepoError> {
+        let r = sqlx::query("SELECT retention_days FROM organisations WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        let days: Option<i64> = r.try_get("retention_days").map_err(db)?;
+        days.map(|d| u32::try_from(d).map_err(|_| corrupt("retention_days"))).transpose()
+    }
+
+    async fn set_retention_days(&self, id: OrgId, days: Option<u32>) -> Result<(), RepoError> {
+        let done = sqlx::query("UPDATE organisations SET retention_days = $1 WHERE id = $2")
+            .bind(days.map(i64::from))
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(RepoError::NotFound);
+        }
+        Ok(())
+    }
+
     async fn insert_envelope_key(&self, k: &EnvelopeKey, wrap_use: &KeyUse) -> Result<(), RepoError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query(

@@ -12,6 +12,7 @@ use sigillum_core::envelopes::{NewField, NewRecipient};
 use sigillum_core::lifecycle::EnvelopeStatus;
 use sigillum_core::ports::{JobStore, NewJob, PendingJob, SigningStore};
 use sigillum_core::workflow::SendRequest;
+use sigillum_core::Repository;
 use sigillum_core::{Accounts, AuditLog, ClientInfo, Envelopes, Workflow, WorkflowConfig, WorkflowPorts};
 use sigillum_store::SqlRepository;
 
@@ -213,4 +214,36 @@ async fn reminders_then_expiry_with_a_moving_clock() {
     assert_eq!(s.repo.envelope_by_id(env.id).await.unwrap().unwrap().status, EnvelopeStatus::Expired, "at day 5");
     assert_eq!(count("Reminder:"), 2, "no reminder after expiry");
     assert!(s.repo.pending_jobs().await.unwrap().is_empty(), "nothing left queued: {:?}", s.repo.pending_jobs().await);
+
+    // Retention: the owner keeps ended envelopes 30 days; the hourly sweep erases them after.
+    assert!(accounts.set_retention(&p, Some(0), &client).await.is_err(), "at least a day");
+    let view = accounts.set_retention(&p, Some(30), &client).await.unwrap();
+    assert_eq!(view.retention_days, Some(30));
+    let blobs = s.repo.list_blobs(env.id).await.unwrap();
+    assert!(!blobs.is_empty());
+    clock.advance(29 * DAY);
+    wf.schedule_retention().await.unwrap();
+    wf.drain().await;
+    assert!(s.repo.envelope_by_id(env.id).await.unwrap().is_some(), "kept for 30 days after it ended");
+    clock.advance(2 * DAY);
+    wf.schedule_retention().await.unwrap();
+    wf.schedule_retention().await.unwrap();
+    wf.drain().await;
+    assert!(s.repo.envelope_by_id(env.id).await.unwrap().is_none(), "erased after 30 days");
+    assert!(s.repo.list_blobs(env.id).await.unwrap().is_empty(), "its blobs are gone");
+    for b in &blobs {
+        assert!(s.vault.blob_store().size(&b.key).await.unwrap().is_none(), "ciphertext left: {}", b.key);
+    }
+    assert!(s.repo.get_envelope_key(env.id).await.is_err(), "its key is gone");
+    // The log keeps the envelope's leaves and says why it went.
+    let leaves = sigillum_core::ports::AuditStore::leaves_from(s.repo.as_ref(), 0, 10_000).await.unwrap();
+    let kinds: Vec<serde_json::Value> = leaves.iter().map(|l| serde_json::from_slice(&l.event).unwrap()).collect();
+    let deleted: Vec<&serde_json::Value> = kinds.iter().filter(|e| e["kind"] == "envelope.deleted").collect();
+    assert_eq!(deleted.len(), 1, "erased once, though the sweep was asked for twice");
+    assert_eq!(deleted[0]["details"]["reason"], "retention");
+    assert!(kinds.iter().any(|e| e["kind"] == "organisation.retention_changed"));
+    assert!(kinds.iter().filter(|e| e["envelope_id"] == env.id.to_string()).count() > 5, "its trail stays");
+    let key = sigillum_core::ports::AuditStore::log_key(s.repo.as_ref()).await.unwrap().unwrap().verifier_key;
+    let report = sigillum_core::audit_log::verify_log(s.repo.as_ref(), &key, &[]).await.unwrap();
+    assert!(report.ok, "{:?}", report.problems);
 }

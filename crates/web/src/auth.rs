@@ -113,7 +113,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/auth/totp/setup", post(totp_setup))
         .route("/api/v1/members", post(add_member).get(members))
         .route("/api/v1/members/{id}", delete(remove_member))
-        .route("/api/v1/organisation", delete(erase_organisation))
+        .route("/api/v1/organisation", get(organisation).patch(set_retention).delete(erase_organisation))
         .route("/api/v1/auth/totp/enable", post(totp_enable))
         .route("/api/v1/api-keys", post(create_key).get(list_keys))
         .route("/api/v1/api-keys/{id}", delete(revoke_key))
@@ -290,6 +290,45 @@ async fn add_member(
     st.billing.check_seat(p.org_id).await.map_err(|e| crate::billing::billing_error(&st, e))?;
     let user = st.accounts.add_member(&p, &b.email, b.password, &b.name, &client).await?;
     Ok((StatusCode::CREATED, Json(user)).into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/organisation", tag = "accounts", security(("api_key" = []), ("session" = [])),
+    responses((status = 200, description = "the caller's organisation", body = sigillum_core::accounts::OrganisationView),
+        (status = 401, description = "not signed in", body = crate::openapi::ErrorBody)))]
+async fn organisation(
+    State(st): State<Arc<AppState>>,
+    Authenticated(p): Authenticated,
+) -> Result<Json<sigillum_core::accounts::OrganisationView>, ApiError> {
+    Ok(Json(st.accounts.organisation(&p).await?))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Retention {
+    /// Days after an envelope ends (completed, declined, voided, expired) until it is erased by
+    /// crypto-shredding, 1 to 36500; `null` keeps envelopes until someone deletes them. Required.
+    #[schema(value_type = Option<u32>)]
+    retention_days: serde_json::Value,
+}
+
+#[utoipa::path(patch, path = "/api/v1/organisation", tag = "accounts", security(("api_key" = []), ("session" = [])), request_body = Retention,
+    responses((status = 200, description = "the organisation with its new retention", body = sigillum_core::accounts::OrganisationView),
+        (status = 422, description = "not a number of days from 1 to 36500, nor null", body = crate::openapi::ErrorBody), (status = 401, description = "not signed in", body = crate::openapi::ErrorBody), (status = 403, description = "not the owner, or missing CSRF token", body = crate::openapi::ErrorBody)))]
+async fn set_retention(
+    State(st): State<Arc<AppState>>,
+    Client(client): Client,
+    Authenticated(p): Authenticated,
+    ApiJson(b): ApiJson<Retention>,
+) -> Result<Json<sigillum_core::accounts::OrganisationView>, ApiError> {
+    let days = match &b.retention_days {
+        serde_json::Value::Null => None,
+        v => Some(
+            v.as_u64()
+                .and_then(|d| u32::try_from(d).ok())
+                .ok_or_else(|| AccountError::Invalid("retention_days is a whole number of days, or null".into()))?,
+        ),
+    };
+    Ok(Json(st.accounts.set_retention(&p, days, &client).await?))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -91,6 +91,8 @@ impl Modify for Security {
         crate::auth::add_member,
         crate::auth::members,
         crate::auth::remove_member,
+        crate::auth::organisation,
+        crate::auth::set_retention,
         crate::auth::erase_organisation,
         crate::auth::create_key,
         crate::auth::list_keys,

@@ -36,6 +36,8 @@ pub enum JobKind {
     Webhook,
     /// Renders the page previews of a new envelope.
     Previews,
+    /// Erases the envelopes whose organisation's retention has run out (hourly, one node).
+    Retention,
 }
 
 impl JobKind {
@@ -48,12 +50,22 @@ impl JobKind {
             Self::Expire => "expire",
             Self::Webhook => "webhook",
             Self::Previews => "previews",
+            Self::Retention => "retention",
         }
     }
     fn parse(s: &str) -> Option<Self> {
-        [Self::Advance, Self::Invite, Self::Finalize, Self::Notify, Self::Expire, Self::Webhook, Self::Previews]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            Self::Advance,
+            Self::Invite,
+            Self::Finalize,
+            Self::Notify,
+            Self::Expire,
+            Self::Webhook,
+            Self::Previews,
+            Self::Retention,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
     pub fn max_attempts(self) -> u32 {
         match self {
@@ -139,7 +151,21 @@ impl Worker {
     /// Runs until `stop` fires (each lane finishes the job it is running).
     pub async fn run(self, stop: tokio::sync::watch::Receiver<bool>) {
         let lanes = (0..self.lanes).map(|_| Self::lane(self.workflow.clone(), stop.clone()));
-        futures::future::join_all(lanes).await;
+        tokio::join!(futures::future::join_all(lanes), Self::hourly(self.workflow.clone(), stop.clone()));
+    }
+
+    /// Every node asks for the hour's retention sweep; the job id names the hour, so one node
+    /// runs it.
+    async fn hourly(workflow: Workflow, mut stop: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            if let Err(e) = workflow.schedule_retention().await {
+                tracing::warn!(error = %e, "could not schedule the retention sweep");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                _ = stop.changed() => return,
+            }
+        }
     }
 
     async fn lane(workflow: Workflow, mut stop: tokio::sync::watch::Receiver<bool>) {
@@ -230,6 +256,38 @@ impl Workflow {
         true
     }
 
+    /// Enqueues this hour's retention sweep (a no-op when a node did already).
+    pub async fn schedule_retention(&self) -> Result<(), EnvelopeError> {
+        let now = self.now();
+        let hour = now / (60 * 60 * 1000);
+        self.enqueue(&[job(format!("retention:{hour}"), JobKind::Retention, serde_json::json!({}), now)]).await
+    }
+
+    /// Erases every envelope whose organisation's retention has run out: the `envelope.deleted`
+    /// event first (reason `retention`), then its key and blobs, then its rows. The audit log
+    /// keeps the envelope's leaves (hashes), so it stays verifiable. Returns how many went.
+    pub async fn apply_retention(&self) -> Result<usize, EnvelopeError> {
+        let mut erased = 0;
+        loop {
+            let batch = self.inner.ports.envelopes.past_retention(self.now(), 100).await?;
+            if batch.is_empty() {
+                return Ok(erased);
+            }
+            for (org, id, sha256) in batch {
+                self.record(
+                    NewEvent::new(EventKind::EnvelopeDeleted, Some(id), Actor::system(), ClientInfo::default())
+                        .document(sha256)
+                        .detail("reason", Detail::Text("retention".into())),
+                )
+                .await?;
+                self.inner.vault.shred_envelope(id).await?;
+                self.inner.ports.envelopes.delete_envelope(org, id).await?;
+                erased += 1;
+            }
+            tracing::info!(erased, "retention: envelopes erased");
+        }
+    }
+
     /// The job queue as monitoring sees it: jobs not done yet, and how many milliseconds the most
     /// overdue job waiting for a node is late (0 when none is). A job a node is running does not
     /// count: its time is work, not lag; a job whose node died counts again once its lease ran out.
@@ -269,6 +327,7 @@ impl Workflow {
                 self.deliver(payload::<WebhookJob>(job)?.delivery_id, job.attempts >= job.max_attempts).await
             }
             JobKind::Previews => self.render_previews(payload::<EnvelopeJob>(job)?.envelope_id).await,
+            JobKind::Retention => self.apply_retention().await.map(|_| ()),
         }
     }
 
