@@ -80,10 +80,11 @@ pub enum EventKind {
     BillingQuotaExceeded,
     OrganisationErased,
     RetentionChanged,
+    OrganisationExported,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 40] = [
+    pub const ALL: [EventKind; 41] = [
         Self::EnvelopeCreated,
         Self::DocumentUploaded,
         Self::RecipientAdded,
@@ -124,6 +125,7 @@ impl EventKind {
         Self::BillingQuotaExceeded,
         Self::OrganisationErased,
         Self::RetentionChanged,
+        Self::OrganisationExported,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -168,6 +170,7 @@ impl EventKind {
             Self::BillingQuotaExceeded => "billing.quota_exceeded",
             Self::OrganisationErased => "organisation.erased",
             Self::RetentionChanged => "organisation.retention_changed",
+            Self::OrganisationExported => "organisation.exported",
         }
     }
 }

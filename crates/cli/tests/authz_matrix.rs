@@ -58,6 +58,7 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/organisation", Access::Member),
     ("PATCH", "/api/v1/organisation", Access::Member),
     ("DELETE", "/api/v1/organisation", Access::Member),
+    ("GET", "/api/v1/organisation/export", Access::Member),
     ("POST", "/api/v1/api-keys", Access::Member),
     ("GET", "/api/v1/api-keys", Access::Member),
     ("DELETE", "/api/v1/api-keys/{id}", Access::Member),

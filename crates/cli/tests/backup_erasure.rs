@@ -105,6 +105,45 @@ async fn an_erased_organisation_stays_unreadable_in_a_restored_backup() {
     assert_eq!(status, 200);
     let (_, bob_doc) = download(&api, &Auth::Bearer(bob.clone()), &bob_env).await;
 
+    // Ada takes her data with her first: one archive, checked without the server.
+    let ada_auth = Auth::Bearer(ada.clone());
+    let export =
+        api.client.get(format!("{}/api/v1/organisation/export", api.base)).bearer_auth(&ada).send().await.unwrap();
+    assert_eq!(export.status(), 200);
+    assert_eq!(export.headers()["content-type"], "application/x-tar");
+    let archive = export.bytes().await.unwrap();
+    let mut files = std::collections::HashMap::new();
+    for e in tar::Archive::new(archive.as_ref()).entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().display().to_string();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        files.insert(path, data);
+    }
+    let doc = |name: &str| files.get(&format!("sigillum-export/envelopes/{ada_env}/{name}")).cloned();
+    assert_eq!(doc("original.pdf"), Some(ada_doc.clone()), "{:?}", files.keys());
+    assert!(doc("final.pdf").is_none(), "a draft has no final document");
+    let envelope: Value = serde_json::from_slice(&doc("envelope.json").unwrap()).unwrap();
+    assert_eq!(envelope["title"], "Ada's merger");
+    let trail: Value = serde_json::from_slice(&doc("audit-trail.json").unwrap()).unwrap();
+    assert!(trail["checkpoint"].as_str().unwrap().contains('\u{2014}'), "a signed checkpoint: {}", trail["checkpoint"]);
+    assert!(trail["events"].as_array().unwrap().iter().any(|e| e["event"]["kind"] == "document.uploaded"));
+    let about: Value = serde_json::from_slice(&files["sigillum-export/organisation.json"]).unwrap();
+    assert_eq!((about["envelopes"].as_u64(), about["organisation"]["name"].as_str()), (Some(1), Some("Ada Lovelace")));
+    assert!(!files.keys().any(|k| k.contains(&bob_env)), "only Ada's organisation");
+    // Owners only.
+    let r = api
+        .call(
+            Method::POST,
+            "/api/v1/members",
+            &ada_auth,
+            Some(json!({"email": "max@example.org", "name": "Max", "password": PW})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let max = api.login("max@example.org", PW).await;
+    assert_eq!(api.call(Method::GET, "/api/v1/organisation/export", &max, None).await.status, 403);
+
     // The operator's backup while the server runs: the database by `backup create`, the bucket
     // (here the blob directory) by copying it, as an object store's replica would.
     let backup = dir.path().join("nightly.sgb");
@@ -130,7 +169,8 @@ async fn an_erased_organisation_stays_unreadable_in_a_restored_backup() {
     );
 
     // Ada erases her organisation; the wrong confirmation and a non-owner change nothing.
-    let ada_auth = Auth::Bearer(ada.clone());
+    let r = api.call(Method::DELETE, "/api/v1/organisation", &max, Some(json!({"confirm": "Ada Lovelace"}))).await;
+    assert_eq!(r.status, 403, "{}", r.text);
     let r = api.call(Method::DELETE, "/api/v1/organisation", &ada_auth, Some(json!({"confirm": "Ada"}))).await;
     assert_eq!((r.status, r.body["error"]["code"].as_str()), (422, Some("invalid_input")), "{}", r.text);
     assert_eq!(download(&api, &ada_auth, &ada_env).await.0, 200);

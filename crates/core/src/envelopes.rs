@@ -86,6 +86,14 @@ impl From<VaultError> for EnvelopeError {
     }
 }
 
+/// One envelope as an export carries it.
+pub struct ExportedEnvelope {
+    pub detail: EnvelopeDetail,
+    pub trail: crate::audit_log::Trail,
+    pub original: Vec<u8>,
+    pub final_document: Option<Vec<u8>>,
+}
+
 /// What the API shows of an envelope.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EnvelopeView {
@@ -639,6 +647,37 @@ impl Envelopes {
             out.push(self.view(&r).await?);
         }
         Ok(out)
+    }
+
+    /// Starts an export of the caller's organisation (owners only): the ids of every envelope,
+    /// oldest first, after recording `organisation.exported`. Each is then read with
+    /// [`Envelopes::export_envelope`], one at a time, so memory holds one envelope's documents.
+    pub async fn export_ids(&self, p: &Principal, client: &ClientInfo) -> Result<Vec<EnvelopeId>, EnvelopeError> {
+        if p.role != crate::ports::Role::Owner {
+            return Err(EnvelopeError::Forbidden);
+        }
+        let mut records = self.store.envelopes(p.org_id, u32::MAX).await?;
+        records.sort_by_key(|r| r.created_unix_ms);
+        self.record(
+            NewEvent::new(EventKind::OrganisationExported, None, p.actor(), client.clone())
+                .detail("org_id", Detail::Text(p.org_id.to_string()))
+                .detail("envelopes", Detail::Int(records.len() as i64)),
+        )
+        .await?;
+        Ok(records.iter().map(|r| r.id).collect())
+    }
+
+    /// One envelope of an export: its detail, its whole audit trail with proofs, its original
+    /// and (once completed) its final document.
+    pub async fn export_envelope(&self, p: &Principal, id: EnvelopeId) -> Result<ExportedEnvelope, EnvelopeError> {
+        let detail = self.detail(p, id).await?;
+        let trail = self.trail(p, id, 0).await?;
+        let original = self.vault.read_blob(id, ORIGINAL, 1).await?;
+        let final_document = match detail.envelope.status {
+            EnvelopeStatus::Completed => Some(self.vault.read_blob(id, FINAL, 1).await?),
+            _ => None,
+        };
+        Ok(ExportedEnvelope { detail, trail, original, final_document })
     }
 
     /// The original or the final document's bytes (audited as a download).

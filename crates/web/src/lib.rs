@@ -10,6 +10,7 @@ pub mod disclosure;
 pub mod edge;
 pub mod envelopes;
 pub mod error;
+pub mod export;
 pub mod health;
 pub mod json;
 pub mod log;
@@ -61,6 +62,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(disclosure::routes())
         .merge(log::routes())
         .merge(auth::routes())
+        .merge(export::routes())
         .merge(envelopes::routes(state.envelopes.limits().max_bytes))
         .merge(signing::routes())
         .merge(webhooks::routes())

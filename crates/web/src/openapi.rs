@@ -94,6 +94,7 @@ impl Modify for Security {
         crate::auth::organisation,
         crate::auth::set_retention,
         crate::auth::erase_organisation,
+        crate::export::export,
         crate::auth::create_key,
         crate::auth::list_keys,
         crate::auth::revoke_key,
