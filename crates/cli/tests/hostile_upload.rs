@@ -150,6 +150,21 @@ async fn hostile_uploads_are_refused_or_defused() {
         assert_eq!(logged, removed, "{what}");
     }
 
+    // A document signed elsewhere is kept as it is, and the sender is told its signatures will
+    // not verify in the final document.
+    let signed = hostile::document(
+        "/AcroForm << /Fields [6 0 R] >>",
+        "",
+        vec![
+            b"<< /Type /Sig /Filter /Adobe.PPKLite /ByteRange [0 1 2 3] /Contents <3082> >>".to_vec(),
+            b"<< /FT /Sig /T (Approval) /V 5 0 R >>".to_vec(),
+        ],
+    );
+    let r = api.upload(&ada, "signed elsewhere", signed.clone()).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["sanitisation"]["removed"], json!([{"kind": "invalidated_signatures", "count": 1}]));
+    assert_eq!(download(&api, &ada, r.body["id"].as_str().unwrap()).await, signed);
+
     // A clean document, and links to the web, are kept byte for byte.
     for (what, bytes) in [("clean", pdf(2)), ("web link", hostile::uri_link())] {
         let r = api.upload(&ada, what, bytes.clone()).await;

@@ -76,6 +76,10 @@ pub enum RemovedKind {
     Xfa,
     /// Objects nothing referred to, dropped because active content hid among them.
     UnreachableObjects,
+    /// Not removed: digital signatures (and document timestamps) already in the upload. The
+    /// final document is a new file (the values drawn into the pages, then sealed), so they will
+    /// not verify in it; the sender is told before sending.
+    InvalidatedSignatures,
 }
 
 /// One kind of content removed, and how many.
@@ -109,6 +113,7 @@ pub struct Sanitized {
 pub fn sanitize(bytes: &[u8], limits: &Limits, policy: &Policy) -> Result<Sanitized, PdfError> {
     let guard::Loaded { mut doc, version, pages, markers } = guard::load(bytes, limits)?;
     let info = describe(&doc, &pages, version)?;
+    let signatures = existing_signatures(&doc);
     // Object and cross-reference streams are containers lopdf already unpacked, not content.
     let containers: HashSet<ObjectId> = doc
         .objects
@@ -123,8 +128,9 @@ pub fn sanitize(bytes: &[u8], limits: &Limits, policy: &Policy) -> Result<Saniti
     doc.prune_objects();
     let mut removed: Vec<Removed> =
         cleaner.tally.into_iter().filter(|(_, n)| *n > 0).map(|(kind, count)| Removed { kind, count }).collect();
+    let notice = (signatures > 0).then(|| Removed { kind: RemovedKind::InvalidatedSignatures, count: signatures });
     if removed.is_empty() && !markers {
-        return Ok(Sanitized { bytes: bytes.to_vec(), info, removed, changed: false });
+        return Ok(Sanitized { bytes: bytes.to_vec(), info, removed: notice.into_iter().collect(), changed: false });
     }
     if removed.is_empty() && unreachable > 0 {
         removed.push(Removed { kind: RemovedKind::UnreachableObjects, count: saturate(unreachable) });
@@ -139,7 +145,26 @@ pub fn sanitize(bytes: &[u8], limits: &Limits, policy: &Policy) -> Result<Saniti
     if again.pages != info.pages {
         return Err(PdfError::Malformed);
     }
+    removed.extend(notice);
     Ok(Sanitized { bytes: out, info: again, removed, changed: true })
+}
+
+/// Signature dictionaries of the document: `/Type /Sig` or `/DocTimeStamp`, or any dictionary
+/// with the `/ByteRange` and `/Contents` a signature value has.
+fn existing_signatures(doc: &lopdf::Document) -> u32 {
+    let is_signature = |d: &Dictionary| {
+        matches!(name(d, b"Type"), Some(b"Sig" | b"DocTimeStamp")) || (d.has(b"ByteRange") && d.has(b"Contents"))
+    };
+    let n = doc
+        .objects
+        .values()
+        .filter(|o| match o {
+            Object::Dictionary(d) => is_signature(d),
+            Object::Stream(s) => is_signature(&s.dict),
+            _ => false,
+        })
+        .count();
+    saturate(n)
 }
 
 fn saturate(n: usize) -> u32 {
@@ -545,6 +570,35 @@ mod tests {
         assert_eq!((s.changed, s.removed.len(), s.info.pages.len()), (false, 0, 2));
         assert_eq!(s.bytes, clean);
         assert_eq!(s.info, inspect(&clean, &Limits::default()).unwrap());
+    }
+
+    #[test]
+    fn signatures_already_in_the_upload_are_reported_not_removed() {
+        let sig = b"<< /Type /Sig /Filter /Adobe.PPKLite /SubFilter /ETSI.CAdES.detached \
+                    /ByteRange [0 10 20 30] /Contents <3082> >>"
+            .to_vec();
+        let field = b"<< /FT /Sig /T (Signature1) /V 5 0 R >>".to_vec();
+        let signed = hostile::document("/AcroForm << /Fields [6 0 R] >>", "", vec![sig, field]);
+        let s = run(&signed);
+        assert_eq!(removed(&s), vec![(RemovedKind::InvalidatedSignatures, 1)]);
+        assert!(!s.changed, "nothing was removed: the upload is kept as it is");
+        assert_eq!(s.bytes, signed);
+        // With active content beside it, both are reported.
+        let mixed = hostile::document(
+            "/AcroForm << /Fields [6 0 R] >> /OpenAction << /S /JavaScript /JS (app.alert(1)) >>",
+            "",
+            vec![
+                b"<< /Type /DocTimeStamp /ByteRange [0 1 2 3] /Contents <00> >>".to_vec(),
+                b"<< /FT /Sig /T (T) /V 5 0 R >>".to_vec(),
+            ],
+        );
+        let s = run(&mixed);
+        assert!(s.changed);
+        assert_eq!(removed(&s).last(), Some(&(RemovedKind::InvalidatedSignatures, 1)), "{:?}", removed(&s));
+        assert!(removed(&s).iter().any(|(k, _)| *k == RemovedKind::Javascript));
+        assert_eq!(serde_json::to_value(RemovedKind::InvalidatedSignatures).unwrap(), "invalidated_signatures");
+        // Our own clean documents carry none.
+        assert!(run(&pdf(1)).removed.is_empty());
     }
 
     #[test]

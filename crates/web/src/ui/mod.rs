@@ -164,6 +164,17 @@ mod tests {
         }
     }
 
+    /// The sanitiser's report: what was removed, and apart from it, that signatures already in
+    /// the upload will not verify in the final document.
+    #[test]
+    fn the_envelope_page_tells_what_was_removed_and_which_signatures_break() {
+        let data = pages::sample_data().into_iter().filter(|(t, _)| *t == "envelope.html").nth(1).unwrap().1;
+        let page = Page { template: "envelope.html", script: "x", lang: "en", user: None, data, version: "0" };
+        let html = page.render().unwrap();
+        assert!(html.contains("Removed from the upload for safety: JavaScript (2)</p>"), "{html}");
+        assert!(html.contains("id=\"signatures-invalidated\">This document carries 1 digital signature(s)"), "{html}");
+    }
+
     #[test]
     fn json_data_cannot_close_its_script_block() {
         let page = Page {

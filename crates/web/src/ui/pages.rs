@@ -215,6 +215,9 @@ pub(crate) fn sample_data() -> Vec<(&'static str, Value)> {
         "finished_unix_ms": null, "final_sha256": null, "sanitisation": null, "previews_failed": null,
         "recipients": [], "fields": [],
     });
+    let mut sanitised = envelope.clone();
+    sanitised["sanitisation"] = json!({"uploaded_sha256": "cd", "removed": [
+        {"kind": "javascript", "count": 2}, {"kind": "invalidated_signatures", "count": 1}]});
     vec![
         ("login.html", json!({})),
         ("signup.html", json!({})),
@@ -226,6 +229,7 @@ pub(crate) fn sample_data() -> Vec<(&'static str, Value)> {
         ("dashboard.html", json!({"envelopes": [], "total": 0, "statuses": STATUSES, "status": "sent", "q": "x"})),
         ("upload.html", json!({"max_bytes": 1})),
         ("envelope.html", json!({"envelope": envelope, "roles": sigillum_core::envelopes::ROLES})),
+        ("envelope.html", json!({"envelope": sanitised, "roles": sigillum_core::envelopes::ROLES})),
         ("settings.html", json!({"totp_enabled": false})),
         ("billing.html", billing_sample(true, "stripe", "active", "success")),
         ("billing.html", billing_sample(true, "paypal", "ACTIVE", "")),
