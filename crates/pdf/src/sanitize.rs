@@ -128,7 +128,7 @@ pub fn sanitize(bytes: &[u8], limits: &Limits, policy: &Policy) -> Result<Saniti
     doc.prune_objects();
     let mut removed: Vec<Removed> =
         cleaner.tally.into_iter().filter(|(_, n)| *n > 0).map(|(kind, count)| Removed { kind, count }).collect();
-    let notice = (signatures > 0).then(|| Removed { kind: RemovedKind::InvalidatedSignatures, count: signatures });
+    let notice = (signatures > 0).then_some(Removed { kind: RemovedKind::InvalidatedSignatures, count: signatures });
     if removed.is_empty() && !markers {
         return Ok(Sanitized { bytes: bytes.to_vec(), info, removed: notice.into_iter().collect(), changed: false });
     }
