@@ -27,6 +27,14 @@ pub struct App {
     pub billing: Billing,
 }
 
+/// The KEKs of the deployment itself (not of an organisation), made once at the first start.
+const SYSTEM_KEKS: [&str; 4] = [
+    sigillum_core::audit_log::LOG_KEK_ID,
+    sigillum_core::two_factor::KEK,
+    sigillum_core::workflow::WEBHOOK_KEK,
+    crate::backup::BACKUP_KEK,
+];
+
 /// Wraps adapters as the application is wired (the server meters them); identity by default.
 pub trait Observe: Send + Sync {
     fn keys(&self, keys: Arc<dyn sigillum_crypto::KeyManager>) -> Arc<dyn sigillum_crypto::KeyManager> {
@@ -59,6 +67,13 @@ impl App {
             sigillum_kms::open(&cfg.kms, cfg.master_key.as_ref(), cfg.pkcs11_pin.as_ref())
                 .context("opening the key manager")?,
         );
+        // Nodes starting together take turns creating what exists once: the system KEKs (made
+        // here, before anything uses them, so no two nodes ever make a first version each), the
+        // log key and the internal CA below.
+        let startup = repo.startup_lock().await.context("taking the start-up lock")?;
+        for kek in SYSTEM_KEKS {
+            keys.ensure_kek(kek).await.with_context(|| format!("creating the {kek} key"))?;
+        }
         let vault = Vault::new(Arc::new(repo.clone()), blobs, keys, Arc::new(SystemClock), cfg.node_id.clone());
         let audit = AuditLog::open(Arc::new(repo.clone()), vault.clone(), Arc::new(SystemClock), &cfg.log_origin)
             .await
@@ -94,6 +109,7 @@ impl App {
         let pki = Arc::new(pki);
         // The certificates are issued (or loaded) now, so a key-manager problem stops the start.
         pki.certificates().await.context("issuing or loading the internal PKI certificates")?;
+        drop(startup);
         let tsa: Arc<dyn TimestampAuthority> = match &cfg.tsa_url {
             Some(url) => Arc::new(sigillum_web::pki::HttpTimestampAuthority::new(url).context("SIGILLUM_TSA_URL")?),
             None => pki.clone(),

@@ -10,7 +10,8 @@ use crate::accounts::{sha256, AccountError, Accounts, Principal};
 use crate::audit_log::{Actor, ClientInfo};
 use crate::ports::{RepoError, TotpRecord, UserRecord};
 
-const KEK: &str = "system:totp";
+/// The KEK that wraps TOTP secrets.
+pub const KEK: &str = "system:totp";
 const ISSUER: &str = "Sigillum";
 pub const RECOVERY_CODES: usize = 10;
 

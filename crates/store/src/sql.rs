@@ -16,6 +16,12 @@ pub enum Backend {
     Postgres,
 }
 
+/// The advisory lock id of [`SqlRepository::startup_lock`] ("sigillum" in ASCII, truncated).
+const STARTUP_LOCK: i64 = 0x7369_6769_6c6c;
+
+/// See [`SqlRepository::startup_lock`].
+pub struct StartupGuard(#[allow(dead_code)] Option<sqlx::pool::PoolConnection<sqlx::Any>>);
+
 #[derive(Clone)]
 pub struct SqlRepository {
     pub(crate) pool: AnyPool,
@@ -169,6 +175,21 @@ impl SqlRepository {
         };
         migrator.run(&pool).await.map_err(|e| RepoError::Unavailable(format!("migration failed: {e}")))?;
         Ok(Self { pool, backend, audit_writer: Default::default() })
+    }
+
+    /// Holds the deployment-wide start-up lock until the guard is dropped. Nodes that start at the
+    /// same moment on one PostgreSQL database take turns creating what exists once (the log key,
+    /// the internal CA, the system KEKs), so none creates a second one. A PostgreSQL session-level
+    /// advisory lock on a connection of its own, closed with the guard (which releases it even if
+    /// the process dies). SQLite belongs to one node: no lock.
+    pub async fn startup_lock(&self) -> Result<StartupGuard, RepoError> {
+        if self.backend != Backend::Postgres {
+            return Ok(StartupGuard(None));
+        }
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        conn.close_on_drop();
+        sqlx::query("SELECT pg_advisory_lock($1)").bind(STARTUP_LOCK).execute(&mut *conn).await.map_err(db)?;
+        Ok(StartupGuard(Some(conn)))
     }
 
     /// The connection pool, for tools (benchmarks) that need plain SQL beside the repository.

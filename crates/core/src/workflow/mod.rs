@@ -34,6 +34,7 @@ pub use jobs::{JobKind, Worker, DEFAULT_JOB_LANES};
 pub use mail::MAIL_LANGUAGES;
 pub use sending::SendRequest;
 pub use signing::{CompleteRequest, SignatureInput, SignerView};
+pub use webhooks::KEK as WEBHOOK_KEK;
 pub use webhooks::{NewWebhook, WebhookCreated, WebhookView, WEBHOOK_EVENTS};
 
 /// The adapters the workflow runs on.

@@ -24,7 +24,8 @@ pub const WEBHOOK_EVENTS: [&str; 6] = [
     "envelope.expired",
     "recipient.signed",
 ];
-const KEK: &str = "system:webhooks";
+/// The KEK that wraps webhook signing secrets.
+pub const KEK: &str = "system:webhooks";
 const MAX_WEBHOOKS: usize = 20;
 
 /// `POST /api/v1/webhooks`.

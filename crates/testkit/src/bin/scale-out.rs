@@ -71,10 +71,15 @@ impl Cluster {
                 Node { name: format!("n{i}"), port, env, server: None }
             })
             .collect();
-        // The first node creates the schema, the internal CA and the log key; the others join.
-        for node in &mut nodes {
-            tokio::task::block_in_place(|| node.start());
-        }
+        // All nodes start at once on the empty database, as an orchestrator starts them: one
+        // creates the schema, the internal CA and the log key, the others find them.
+        tokio::task::block_in_place(|| {
+            std::thread::scope(|scope| {
+                for node in &mut nodes {
+                    scope.spawn(move || node.start());
+                }
+            })
+        });
         let backends: Vec<(String, u16)> = nodes.iter().map(|n| (n.name.clone(), n.port)).collect();
         let balancer = Balancer::start(lb_port, &backends);
         let cluster = Self { nodes, balancer, shared };
