@@ -132,6 +132,7 @@ pub async fn run_until(
     let worker = tokio::spawn(
         sigillum_core::workflow::Worker::new(app.workflow.clone()).with_lanes(cfg.job_lanes).run(jobs_stop),
     );
+    let notifications = tokio::spawn(listen(app.repo.clone(), app.workflow.clone(), app.audit.clone()));
     let limits = ConnLimits {
         max_connections: cfg.max_connections,
         max_per_ip: cfg.max_connections_per_ip,
@@ -158,6 +159,7 @@ pub async fn run_until(
     if let Some(redirect) = redirect {
         let _ = redirect.await;
     }
+    notifications.abort();
     let _ = stop_jobs.send(true);
     if tokio::time::timeout(std::time::Duration::from_secs(30), worker).await.is_err() {
         tracing::warn!("the job runner did not stop within 30 s; its leased job will be retried");
@@ -395,5 +397,33 @@ impl crate::app::Observe for Metered {
     }
     fn jobs(&self, jobs: Arc<dyn sigillum_core::ports::JobStore>) -> Arc<dyn sigillum_core::ports::JobStore> {
         self.0.meter_jobs(jobs)
+    }
+}
+
+/// Wakes this node's job lanes and live audit streams when another node enqueues jobs or appends
+/// events (PostgreSQL LISTEN/NOTIFY); the polling of both remains the fallback. Reconnects after a
+/// failure, with a pause.
+async fn listen(
+    repo: sigillum_store::SqlRepository,
+    workflow: sigillum_core::Workflow,
+    audit: sigillum_core::AuditLog,
+) {
+    use sigillum_store::notify::Notice;
+    loop {
+        match repo.listen().await {
+            Ok(None) => return,
+            Ok(Some(mut n)) => loop {
+                match n.next().await {
+                    Ok(Notice::Jobs) => workflow.wake(),
+                    Ok(Notice::Audit) => audit.refresh(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "database notifications interrupted; polling meanwhile");
+                        break;
+                    }
+                }
+            },
+            Err(e) => tracing::warn!(error = %e, "cannot listen for database notifications; polling instead"),
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
     }
 }

@@ -179,6 +179,8 @@ struct Inner {
     origin: String,
     queue: mpsc::Sender<Pending>,
     size: watch::Sender<u64>,
+    /// Wakes the watcher before its next poll (another node appended: [`AuditLog::refresh`]).
+    poke: Arc<tokio::sync::Notify>,
 }
 
 /// The audit log of the deployment. Cheap to clone.
@@ -255,9 +257,10 @@ impl AuditLog {
             origin: record.origin.clone(),
             queue,
             size,
+            poke: Arc::new(tokio::sync::Notify::new()),
         });
         spawn_writer(writer(store.clone(), signer, clock, rx, Arc::downgrade(&inner)))?;
-        tokio::spawn(watcher(Arc::downgrade(&inner)));
+        tokio::spawn(watcher(Arc::downgrade(&inner), inner.poke.clone()));
         let log = Self { inner };
         if log.inner.store.latest_checkpoint().await?.is_none() {
             log.commit(None).await?;
@@ -333,6 +336,11 @@ impl AuditLog {
     /// A published checkpoint of exactly `size` leaves, if one was signed.
     pub async fn checkpoint_at(&self, size: u64) -> Result<Option<StoredCheckpoint>, AuditError> {
         Ok(self.inner.store.checkpoint_at(size).await?)
+    }
+
+    /// Another process appended (a database notification): live streams look now.
+    pub fn refresh(&self) {
+        self.inner.poke.notify_one();
     }
 
     /// Follows the tree size, including other processes' appends (within [`POLL_INTERVAL`]).
@@ -491,12 +499,16 @@ async fn writer(
     }
 }
 
-/// Notices appends made by other processes, so live streams on this node see them too.
-async fn watcher(inner: Weak<Inner>) {
+/// Notices appends made by other processes, so live streams on this node see them too: at once
+/// when poked ([`AuditLog::refresh`]), and at every [`POLL_INTERVAL`] in any case.
+async fn watcher(inner: Weak<Inner>, poke: Arc<tokio::sync::Notify>) {
     let mut tick = tokio::time::interval(POLL_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = poke.notified() => {}
+        }
         let Some(inner) = inner.upgrade() else { return };
         if inner.size.receiver_count() == 0 {
             continue;

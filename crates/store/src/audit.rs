@@ -275,6 +275,7 @@ async fn insert_checkpoint(
         .execute(&mut *conn)
         .await
         .map_err(db)?;
+    crate::notify::within(conn, crate::notify::AUDIT).await?;
     Ok(checkpoint)
 }
 

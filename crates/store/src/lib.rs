@@ -10,6 +10,7 @@ pub mod backup;
 mod billing;
 pub mod blobs;
 mod envelopes;
+pub mod notify;
 mod pki;
 mod recipients;
 mod signing;

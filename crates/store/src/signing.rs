@@ -36,6 +36,9 @@ async fn insert_jobs(conn: &mut AnyConnection, jobs: &[NewJob], now: i64) -> Res
         .await
         .map_err(db)?;
     }
+    if !jobs.is_empty() {
+        crate::notify::within(conn, crate::notify::JOBS).await?;
+    }
     Ok(())
 }
 

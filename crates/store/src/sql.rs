@@ -28,6 +28,8 @@ pub struct SqlRepository {
     pub(crate) backend: Backend,
     /// What this process's audit writer knew after its last commit (see `audit.rs`).
     pub(crate) audit_writer: crate::audit::WriterCache,
+    /// The PostgreSQL URL, for the listening connection (`notify.rs`).
+    pub(crate) url: Option<std::sync::Arc<secrecy::SecretString>>,
 }
 
 pub(crate) fn db(e: sqlx::Error) -> RepoError {
@@ -174,7 +176,8 @@ impl SqlRepository {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await.map_err(|e| RepoError::Unavailable(format!("migration failed: {e}")))?;
-        Ok(Self { pool, backend, audit_writer: Default::default() })
+        let listen_url = (backend == Backend::Postgres).then(|| std::sync::Arc::new(secrecy::SecretString::from(url)));
+        Ok(Self { pool, backend, audit_writer: Default::default(), url: listen_url })
     }
 
     /// Holds the deployment-wide start-up lock until the guard is dropped. Nodes that start at the

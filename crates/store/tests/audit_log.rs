@@ -240,6 +240,36 @@ async fn a_watcher_on_another_node_sees_new_events_within_a_second() {
     }
 }
 
+/// PostgreSQL nodes hear each other at once (LISTEN/NOTIFY): an enqueued job and an append each
+/// reach the other node's listener when their transaction commits; SQLite has nobody to tell.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_nodes_hear_each_others_jobs_and_appends() {
+    use sigillum_core::ports::{JobStore, NewJob};
+    use sigillum_store::notify::Notice;
+    assert!(local_stack().await.repo.listen().await.unwrap().is_none());
+    let a = server_stack().await;
+    let b = same_stores_as(&a).await;
+    let log_a = open_log(&a).await;
+    let mut heard = b.repo.listen().await.unwrap().expect("a listener on PostgreSQL");
+    let job = NewJob {
+        id: "notify-1".into(),
+        kind: "advance".into(),
+        payload: "{}".into(),
+        run_at_unix_ms: 0,
+        max_attempts: 1,
+    };
+    a.repo.enqueue(&[job], 0).await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(2), heard.next()).await.unwrap().unwrap();
+    assert_eq!(n, Notice::Jobs);
+    let env = a.new_envelope().await;
+    log_a.record(signer_event(EventKind::LinkOpened, Some(env), 1)).await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(2), heard.next()).await.unwrap().unwrap();
+    assert_eq!(n, Notice::Audit);
+    // Enqueueing nothing (an idempotent re-enqueue still notifies; an empty list does not).
+    a.repo.enqueue(&[], 0).await.unwrap();
+    assert!(tokio::time::timeout(Duration::from_millis(300), heard.next()).await.is_err(), "nothing was enqueued");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_writers_on_one_postgres_get_gap_free_sequence_numbers_and_one_root() {
     let first = server_stack().await;

@@ -256,6 +256,11 @@ impl Workflow {
         true
     }
 
+    /// Jobs were enqueued elsewhere (another node, per a database notification): a lane looks now.
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
     /// Enqueues this hour's retention sweep (a no-op when a node did already).
     pub async fn schedule_retention(&self) -> Result<(), EnvelopeError> {
         let now = self.now();
