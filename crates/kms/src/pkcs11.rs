@@ -60,10 +60,13 @@ pub struct KekProbe {
 
 /// A PKCS#11 module may be initialised once per process; every key manager on the same module
 /// shares that one context.
-fn context(module: &PathBuf) -> Result<Pkcs11, KeyManagerError> {
+fn contexts() -> &'static Mutex<HashMap<PathBuf, Pkcs11>> {
     static CONTEXTS: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
-    let map = CONTEXTS.get_or_init(|| Mutex::new(HashMap::new()));
-    let mut map = map.lock().map_err(|_| KeyManagerError::Unavailable("pkcs11 registry".into()))?;
+    CONTEXTS.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+fn context(module: &PathBuf) -> Result<Pkcs11, KeyManagerError> {
+    let mut map = contexts().lock().map_err(|_| KeyManagerError::Unavailable("pkcs11 registry".into()))?;
     if let Some(ctx) = map.get(module) {
         return Ok(ctx.clone());
     }
@@ -75,6 +78,17 @@ fn context(module: &PathBuf) -> Result<Pkcs11, KeyManagerError> {
     map.insert(module.clone(), ctx.clone());
     Ok(ctx)
 }
+
+/// Forgets the shared context of `module`, so that the next [`context`] initialises the module
+/// anew (the old one is finalised when its last user lets go of it).
+fn forget_context(module: &PathBuf) {
+    if let Ok(mut map) = contexts().lock() {
+        map.remove(module);
+    }
+}
+
+/// How many times [`Pkcs11KeyManager::open`] looks for its token before giving up.
+const TOKEN_LOOKUPS: u32 = 5;
 
 fn ck(what: &'static str) -> impl Fn(CkError) -> KeyManagerError {
     move |e| KeyManagerError::Unavailable(format!("pkcs11 {what}: {e}"))
@@ -100,13 +114,31 @@ fn parse_object_id(id: &[u8]) -> Option<(String, u32)> {
 
 impl Pkcs11KeyManager {
     /// Loads the module, finds the token by label, opens a session and logs in as user.
+    ///
+    /// A token that is missing is looked for again, with the module initialised anew, a few
+    /// times over about three seconds. SoftHSM2 reads its token files once, at `C_Initialize`;
+    /// a process that initialises while another process rewrites the token file (nodes starting
+    /// together, one of them creating keys) can read it half-written and not list the token.
     pub fn open(cfg: &Pkcs11Config, pin: &SecretString) -> Result<Self, KeyManagerError> {
-        let ctx = context(&cfg.module)?;
-        let slots = ctx.get_slots_with_initialized_token().map_err(ck("list slots"))?;
-        let slot = slots
-            .into_iter()
-            .find(|s| ctx.get_token_info(*s).map(|t| t.label() == cfg.token).unwrap_or(false))
-            .ok_or_else(|| KeyManagerError::Config(format!("no PKCS#11 token labelled {:?}", cfg.token)))?;
+        let mut lookup = 1;
+        let (ctx, slot) = loop {
+            let ctx = context(&cfg.module)?;
+            let slots = ctx.get_slots_with_initialized_token().map_err(ck("list slots"))?;
+            let found =
+                slots.into_iter().find(|s| ctx.get_token_info(*s).map(|t| t.label() == cfg.token).unwrap_or(false));
+            match found {
+                Some(slot) => break (ctx, slot),
+                None if lookup < TOKEN_LOOKUPS => {
+                    drop(ctx);
+                    forget_context(&cfg.module);
+                    std::thread::sleep(std::time::Duration::from_millis(300 * u64::from(lookup)));
+                    lookup += 1;
+                }
+                None => {
+                    return Err(KeyManagerError::Config(format!("no PKCS#11 token labelled {:?}", cfg.token)));
+                }
+            }
+        };
         let session = ctx.open_rw_session(slot).map_err(ck("open session"))?;
         let pin = cryptoki::types::AuthPin::new(pin.expose_secret().into());
         match session.login(UserType::User, Some(&pin)) {

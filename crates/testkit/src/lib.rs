@@ -48,6 +48,21 @@ impl SoftHsm {
     pub fn kms_spec(&self) -> String {
         format!("pkcs11:module={};token={}", self.module.display(), self.token)
     }
+
+    /// Initialises one more token, labelled `label`, in this process's token directory (with the
+    /// same PINs), the way an operator would with `softhsm2-util` while the module is loaded.
+    pub fn add_token(&self, label: &str) {
+        init_token(&self._dir.path().join("softhsm2.conf"), label);
+    }
+}
+
+fn init_token(conf: &std::path::Path, label: &str) {
+    let out = Command::new("softhsm2-util")
+        .args(["--init-token", "--free", "--label", label, "--pin", PIN, "--so-pin", "8642"])
+        .env("SOFTHSM2_CONF", conf)
+        .output()
+        .expect("softhsm2-util not found: run scripts/test.sh");
+    assert!(out.status.success(), "softhsm2-util: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// Path of the SoftHSM2 PKCS#11 module.
@@ -80,12 +95,7 @@ pub fn softhsm() -> &'static SoftHsm {
         .unwrap();
         std::env::set_var("SOFTHSM2_CONF", &conf);
         let token = format!("sigillum-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        let out = Command::new("softhsm2-util")
-            .args(["--init-token", "--free", "--label", &token, "--pin", PIN, "--so-pin", "8642"])
-            .env("SOFTHSM2_CONF", &conf)
-            .output()
-            .expect("softhsm2-util not found: run scripts/test.sh");
-        assert!(out.status.success(), "softhsm2-util: {}", String::from_utf8_lossy(&out.stderr));
+        init_token(&conf, &token);
         SoftHsm { module: softhsm_module(), token, pin: SecretString::from(PIN), _dir: dir }
     })
 }
