@@ -5,6 +5,7 @@ use sigillum_core::{ApiKeyId, OrgId, RepoError, UserId};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::inline::Columns;
 use crate::sql::{corrupt, db, hash_column, id_column, SqlRepository};
 
 fn user_row(r: &AnyRow) -> Result<UserRecord, RepoError> {
@@ -23,38 +24,38 @@ fn user_row(r: &AnyRow) -> Result<UserRecord, RepoError> {
 const USER_IDENTITY_COLUMNS: &str =
     "u.id AS u_id, u.org_id AS u_org_id, u.email AS u_email, u.name AS u_name, u.role AS u_role";
 
-fn identity_row(r: &AnyRow) -> Result<UserIdentity, RepoError> {
+fn identity_row(r: &(impl Columns + ?Sized)) -> Result<UserIdentity, RepoError> {
     Ok(UserIdentity {
         id: id_column(r, "u_id", UserId::parse)?,
         org_id: id_column(r, "u_org_id", OrgId::parse)?,
-        email: r.try_get("u_email").map_err(db)?,
-        name: r.try_get("u_name").map_err(db)?,
-        role: Role::parse(&r.try_get::<String, _>("u_role").map_err(db)?).ok_or_else(|| corrupt("role"))?,
+        email: r.col("u_email")?,
+        name: r.col("u_name")?,
+        role: Role::parse(&r.col::<String>("u_role")?).ok_or_else(|| corrupt("role"))?,
     })
 }
 
-fn session_row(r: &AnyRow) -> Result<SessionRecord, RepoError> {
+fn session_row(r: &(impl Columns + ?Sized)) -> Result<SessionRecord, RepoError> {
     Ok(SessionRecord {
         token_hash: hash_column(r, "token_hash")?,
         user_id: id_column(r, "user_id", UserId::parse)?,
         csrf_hash: hash_column(r, "csrf_hash")?,
-        created_unix_ms: r.try_get("created_ms").map_err(db)?,
-        last_seen_unix_ms: r.try_get("last_seen_ms").map_err(db)?,
-        expires_unix_ms: r.try_get("expires_ms").map_err(db)?,
+        created_unix_ms: r.col("created_ms")?,
+        last_seen_unix_ms: r.col("last_seen_ms")?,
+        expires_unix_ms: r.col("expires_ms")?,
     })
 }
 
-fn key_row(r: &AnyRow) -> Result<ApiKeyRecord, RepoError> {
+fn key_row(r: &(impl Columns + ?Sized)) -> Result<ApiKeyRecord, RepoError> {
     Ok(ApiKeyRecord {
         id: id_column(r, "id", ApiKeyId::parse)?,
         org_id: id_column(r, "org_id", OrgId::parse)?,
         user_id: id_column(r, "user_id", UserId::parse)?,
-        name: r.try_get("name").map_err(db)?,
-        prefix: r.try_get("prefix").map_err(db)?,
+        name: r.col("name")?,
+        prefix: r.col("prefix")?,
         key_hash: hash_column(r, "key_hash")?,
-        created_unix_ms: r.try_get("created_ms").map_err(db)?,
-        last_used_unix_ms: r.try_get("last_used_ms").map_err(db)?,
-        revoked_unix_ms: r.try_get("revoked_ms").map_err(db)?,
+        created_unix_ms: r.col("created_ms")?,
+        last_used_unix_ms: r.col("last_used_ms")?,
+        revoked_unix_ms: r.col("revoked_ms")?,
     })
 }
 
@@ -148,6 +149,11 @@ impl AccountStore for SqlRepository {
         token_hash: &[u8; 32],
     ) -> Result<Option<(SessionRecord, UserIdentity)>, RepoError> {
         let sql = format!("SELECT s.*, {USER_IDENTITY_COLUMNS} FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1");
+        if let Some(found) = self.read_inline(|c| {
+            crate::inline::optional(c, &sql, [token_hash.as_slice()], |r| Ok((session_row(r)?, identity_row(r)?)))
+        }) {
+            return Ok(found);
+        }
         let r = sqlx::query(&sql).bind(token_hash.to_vec()).fetch_optional(&self.pool).await.map_err(db)?;
         r.as_ref().map(|r| Ok((session_row(r)?, identity_row(r)?))).transpose()
     }
@@ -190,6 +196,11 @@ impl AccountStore for SqlRepository {
 
     async fn api_key_with_user(&self, key_hash: &[u8; 32]) -> Result<Option<(ApiKeyRecord, UserIdentity)>, RepoError> {
         let sql = format!("SELECT k.*, {USER_IDENTITY_COLUMNS} FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = $1");
+        if let Some(found) = self.read_inline(|c| {
+            crate::inline::optional(c, &sql, [key_hash.as_slice()], |r| Ok((key_row(r)?, identity_row(r)?)))
+        }) {
+            return Ok(found);
+        }
         let r = sqlx::query(&sql).bind(key_hash.to_vec()).fetch_optional(&self.pool).await.map_err(db)?;
         r.as_ref().map(|r| Ok((key_row(r)?, identity_row(r)?))).transpose()
     }

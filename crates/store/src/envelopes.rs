@@ -3,34 +3,33 @@
 use sigillum_core::lifecycle::EnvelopeStatus;
 use sigillum_core::ports::{EnvelopeRecord, EnvelopeStore};
 use sigillum_core::{EnvelopeId, OrgId, RepoError, UserId};
-use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::inline::Columns;
 use crate::sql::{corrupt, db, id_column, SqlRepository};
 
-pub(crate) fn envelope_row(r: &AnyRow) -> Result<EnvelopeRecord, RepoError> {
+pub(crate) fn envelope_row(r: &(impl Columns + ?Sized)) -> Result<EnvelopeRecord, RepoError> {
     Ok(EnvelopeRecord {
         id: id_column(r, "id", EnvelopeId::parse)?,
         org_id: id_column(r, "org_id", OrgId::parse)?,
         created_by: id_column(r, "created_by", UserId::parse)?,
-        title_sealed: r.try_get("title_sealed").map_err(db)?,
-        status: EnvelopeStatus::parse(&r.try_get::<String, _>("status").map_err(db)?)
-            .ok_or_else(|| corrupt("status"))?,
-        document_sha256: r.try_get("document_sha256").map_err(db)?,
-        document_bytes: r.try_get::<i64, _>("document_bytes").map_err(db)? as u64,
-        pages: r.try_get("pages").map_err(db)?,
-        created_unix_ms: r.try_get("created_ms").map_err(db)?,
-        updated_unix_ms: r.try_get("updated_ms").map_err(db)?,
-        message_sealed: r.try_get("message_sealed").map_err(db)?,
-        sent_unix_ms: r.try_get("sent_ms").map_err(db)?,
-        expires_unix_ms: r.try_get("expires_ms").map_err(db)?,
-        remind_every_days: r.try_get::<Option<i64>, _>("remind_every_days").map_err(db)?.map(|d| d as u32),
-        finished_unix_ms: r.try_get("finished_ms").map_err(db)?,
-        final_sha256: r.try_get("final_sha256").map_err(db)?,
-        reason_sealed: r.try_get("reason_sealed").map_err(db)?,
-        uploaded_sha256: r.try_get("uploaded_sha256").map_err(db)?,
-        sanitised_removed: r.try_get("sanitised_removed").map_err(db)?,
-        previews_failed: r.try_get("previews_failed").map_err(db)?,
+        title_sealed: r.col("title_sealed")?,
+        status: EnvelopeStatus::parse(&r.col::<String>("status")?).ok_or_else(|| corrupt("status"))?,
+        document_sha256: r.col("document_sha256")?,
+        document_bytes: r.col::<i64>("document_bytes")? as u64,
+        pages: r.col("pages")?,
+        created_unix_ms: r.col("created_ms")?,
+        updated_unix_ms: r.col("updated_ms")?,
+        message_sealed: r.col("message_sealed")?,
+        sent_unix_ms: r.col("sent_ms")?,
+        expires_unix_ms: r.col("expires_ms")?,
+        remind_every_days: r.col::<Option<i64>>("remind_every_days")?.map(|d| d as u32),
+        finished_unix_ms: r.col("finished_ms")?,
+        final_sha256: r.col("final_sha256")?,
+        reason_sealed: r.col("reason_sealed")?,
+        uploaded_sha256: r.col("uploaded_sha256")?,
+        sanitised_removed: r.col("sanitised_removed")?,
+        previews_failed: r.col("previews_failed")?,
     })
 }
 
@@ -61,6 +60,14 @@ impl EnvelopeStore for SqlRepository {
     }
 
     async fn envelope(&self, org: OrgId, id: EnvelopeId) -> Result<Option<EnvelopeRecord>, RepoError> {
+        let (ids, orgs) = (id.to_string(), org.to_string());
+        if let Some(found) = self.read_inline(|c| {
+            crate::inline::optional(c, "SELECT * FROM envelopes WHERE id = $1 AND org_id = $2", [&ids, &orgs], |r| {
+                envelope_row(r)
+            })
+        }) {
+            return Ok(found);
+        }
         let r = sqlx::query("SELECT * FROM envelopes WHERE id = $1 AND org_id = $2")
             .bind(id.to_string())
             .bind(org.to_string())

@@ -10,6 +10,7 @@ pub mod backup;
 mod billing;
 pub mod blobs;
 mod envelopes;
+mod inline;
 pub mod notify;
 mod pki;
 mod recipients;

@@ -2,48 +2,47 @@
 
 use sigillum_core::ports::{FieldRecord, RecipientRecord, RecipientStore};
 use sigillum_core::{EnvelopeId, RepoError};
-use sqlx::any::AnyRow;
-use sqlx::Row;
 
+use crate::inline::Columns;
 use crate::sql::{db, id_column, SqlRepository};
 
-pub(crate) fn uuid(r: &AnyRow, col: &str) -> Result<uuid::Uuid, RepoError> {
+pub(crate) fn uuid(r: &(impl Columns + ?Sized), col: &str) -> Result<uuid::Uuid, RepoError> {
     id_column(r, col, |s| uuid::Uuid::parse_str(s).ok())
 }
 
-fn recipient_row(r: &AnyRow) -> Result<RecipientRecord, RepoError> {
+fn recipient_row(r: &(impl Columns + ?Sized)) -> Result<RecipientRecord, RepoError> {
     Ok(RecipientRecord {
         id: uuid(r, "id")?,
         envelope_id: EnvelopeId(uuid(r, "envelope_id")?),
-        name_sealed: r.try_get("name_sealed").map_err(db)?,
-        email_sealed: r.try_get("email_sealed").map_err(db)?,
-        role: r.try_get("role").map_err(db)?,
-        routing_order: r.try_get::<i64, _>("routing_order").map_err(db)? as u32,
-        status: r.try_get("status").map_err(db)?,
-        created_unix_ms: r.try_get("created_ms").map_err(db)?,
-        access_code_hash: r.try_get("access_code_hash").map_err(db)?,
-        consented_unix_ms: r.try_get("consented_ms").map_err(db)?,
-        finished_unix_ms: r.try_get("finished_ms").map_err(db)?,
-        signature_kind: r.try_get("signature_kind").map_err(db)?,
-        signature_sealed: r.try_get("signature_sealed").map_err(db)?,
-        signature_font: r.try_get("signature_font").map_err(db)?,
-        language: r.try_get("language").map_err(db)?,
+        name_sealed: r.col("name_sealed")?,
+        email_sealed: r.col("email_sealed")?,
+        role: r.col("role")?,
+        routing_order: r.col::<i64>("routing_order")? as u32,
+        status: r.col("status")?,
+        created_unix_ms: r.col("created_ms")?,
+        access_code_hash: r.col("access_code_hash")?,
+        consented_unix_ms: r.col("consented_ms")?,
+        finished_unix_ms: r.col("finished_ms")?,
+        signature_kind: r.col("signature_kind")?,
+        signature_sealed: r.col("signature_sealed")?,
+        signature_font: r.col("signature_font")?,
+        language: r.col("language")?,
     })
 }
 
-fn field_row(r: &AnyRow) -> Result<FieldRecord, RepoError> {
+fn field_row(r: &(impl Columns + ?Sized)) -> Result<FieldRecord, RepoError> {
     Ok(FieldRecord {
         id: uuid(r, "id")?,
         envelope_id: EnvelopeId(uuid(r, "envelope_id")?),
         recipient_id: uuid(r, "recipient_id")?,
-        kind: r.try_get("kind").map_err(db)?,
-        page: r.try_get::<i64, _>("page").map_err(db)? as u32,
-        x: r.try_get("x").map_err(db)?,
-        y: r.try_get("y").map_err(db)?,
-        width: r.try_get("width").map_err(db)?,
-        height: r.try_get("height").map_err(db)?,
-        required: r.try_get::<i64, _>("required").map_err(db)? != 0,
-        created_unix_ms: r.try_get("created_ms").map_err(db)?,
+        kind: r.col("kind")?,
+        page: r.col::<i64>("page")? as u32,
+        x: r.col("x")?,
+        y: r.col("y")?,
+        width: r.col("width")?,
+        height: r.col("height")?,
+        required: r.col::<i64>("required")? != 0,
+        created_unix_ms: r.col("created_ms")?,
     })
 }
 
@@ -71,12 +70,12 @@ impl RecipientStore for SqlRepository {
     }
 
     async fn recipients(&self, envelope: EnvelopeId) -> Result<Vec<RecipientRecord>, RepoError> {
-        let rows =
-            sqlx::query("SELECT * FROM recipients WHERE envelope_id = $1 ORDER BY routing_order, created_ms, id")
-                .bind(envelope.to_string())
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db)?;
+        const SQL: &str = "SELECT * FROM recipients WHERE envelope_id = $1 ORDER BY routing_order, created_ms, id";
+        let id = envelope.to_string();
+        if let Some(found) = self.read_inline(|c| crate::inline::all(c, SQL, [&id], |r| recipient_row(r))) {
+            return Ok(found);
+        }
+        let rows = sqlx::query(SQL).bind(envelope.to_string()).fetch_all(&self.pool).await.map_err(db)?;
         rows.iter().map(recipient_row).collect()
     }
 
@@ -103,11 +102,12 @@ impl RecipientStore for SqlRepository {
     }
 
     async fn fields(&self, envelope: EnvelopeId) -> Result<Vec<FieldRecord>, RepoError> {
-        let rows = sqlx::query("SELECT * FROM fields WHERE envelope_id = $1 ORDER BY page, created_ms, id")
-            .bind(envelope.to_string())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
+        const SQL: &str = "SELECT * FROM fields WHERE envelope_id = $1 ORDER BY page, created_ms, id";
+        let id = envelope.to_string();
+        if let Some(found) = self.read_inline(|c| crate::inline::all(c, SQL, [&id], |r| field_row(r))) {
+            return Ok(found);
+        }
+        let rows = sqlx::query(SQL).bind(envelope.to_string()).fetch_all(&self.pool).await.map_err(db)?;
         rows.iter().map(field_row).collect()
     }
 }

@@ -7,6 +7,8 @@ use sigillum_core::{EnvelopeId, OrgId, RepoError, Repository};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
+use crate::inline::Columns;
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -30,6 +32,8 @@ pub struct SqlRepository {
     pub(crate) audit_writer: crate::audit::WriterCache,
     /// The PostgreSQL URL, for the listening connection (`notify.rs`).
     pub(crate) url: Option<std::sync::Arc<secrecy::SecretString>>,
+    /// Inline connections for the hot reads, on a SQLite file (`inline.rs`).
+    pub(crate) inline: Option<std::sync::Arc<crate::inline::InlineReads>>,
 }
 
 pub(crate) fn db(e: sqlx::Error) -> RepoError {
@@ -63,13 +67,17 @@ pub(crate) fn corrupt(what: &str) -> RepoError {
 }
 
 /// An id column, parsed by `parse` (`OrgId::parse`, …).
-pub(crate) fn id_column<T>(r: &AnyRow, column: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T, RepoError> {
-    parse(&r.try_get::<String, _>(column).map_err(db)?).ok_or_else(|| corrupt(column))
+pub(crate) fn id_column<T>(
+    r: &(impl Columns + ?Sized),
+    column: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<T, RepoError> {
+    parse(&r.col::<String>(column)?).ok_or_else(|| corrupt(column))
 }
 
 /// A 32-byte hash column.
-pub(crate) fn hash_column(r: &AnyRow, column: &str) -> Result<[u8; 32], RepoError> {
-    r.try_get::<Vec<u8>, _>(column).map_err(db)?.try_into().map_err(|_| corrupt(column))
+pub(crate) fn hash_column(r: &(impl Columns + ?Sized), column: &str) -> Result<[u8; 32], RepoError> {
+    r.col::<Vec<u8>>(column)?.try_into().map_err(|_| corrupt(column))
 }
 
 fn parse_uuid<T>(s: &str, f: impl Fn(&str) -> Option<T>) -> Result<T, RepoError> {
@@ -84,16 +92,16 @@ fn org_row(r: &AnyRow) -> Result<Organisation, RepoError> {
     })
 }
 
-fn key_row(r: &AnyRow) -> Result<EnvelopeKey, RepoError> {
-    let dek_id: Vec<u8> = r.try_get("dek_id").map_err(db)?;
+fn key_row(r: &(impl Columns + ?Sized)) -> Result<EnvelopeKey, RepoError> {
+    let dek_id: Vec<u8> = r.col("dek_id")?;
     Ok(EnvelopeKey {
-        envelope_id: parse_uuid(&r.try_get::<String, _>("envelope_id").map_err(db)?, EnvelopeId::parse)?,
-        org_id: parse_uuid(&r.try_get::<String, _>("org_id").map_err(db)?, OrgId::parse)?,
+        envelope_id: parse_uuid(&r.col::<String>("envelope_id")?, EnvelopeId::parse)?,
+        org_id: parse_uuid(&r.col::<String>("org_id")?, OrgId::parse)?,
         dek_id: dek_id.try_into().map_err(|_| RepoError::Unavailable("corrupt dek id".into()))?,
-        kek_key_id: r.try_get("kek_key_id").map_err(db)?,
-        kek_version: r.try_get::<i64, _>("kek_version").map_err(db)? as u32,
-        wrapped: r.try_get("wrapped").map_err(db)?,
-        created_unix_ms: r.try_get("created_ms").map_err(db)?,
+        kek_key_id: r.col("kek_key_id")?,
+        kek_version: r.col::<i64>("kek_version")? as u32,
+        wrapped: r.col("wrapped")?,
+        created_unix_ms: r.col("created_ms")?,
     })
 }
 
@@ -176,8 +184,15 @@ impl SqlRepository {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await.map_err(|e| RepoError::Unavailable(format!("migration failed: {e}")))?;
+        let inline = match backend {
+            Backend::Sqlite if !url.contains(":memory:") && !url.contains("mode=memory") => {
+                let options = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&url).map_err(db)?;
+                crate::inline::InlineReads::new(options.get_filename().to_path_buf()).map(std::sync::Arc::new)
+            }
+            _ => None,
+        };
         let listen_url = (backend == Backend::Postgres).then(|| std::sync::Arc::new(secrecy::SecretString::from(url)));
-        Ok(Self { pool, backend, audit_writer: Default::default(), url: listen_url })
+        Ok(Self { pool, backend, audit_writer: Default::default(), url: listen_url, inline })
     }
 
     /// Holds the deployment-wide start-up lock until the guard is dropped. Nodes that start at the
@@ -320,6 +335,12 @@ impl Repository for SqlRepository {
     }
 
     async fn get_envelope_key(&self, envelope: EnvelopeId) -> Result<EnvelopeKey, RepoError> {
+        let id = envelope.to_string();
+        if let Some(found) = self.read_inline(|c| {
+            crate::inline::optional(c, "SELECT * FROM envelope_keys WHERE envelope_id = $1", [&id], |r| key_row(r))
+        }) {
+            return found.ok_or(RepoError::NotFound);
+        }
         let r = sqlx::query("SELECT * FROM envelope_keys WHERE envelope_id = $1")
             .bind(envelope.to_string())
             .fetch_one(&self.pool)

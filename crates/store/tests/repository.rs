@@ -103,6 +103,49 @@ async fn sqlite_repository_suite() {
     suite(&repo).await;
 }
 
+/// On a SQLite file the reads on every request's path are made inline, not through the pool
+/// (see `inline.rs`): they are answered while every pooled connection is taken, and each one
+/// sees the last commit.
+#[tokio::test]
+async fn sqlite_hot_reads_do_not_wait_for_the_pool_and_see_each_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = SqlRepository::connect(&format!("sqlite://{}/t.db", dir.path().display())).await.unwrap();
+    let org = Organisation { id: OrgId::new(), name: "Inline AG".into(), created_unix_ms: 1 };
+    repo.insert_organisation(&org).await.unwrap();
+    let env = EnvelopeId::new();
+    let key = EnvelopeKey {
+        envelope_id: env,
+        org_id: org.id,
+        dek_id: [3; 16],
+        kek_key_id: org.id.kek_id(),
+        kek_version: 1,
+        wrapped: vec![8; 40],
+        created_unix_ms: 2,
+    };
+    repo.insert_envelope_key(&key, &key_use("wrap", Some(env))).await.unwrap();
+
+    let quick = std::time::Duration::from_secs(2);
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(repo.pool().acquire().await.unwrap());
+    }
+    // The pool is exhausted: a pooled query would wait for its 10 s acquire timeout.
+    assert!(tokio::time::timeout(quick, repo.get_organisation(org.id)).await.is_err(), "the pool is taken");
+    assert_eq!(tokio::time::timeout(quick, repo.get_envelope_key(env)).await.unwrap().unwrap(), key);
+    let unknown = tokio::time::timeout(quick, repo.get_envelope_key(EnvelopeId::new())).await.unwrap();
+    assert!(matches!(unknown, Err(RepoError::NotFound)));
+    drop(held);
+
+    // A commit through the pool is seen by the next inline read.
+    repo.replace_wrapped_dek(env, 1, 2, &[9; 40]).await.unwrap();
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(repo.pool().acquire().await.unwrap());
+    }
+    let rewrapped = tokio::time::timeout(quick, repo.get_envelope_key(env)).await.unwrap().unwrap();
+    assert_eq!((rewrapped.kek_version, rewrapped.wrapped), (2, vec![9; 40]));
+}
+
 #[tokio::test]
 async fn postgres_repository_suite() {
     let url = sigillum_testkit::postgres_database().await;
