@@ -4,14 +4,16 @@
 //! (`/AF`, ISO 32000-2 §14.13, also listed in `/EmbeddedFiles` for older readers), so the document
 //! carries its own evidence and `sigillum verify` can check it offline.
 //!
-//! Text is Helvetica with WinAnsi encoding (Latin-1); other characters print as `?` on the pages
-//! while the attached JSON keeps them exactly.
+//! Text is DejaVu Sans (`text_font`), so names and titles in Latin, Greek, Cyrillic and other
+//! scripts it covers print as written; characters it has no glyph for (CJK) print as `?` on the
+//! pages while the attached JSON keeps them exactly. Lines wrap at the measured width.
 
 use crate::script_font::{ScriptFace, ScriptFont};
 use lopdf::{dictionary, Dictionary, Document, Object, Stream, StringFormat};
 
-use crate::flatten::{deflate, num, pdf_string, Image, MarkContent};
+use crate::flatten::{deflate, num, pdf_string, script_can_draw, Image, MarkContent};
 use crate::inspect::PdfError;
+use crate::text_font::{TextFont, Weight};
 
 /// Name of the attached audit trail.
 pub const TRAIL_FILE_NAME: &str = "sigillum-audit-trail.json";
@@ -73,11 +75,21 @@ struct PageOps {
 struct Layout {
     pages: Vec<PageOps>,
     y: f64,
+    regular: TextFont,
+    bold: TextFont,
 }
 
 impl Layout {
-    fn new() -> Self {
-        Self { pages: vec![PageOps::default()], y: PAGE_H - MARGIN }
+    fn new(regular: TextFont, bold: TextFont) -> Self {
+        Self { pages: vec![PageOps::default()], y: PAGE_H - MARGIN, regular, bold }
+    }
+
+    fn face(&self, bold: bool) -> &TextFont {
+        if bold {
+            &self.bold
+        } else {
+            &self.regular
+        }
     }
 
     fn page(&mut self) -> &mut PageOps {
@@ -96,19 +108,20 @@ impl Layout {
     }
 
     fn text_at(&mut self, x: f64, size: f64, bold: bool, text: &str) {
-        let font = if bold { "SgCertB" } else { "SgCert" };
+        let (font, shown) = if bold { ("SgCertB", self.bold.show(text)) } else { ("SgCert", self.regular.show(text)) };
         let y = self.y;
         let op = format!("BT /{font} {} Tf 0 g {} {} Td ", num(size), num(x), num(y));
         let page = self.page();
         page.ops.extend_from_slice(op.as_bytes());
-        page.ops.extend_from_slice(&pdf_string(text));
+        page.ops.extend_from_slice(&shown);
         page.ops.extend_from_slice(b" Tj ET\n");
     }
 
-    /// A line of text, wrapped to the page width (Helvetica averages about 0.5 em per glyph).
+    /// A line of text, wrapped to the page width.
     fn line(&mut self, size: f64, bold: bool, text: &str) {
-        let per_line = (((PAGE_W - 2.0 * MARGIN) / (size * 0.5)) as usize).max(10);
-        for chunk in wrap(text, per_line) {
+        let face = self.face(bold);
+        let lines = wrap(text, |s| face.width(s, size) <= PAGE_W - 2.0 * MARGIN);
+        for chunk in lines {
             self.need(size * 1.4);
             self.y -= size * 1.4;
             self.text_at(MARGIN, size, bold, &chunk);
@@ -116,9 +129,10 @@ impl Layout {
     }
 
     fn label(&mut self, label: &str, value: &str) {
-        let per_line = (((PAGE_W - 2.0 * MARGIN - 140.0) / (9.0 * 0.5)) as usize).max(10);
+        let face = &self.regular;
+        let lines = wrap(value, |s| face.width(s, 9.0) <= PAGE_W - 2.0 * MARGIN - 140.0);
         let mut first = true;
-        for chunk in wrap(value, per_line) {
+        for chunk in lines {
             self.need(9.0 * 1.45);
             self.y -= 9.0 * 1.45;
             if first {
@@ -169,17 +183,19 @@ impl Layout {
                     MarkContent::Script(_, face) => *face,
                     _ => ScriptFace::default(),
                 };
-                let size = (w / (0.5 * t.chars().count().max(1) as f64)).clamp(8.0, 22.0);
-                let op = format!(
-                    "BT /{} {} Tf 0 g {} {} Td ",
-                    face.resource("SgCertI"),
-                    num(size),
-                    num(x + 6.0),
-                    num(y + h / 2.0 - size / 3.0)
-                );
+                // A typed name the script faces cannot draw (beyond WinAnsi) is shown in the text face.
+                let (font, size, shown) = if script_can_draw(t) {
+                    let size = (w / (0.5 * t.chars().count().max(1) as f64)).clamp(8.0, 22.0);
+                    (face.resource("SgCertI"), size, pdf_string(t))
+                } else {
+                    let size = ((w - 12.0) / self.regular.width(t, 1.0).max(0.1)).clamp(8.0, 22.0);
+                    ("SgCert".to_owned(), size, self.regular.show(t))
+                };
+                let op =
+                    format!("BT /{font} {} Tf 0 g {} {} Td ", num(size), num(x + 6.0), num(y + h / 2.0 - size / 3.0));
                 let page = self.page();
                 page.ops.extend_from_slice(op.as_bytes());
-                page.ops.extend_from_slice(&pdf_string(t));
+                page.ops.extend_from_slice(&shown);
                 page.ops.extend_from_slice(b" Tj ET\n");
             }
             MarkContent::Check(_) => {}
@@ -187,22 +203,27 @@ impl Layout {
     }
 }
 
-/// Splits `text` into lines of at most `width` characters, at spaces where possible.
-fn wrap(text: &str, width: usize) -> Vec<String> {
+/// Splits `text` into lines that `fits`, at spaces where possible (a word too long for a line
+/// is cut; a line holds at least one character).
+fn wrap(text: &str, fits: impl Fn(&str) -> bool) -> Vec<String> {
     let mut lines = Vec::new();
     let mut current = String::new();
     for word in text.split(' ') {
         let mut word = word.to_owned();
-        while word.chars().count() > width {
+        while !fits(&word) && word.chars().count() > 1 {
             if !current.is_empty() {
                 lines.push(std::mem::take(&mut current));
             }
-            let head: String = word.chars().take(width).collect();
-            word = word.chars().skip(width).collect();
-            lines.push(head);
+            let chars: Vec<char> = word.chars().collect();
+            let mut n = 1;
+            while n < chars.len() && fits(&chars[..=n].iter().collect::<String>()) {
+                n += 1;
+            }
+            lines.push(chars[..n].iter().collect());
+            word = chars[n..].iter().collect();
         }
-        let needed = current.chars().count() + usize::from(!current.is_empty()) + word.chars().count();
-        if needed > width && !current.is_empty() {
+        let joined = if current.is_empty() { word.clone() } else { format!("{current} {word}") };
+        if !fits(&joined) && !current.is_empty() {
             lines.push(std::mem::take(&mut current));
         }
         if !current.is_empty() {
@@ -216,8 +237,8 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
     lines
 }
 
-fn lay_out(c: &CompletionCertificate) -> Vec<PageOps> {
-    let mut l = Layout::new();
+fn lay_out(c: &CompletionCertificate, regular: TextFont, bold: TextFont) -> Layout {
+    let mut l = Layout::new(regular, bold);
     l.line(20.0, true, "Certificate of Completion");
     l.gap(4.0);
     l.line(9.0, false, "Issued by Sigillum when the last recipient finished. The audit trail with its proofs is attached to this PDF as");
@@ -266,7 +287,7 @@ fn lay_out(c: &CompletionCertificate) -> Vec<PageOps> {
         }
         l.line(8.0, false, &text);
     }
-    l.pages
+    l
 }
 
 /// Appends the certificate pages to `pdf` and attaches `trail_json` as an associated file.
@@ -287,12 +308,8 @@ pub(crate) fn append_pages(
     let catalog_id = doc.trailer.get(b"Root").and_then(Object::as_reference).map_err(bad)?;
     let pages_id =
         doc.get_dictionary(catalog_id).and_then(|c| c.get(b"Pages")).and_then(Object::as_reference).map_err(bad)?;
-    let font = |base: &str| {
-        dictionary! { "Type" => "Font", "Subtype" => "Type1", "BaseFont" => base.to_owned(), "Encoding" => "WinAnsiEncoding" }
-    };
-    let regular = doc.add_object(font("Helvetica"));
-    let bold = doc.add_object(font("Helvetica-Bold"));
-    let mut fonts = dictionary! { "SgCert" => regular, "SgCertB" => bold };
+    let (regular, bold) = (TextFont::new(doc, Weight::Regular)?, TextFont::new(doc, Weight::Bold)?);
+    let mut fonts = dictionary! { "SgCert" => regular.id(), "SgCertB" => bold.id() };
     for r in &cert.recipients {
         let face = match &r.signature {
             Some(MarkContent::Script(_, face)) => *face,
@@ -304,14 +321,14 @@ pub(crate) fn append_pages(
             fonts.set(name, script_font.id(doc, face)?);
         }
     }
-    let laid = lay_out(cert);
+    let Layout { pages: laid, mut regular, bold, .. } = lay_out(cert, regular, bold);
     let total = laid.len();
     let mut new_pages = Vec::new();
     for (i, page) in laid.into_iter().enumerate() {
         let mut ops = page.ops;
         let footer = format!("BT /SgCert 8 Tf 0.4 g {} {} Td ", num(MARGIN), num(BOTTOM - 30.0));
         ops.extend_from_slice(footer.as_bytes());
-        ops.extend_from_slice(&pdf_string(&format!(
+        ops.extend_from_slice(&regular.show(&format!(
             "Sigillum certificate of completion - envelope {} - page {} of {}",
             cert.envelope_id,
             i + 1,
@@ -358,6 +375,8 @@ pub(crate) fn append_pages(
         pages.set("Kids", kids);
         pages.set("Count", count + new_pages.len() as i64);
     }
+    regular.finish(doc)?;
+    bold.finish(doc)?;
     attach(doc, catalog_id, trail_json)?;
     Ok(())
 }
@@ -476,9 +495,45 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn names_beyond_latin_1_print_as_written() {
+        let base = crate::inspect::tests::sample(&[(612, 792, 0)]);
+        let mut c = cert(3);
+        c.title = "Договор поставки — Ελληνικά".into();
+        c.recipients[0].name = "Łukasz Żółć".into();
+        c.recipients[0].signature = Some(MarkContent::Script("Łukasz Żółć".into(), ScriptFace::DancingScript));
+        c.recipients.push(CertRecipient {
+            name: "Дмитрий Иванов".into(),
+            signature: Some(MarkContent::Text("Дмитрий".into())),
+            ..c.recipients[0].clone()
+        });
+        let out = append_certificate(&base, &c, b"{}").unwrap();
+        let doc = Document::load_mem(&out).unwrap();
+        let text = doc.extract_text(&[2]).unwrap();
+        for expected in ["Договор поставки — Ελληνικά", "Łukasz Żółć", "Дмитрий Иванов"]
+        {
+            assert!(text.contains(expected), "{expected} in {text}");
+        }
+        assert!(!text.contains('?'), "nothing replaced: {text}");
+        // Poppler, an independent reader, reads the same text.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cert.pdf");
+        std::fs::write(&path, &out).unwrap();
+        let o = std::process::Command::new("pdftotext")
+            .args(["-f", "2", "-l", "2"])
+            .arg(&path)
+            .arg("-")
+            .output()
+            .expect("pdftotext (poppler-utils): run scripts/test.sh");
+        let read = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success() && read.contains("Łukasz Żółć") && read.contains("Дмитрий Иванов"), "{read}");
+    }
+
+    #[test]
     fn wraps_long_words_and_lines() {
-        assert_eq!(wrap("aaaa bbbb cc", 9), vec!["aaaa bbbb", "cc"]);
-        assert_eq!(wrap(&"x".repeat(25), 10).len(), 3);
-        assert_eq!(wrap("", 10), vec![""]);
+        let nine = |s: &str| s.chars().count() <= 9;
+        assert_eq!(wrap("aaaa bbbb cc", nine), vec!["aaaa bbbb", "cc"]);
+        assert_eq!(wrap(&"x".repeat(25), |s: &str| s.chars().count() <= 10).len(), 3);
+        assert_eq!(wrap("", nine), vec![""]);
+        assert_eq!(wrap("ab", |_: &str| false), vec!["a", "b"], "at least one character a line");
     }
 }

@@ -2,8 +2,10 @@
 //! them to every reader without forms or scripts. Each mark is placed in the page's displayed
 //! coordinates (points, origin top-left, after `/Rotate`), as fields are placed by senders.
 //!
-//! Text uses the standard Helvetica font, typed signatures the embedded script face the signer
-//! chose (`script_font`), both with WinAnsi encoding; characters outside it are drawn as `?`.
+//! Text uses DejaVu Sans (`text_font`: Latin, Greek, Cyrillic and more, subset into the
+//! document), typed signatures the embedded script face the signer chose (`script_font`, WinAnsi
+//! encoding); a typed signature with characters outside WinAnsi is drawn in DejaVu Sans instead,
+//! so it prints as typed.
 //! Signature images are decoded from PNG here, which also validates them.
 
 use flate2::write::ZlibEncoder;
@@ -13,11 +15,17 @@ use std::io::Write;
 
 use crate::inspect::{inherited, number, PdfError};
 use crate::script_font::{ScriptFace, ScriptFont};
+use crate::text_font::{TextFont, Weight};
+
+/// Whether the script faces (WinAnsi) can draw `text` as written.
+pub(crate) fn script_can_draw(text: &str) -> bool {
+    text.chars().all(|c| matches!(c, ' '..='~' | '\u{a0}'..='\u{ff}'))
+}
 
 /// What goes into one field's rectangle.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MarkContent {
-    /// Plain text (Helvetica), shrunk to fit.
+    /// Plain text (DejaVu Sans), shrunk to fit.
     Text(String),
     /// A typed signature in a script face, shrunk to fit.
     Script(String, ScriptFace),
@@ -130,10 +138,14 @@ pub(crate) fn pdf_string(s: &str) -> Vec<u8> {
     out
 }
 
-/// Font size that fits `text` into the box (average glyph width about 0.55 em).
-fn fit(text: &str, width: f64, height: f64, max: f64) -> f64 {
-    let n = text.chars().count().max(1) as f64;
-    (height * 0.7).min(width / (0.55 * n)).clamp(2.0, max)
+/// Font size that fits text `em_width` wide at 1 pt into the box.
+fn fit(em_width: f64, width: f64, height: f64, max: f64) -> f64 {
+    (height * 0.7).min((width - 2.0).max(1.0) / em_width.max(0.1)).clamp(2.0, max)
+}
+
+/// The width at 1 pt of `text` in a script face (about 0.55 em per glyph).
+fn script_em_width(text: &str) -> f64 {
+    0.55 * text.chars().count().max(1) as f64
 }
 
 /// The displayed-space → user-space matrix of a page with MediaBox `(x1, y1, w, h)` and `rotate`,
@@ -217,13 +229,15 @@ pub(crate) fn save(doc: &mut Document) -> Result<Vec<u8>, PdfError> {
 /// Draws `marks` onto the pages of `doc`.
 pub(crate) fn draw_marks(doc: &mut Document, marks: &[Mark], script_font: &mut ScriptFont) -> Result<(), PdfError> {
     let pages = doc.get_pages();
-    let helvetica = doc.add_object(dictionary! {
-        "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica", "Encoding" => "WinAnsiEncoding",
-    });
+    let mut sans = TextFont::new(doc, Weight::Regular)?;
     // A script face (60-90 KB) goes in only when a typed signature needs it.
     let mut scripts: Vec<(ScriptFace, ObjectId)> = Vec::new();
     for mark in marks {
-        if let MarkContent::Script(_, face) = mark.content {
+        if let MarkContent::Script(t, face) = &mark.content {
+            let face = *face;
+            if !script_can_draw(t) {
+                continue;
+            }
             if !scripts.iter().any(|(f, _)| *f == face) {
                 scripts.push((face, script_font.id(doc, face)?));
             }
@@ -245,11 +259,14 @@ pub(crate) fn draw_marks(doc: &mut Document, marks: &[Mark], script_font: &mut S
         };
         let (m, displayed_h) = display_matrix(x1, y1, w, h, rotate);
         let mut ops = format!("q {} cm\n", m.iter().map(|v| num(*v)).collect::<Vec<_>>().join(" ")).into_bytes();
-        for (name, id) in [("SgHelv", helvetica), ("SgZapf", zapf)] {
+        for (name, id) in [("SgSans", sans.id()), ("SgZapf", zapf)] {
             add_resource(doc, *page_id, b"Font", name, id)?;
         }
         for (face, id) in &scripts {
-            if on_page.iter().any(|m| matches!(m.content, MarkContent::Script(_, f) if f == *face)) {
+            if on_page
+                .iter()
+                .any(|m| matches!(&m.content, MarkContent::Script(t, f) if f == face && script_can_draw(t)))
+            {
                 add_resource(doc, *page_id, b"Font", &face.resource("SgScript"), *id)?;
             }
         }
@@ -257,17 +274,26 @@ pub(crate) fn draw_marks(doc: &mut Document, marks: &[Mark], script_font: &mut S
             let bottom = displayed_h - mark.y - mark.height;
             match &mark.content {
                 MarkContent::Text(t) | MarkContent::Script(t, _) => {
-                    let (font, max) = match mark.content {
-                        MarkContent::Script(_, face) => (face.resource("SgScript"), 36.0),
-                        _ => ("SgHelv".to_owned(), 14.0),
+                    let (font, size, shown) = match &mark.content {
+                        MarkContent::Script(_, face) if script_can_draw(t) => {
+                            let size = fit(script_em_width(t), mark.width, mark.height, 36.0);
+                            (face.resource("SgScript"), size, pdf_string(t))
+                        }
+                        MarkContent::Script(..) => {
+                            let size = fit(sans.width(t, 1.0), mark.width, mark.height, 36.0);
+                            ("SgSans".to_owned(), size, sans.show(t))
+                        }
+                        _ => {
+                            let size = fit(sans.width(t, 1.0), mark.width, mark.height, 14.0);
+                            ("SgSans".to_owned(), size, sans.show(t))
+                        }
                     };
-                    let size = fit(t, mark.width, mark.height, max);
                     let baseline = bottom + (mark.height - size) / 2.0 + size * 0.22;
                     ops.extend_from_slice(
                         format!("BT /{font} {} Tf 0 g {} {} Td ", num(size), num(mark.x + 1.0), num(baseline))
                             .as_bytes(),
                     );
-                    ops.extend_from_slice(&pdf_string(t));
+                    ops.extend_from_slice(&shown);
                     ops.extend_from_slice(b" Tj ET\n");
                 }
                 MarkContent::Check(true) => {
@@ -335,7 +361,7 @@ pub(crate) fn draw_marks(doc: &mut Document, marks: &[Mark], script_font: &mut S
             .map_err(|_| PdfError::Malformed)?
             .set("Contents", contents);
     }
-    Ok(())
+    sans.finish(doc)
 }
 
 #[cfg(test)]
@@ -405,6 +431,14 @@ mod tests {
                 height: 50.0,
                 content: MarkContent::Script("Ada".into(), ScriptFace::KaushanScript),
             },
+            Mark {
+                page: 2,
+                x: 10.0,
+                y: 130.0,
+                width: 150.0,
+                height: 40.0,
+                content: MarkContent::Script("Дмитрий Ż".into(), ScriptFace::DancingScript),
+            },
         ];
         let out = flatten(&pdf, &marks).unwrap();
         let info = inspect(&out, &Limits::default()).unwrap();
@@ -412,11 +446,13 @@ mod tests {
         let doc = Document::load_mem(&out).unwrap();
         let pages = doc.get_pages();
         let text = String::from_utf8_lossy(&doc.get_page_content(pages[&1])).into_owned();
-        assert!(
-            text.contains("(Ada \\(Lovelace\\) \\\\ \u{e9} ?) Tj") || text.contains("Ada \\(Lovelace\\)"),
-            "{text}"
-        );
-        assert!(text.contains("/SgZapf") && text.contains("/SgScript0 "), "{text}");
+        assert!(text.contains("/SgSans ") && text.contains("/SgZapf") && text.contains("/SgScript0 "), "{text}");
+        // Text is drawn in glyphs of the embedded subset and reads back as written, beyond Latin-1.
+        let read = doc.extract_text(&[1]).unwrap();
+        assert!(read.contains("Ada (Lovelace) \\ é ∑"), "{read}");
+        // A typed signature the script faces cannot draw is drawn in the text face.
+        let read = doc.extract_text(&[2]).unwrap();
+        assert!(read.contains("Дмитрий Ż"), "{read}");
         let page2 = String::from_utf8_lossy(&doc.get_page_content(pages[&2])).into_owned();
         assert!(page2.contains("0 1 -1 0 612 0 cm"), "rotated page maps displayed space: {page2}");
         assert!(page2.contains("/SgIm0 Do") && page2.contains("/SgScript1 ") && !page2.contains("/SgScript0"));

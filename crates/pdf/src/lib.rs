@@ -16,6 +16,7 @@ pub mod pki;
 pub mod preview;
 pub mod sanitize;
 pub mod script_font;
+pub(crate) mod text_font;
 pub mod tsp;
 pub mod verify;
 
