@@ -12,6 +12,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::envelopes::envelope_row;
+use crate::inline::Columns;
 use crate::recipients::uuid;
 use crate::sql::{db, hash_column, id_column, SqlRepository};
 
@@ -262,6 +263,41 @@ impl SigningStore for SqlRepository {
 
 /// Done jobs are kept this long for inspection, then removed.
 const KEEP_DONE_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+/// How often a node removes old done jobs (on a claim that finds nothing to do).
+const PRUNE_EVERY_MS: i64 = 60 * 1000;
+
+/// The condition of a job that may be claimed at `$n`.
+macro_rules! claimable {
+    ($n:literal) => {
+        concat!(
+            "done_ms IS NULL AND run_at_ms <= $",
+            $n,
+            " AND (locked_until_ms IS NULL OR locked_until_ms < $",
+            $n,
+            ")"
+        )
+    };
+}
+
+impl SqlRepository {
+    /// Removes jobs done more than [`KEEP_DONE_MS`] ago, at most once a [`PRUNE_EVERY_MS`] per
+    /// process (an idle node's lanes poll every half second).
+    async fn prune_done_jobs(&self, now: i64) -> Result<(), RepoError> {
+        use std::sync::atomic::Ordering;
+        let last = self.last_job_prune.load(Ordering::Relaxed);
+        // A clock that went back (tests move theirs) counts as due.
+        let due = last > now || now - last >= PRUNE_EVERY_MS;
+        if !due || self.last_job_prune.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err() {
+            return Ok(());
+        }
+        sqlx::query("DELETE FROM jobs WHERE done_ms IS NOT NULL AND done_ms < $1")
+            .bind(now - KEEP_DONE_MS)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+}
 
 #[async_trait::async_trait]
 impl JobStore for SqlRepository {
@@ -272,15 +308,29 @@ impl JobStore for SqlRepository {
     }
 
     async fn claim(&self, node: &str, now: i64, lease_ms: i64) -> Result<Option<Job>, RepoError> {
+        // An idle node polls: on SQLite, a read first (inline, no write lock) finds whether
+        // anything is due before the claiming update takes the database's one writer lock.
+        let nothing_due = self.read_inline(|c| {
+            crate::inline::optional(
+                c,
+                concat!("SELECT 1 AS due FROM jobs WHERE ", claimable!(1), " LIMIT 1"),
+                [now],
+                |r| r.col::<i64>("due"),
+            )
+        });
+        if nothing_due == Some(None) {
+            return self.prune_done_jobs(now).await.map(|()| None);
+        }
         // The outer condition is checked again on the row itself, so when two nodes pick the
         // same job, the second update matches nothing.
-        let row = sqlx::query(
+        let row = sqlx::query(concat!(
             "UPDATE jobs SET locked_by = $1, locked_until_ms = $2, attempts = attempts + 1 \
-             WHERE id = (SELECT id FROM jobs WHERE done_ms IS NULL AND run_at_ms <= $3 \
-                           AND (locked_until_ms IS NULL OR locked_until_ms < $3) ORDER BY run_at_ms LIMIT 1) \
-               AND done_ms IS NULL AND (locked_until_ms IS NULL OR locked_until_ms < $3) \
-             RETURNING id, kind, payload, attempts, max_attempts, run_at_ms",
-        )
+             WHERE id = (SELECT id FROM jobs WHERE ",
+            claimable!(3),
+            " ORDER BY run_at_ms LIMIT 1) AND ",
+            claimable!(3),
+            " RETURNING id, kind, payload, attempts, max_attempts, run_at_ms"
+        ))
         .bind(node)
         .bind(now + lease_ms)
         .bind(now)
@@ -296,14 +346,7 @@ impl JobStore for SqlRepository {
                 max_attempts: r.try_get::<i64, _>("max_attempts").map_err(db)? as u32,
                 run_at_unix_ms: r.try_get("run_at_ms").map_err(db)?,
             })),
-            None => {
-                sqlx::query("DELETE FROM jobs WHERE done_ms IS NOT NULL AND done_ms < $1")
-                    .bind(now - KEEP_DONE_MS)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(db)?;
-                Ok(None)
-            }
+            None => self.prune_done_jobs(now).await.map(|()| None),
         }
     }
 

@@ -34,6 +34,8 @@ pub struct SqlRepository {
     pub(crate) url: Option<std::sync::Arc<secrecy::SecretString>>,
     /// Inline connections for the hot reads, on a SQLite file (`inline.rs`).
     pub(crate) inline: Option<std::sync::Arc<crate::inline::InlineReads>>,
+    /// When this process last removed old done jobs (`signing.rs`).
+    pub(crate) last_job_prune: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 pub(crate) fn db(e: sqlx::Error) -> RepoError {
@@ -192,7 +194,14 @@ impl SqlRepository {
             _ => None,
         };
         let listen_url = (backend == Backend::Postgres).then(|| std::sync::Arc::new(secrecy::SecretString::from(url)));
-        Ok(Self { pool, backend, audit_writer: Default::default(), url: listen_url, inline })
+        Ok(Self {
+            pool,
+            backend,
+            audit_writer: Default::default(),
+            url: listen_url,
+            inline,
+            last_job_prune: Default::default(),
+        })
     }
 
     /// Holds the deployment-wide start-up lock until the guard is dropped. Nodes that start at the

@@ -81,6 +81,16 @@ async fn queue_semantics(repo: Arc<SqlRepository>, others: Vec<Arc<SqlRepository
         "no job ran twice: {:?}",
         seen.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>()
     );
+
+    // Done jobs are kept a week, then removed by a claim that finds nothing to do.
+    let week_later = t + 7 * DAY + 10;
+    repo.enqueue(&[job("fresh", week_later)], week_later).await.unwrap();
+    let fresh = repo.claim("n1", week_later, 1_000).await.unwrap().unwrap();
+    repo.finish(&fresh.id, week_later).await.unwrap();
+    assert!(repo.claim("n1", week_later + 1, 1_000).await.unwrap().is_none());
+    let left: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM jobs ORDER BY id").fetch_all(repo.pool()).await.unwrap();
+    assert_eq!(left, vec!["fresh".to_owned()], "older done jobs removed, the recent one kept");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
