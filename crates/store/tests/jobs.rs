@@ -88,8 +88,7 @@ async fn queue_semantics(repo: Arc<SqlRepository>, others: Vec<Arc<SqlRepository
     let fresh = repo.claim("n1", week_later, 1_000).await.unwrap().unwrap();
     repo.finish(&fresh.id, week_later).await.unwrap();
     assert!(repo.claim("n1", week_later + 1, 1_000).await.unwrap().is_none());
-    let left: Vec<String> =
-        sqlx::query_scalar("SELECT id FROM jobs ORDER BY id").fetch_all(repo.pool()).await.unwrap();
+    let left: Vec<String> = sqlx::query_scalar("SELECT id FROM jobs ORDER BY id").fetch_all(repo.pool()).await.unwrap();
     assert_eq!(left, vec!["fresh".to_owned()], "older done jobs removed, the recent one kept");
 }
 

@@ -15,6 +15,19 @@ fn key_use(purpose: &str, env: Option<EnvelopeId>) -> KeyUse {
     }
 }
 
+/// A wrapped key of `env` under version 1 of its organisation's KEK.
+fn key_v1(env: EnvelopeId, org: OrgId, wrapped: Vec<u8>) -> EnvelopeKey {
+    EnvelopeKey {
+        envelope_id: env,
+        org_id: org,
+        dek_id: [9; 16],
+        kek_key_id: org.kek_id(),
+        kek_version: 1,
+        wrapped,
+        created_unix_ms: 5,
+    }
+}
+
 async fn suite(repo: &SqlRepository) {
     repo.health().await.unwrap();
     let org = Organisation { id: OrgId::new(), name: "Acme AG".into(), created_unix_ms: 1_700_000_000_000 };
@@ -24,15 +37,7 @@ async fn suite(repo: &SqlRepository) {
     assert!(matches!(repo.get_organisation(OrgId::new()).await, Err(RepoError::NotFound)));
 
     let env = EnvelopeId::new();
-    let key = EnvelopeKey {
-        envelope_id: env,
-        org_id: org.id,
-        dek_id: [9; 16],
-        kek_key_id: org.id.kek_id(),
-        kek_version: 1,
-        wrapped: vec![1, 2, 3, 0, 255],
-        created_unix_ms: 5,
-    };
+    let key = key_v1(env, org.id, vec![1, 2, 3, 0, 255]);
     repo.insert_envelope_key(&key, &key_use("wrap", Some(env))).await.unwrap();
     assert_eq!(repo.get_envelope_key(env).await.unwrap(), key);
     assert_eq!(repo.list_envelope_keys(Some(org.id)).await.unwrap(), vec![key.clone()]);
@@ -113,15 +118,7 @@ async fn sqlite_hot_reads_do_not_wait_for_the_pool_and_see_each_commit() {
     let org = Organisation { id: OrgId::new(), name: "Inline AG".into(), created_unix_ms: 1 };
     repo.insert_organisation(&org).await.unwrap();
     let env = EnvelopeId::new();
-    let key = EnvelopeKey {
-        envelope_id: env,
-        org_id: org.id,
-        dek_id: [3; 16],
-        kek_key_id: org.id.kek_id(),
-        kek_version: 1,
-        wrapped: vec![8; 40],
-        created_unix_ms: 2,
-    };
+    let key = key_v1(env, org.id, vec![8; 40]);
     repo.insert_envelope_key(&key, &key_use("wrap", Some(env))).await.unwrap();
 
     let quick = std::time::Duration::from_secs(2);
