@@ -84,7 +84,8 @@ const LEASE_MS: i64 = 20 * 1000;
 /// How often a node renews the leases of the jobs it is running (well inside [`LEASE_MS`], so a
 /// slow job, such as a large document's previews, is never taken over while its node lives).
 const HEARTBEAT: Duration = Duration::from_secs(5);
-/// How often an idle worker looks for jobs enqueued by other nodes or due by time.
+/// How often an idle worker looks for jobs enqueued by other nodes or due by time: one lane is
+/// woken each time, and it wakes the next only when it found a job.
 const POLL: Duration = Duration::from_millis(500);
 /// How long the link in the completion mail works.
 const COMPLETED_LINK_MS: i64 = 30 * super::DAY_MS;
@@ -151,7 +152,22 @@ impl Worker {
     /// Runs until `stop` fires (each lane finishes the job it is running).
     pub async fn run(self, stop: tokio::sync::watch::Receiver<bool>) {
         let lanes = (0..self.lanes).map(|_| Self::lane(self.workflow.clone(), stop.clone()));
-        tokio::join!(futures::future::join_all(lanes), Self::hourly(self.workflow.clone(), stop.clone()));
+        tokio::join!(
+            futures::future::join_all(lanes),
+            Self::ticker(self.workflow.clone(), stop.clone()),
+            Self::hourly(self.workflow.clone(), stop.clone())
+        );
+    }
+
+    /// Wakes one lane every [`POLL`] (a lane that is busy takes the wake-up when it is done), so
+    /// an idle node makes one claim per poll rather than one per lane.
+    async fn ticker(workflow: Workflow, mut stop: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(POLL) => workflow.inner.wake.notify_one(),
+                _ = stop.changed() => return,
+            }
+        }
     }
 
     /// Every node asks for the hour's retention sweep; the job id names the hour, so one node
@@ -177,7 +193,6 @@ impl Worker {
             if !worked {
                 tokio::select! {
                     _ = workflow.inner.wake.notified() => {}
-                    _ = tokio::time::sleep(POLL) => {}
                     _ = stop.changed() => {}
                 }
             }
