@@ -59,32 +59,48 @@ pub struct KekProbe {
 }
 
 /// A PKCS#11 module may be initialised once per process; every key manager on the same module
-/// shares that one context.
-fn contexts() -> &'static Mutex<HashMap<PathBuf, Pkcs11>> {
-    static CONTEXTS: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
+/// shares that one context. Beside the context, the registry keeps a lease that every user of
+/// the context holds a clone of, so it can tell whether anyone in the process still uses it.
+struct SharedContext {
+    ctx: Pkcs11,
+    users: Arc<()>,
+}
+
+fn contexts() -> &'static Mutex<HashMap<PathBuf, SharedContext>> {
+    static CONTEXTS: OnceLock<Mutex<HashMap<PathBuf, SharedContext>>> = OnceLock::new();
     CONTEXTS.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-fn context(module: &PathBuf) -> Result<Pkcs11, KeyManagerError> {
-    let mut map = contexts().lock().map_err(|_| KeyManagerError::Unavailable("pkcs11 registry".into()))?;
-    if let Some(ctx) = map.get(module) {
-        return Ok(ctx.clone());
+fn registry() -> Result<std::sync::MutexGuard<'static, HashMap<PathBuf, SharedContext>>, KeyManagerError> {
+    contexts().lock().map_err(|_| KeyManagerError::Unavailable("pkcs11 registry".into()))
+}
+
+/// The shared context of `module` (initialised on first use) and a lease on it.
+fn context(module: &PathBuf) -> Result<(Pkcs11, Arc<()>), KeyManagerError> {
+    let mut map = registry()?;
+    if let Some(shared) = map.get(module) {
+        return Ok((shared.ctx.clone(), shared.users.clone()));
     }
     let ctx = Pkcs11::new(module).map_err(|e| KeyManagerError::Config(format!("cannot load PKCS#11 module: {e}")))?;
     match ctx.initialize(CInitializeArgs::OsThreads) {
         Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
         Err(e) => return Err(KeyManagerError::Unavailable(format!("C_Initialize: {e}"))),
     }
-    map.insert(module.clone(), ctx.clone());
-    Ok(ctx)
+    let users = Arc::new(());
+    map.insert(module.clone(), SharedContext { ctx: ctx.clone(), users: users.clone() });
+    Ok((ctx, users))
 }
 
-/// Forgets the shared context of `module`, so that the next [`context`] initialises the module
-/// anew (the old one is finalised when its last user lets go of it).
-fn forget_context(module: &PathBuf) {
-    if let Ok(mut map) = contexts().lock() {
+/// Forgets the shared context of `module` when nobody in the process uses it any more, so that
+/// the next [`context`] finalises the module and initialises it anew. A context in use is kept:
+/// finalising a module under another key manager's open session breaks that session.
+fn reinitialise_if_unused(module: &PathBuf) -> Result<(), KeyManagerError> {
+    let mut map = registry()?;
+    let unused = map.get(module).is_none_or(|shared| Arc::strong_count(&shared.users) == 1);
+    if unused {
         map.remove(module);
     }
+    Ok(())
 }
 
 /// How many times [`Pkcs11KeyManager::open`] looks for its token before giving up.
@@ -96,8 +112,15 @@ fn ck(what: &'static str) -> impl Fn(CkError) -> KeyManagerError {
 
 /// The PKCS#11 key manager.
 pub struct Pkcs11KeyManager {
-    session: Arc<Mutex<Session>>,
+    session: Arc<LeasedSession>,
     token: String,
+}
+
+/// A logged-in session and the lease on its module's context, which lives as long as the
+/// session does (a blocking task may hold the session after its key manager is dropped).
+struct LeasedSession {
+    session: Mutex<Session>,
+    _lease: Arc<()>,
 }
 
 const ID_PREFIX: &str = "sigillum-kek/";
@@ -115,22 +138,24 @@ fn parse_object_id(id: &[u8]) -> Option<(String, u32)> {
 impl Pkcs11KeyManager {
     /// Loads the module, finds the token by label, opens a session and logs in as user.
     ///
-    /// A token that is missing is looked for again, with the module initialised anew, a few
-    /// times over about three seconds. SoftHSM2 reads its token files once, at `C_Initialize`;
-    /// a process that initialises while another process rewrites the token file (nodes starting
-    /// together, one of them creating keys) can read it half-written and not list the token.
+    /// A token that is missing is looked for again a few times over about three seconds, with
+    /// the module initialised anew when no other key manager of this process uses it. SoftHSM2
+    /// reads its token files once, at `C_Initialize`; a process that initialises while another
+    /// process rewrites the token file (nodes starting together, one of them creating keys) can
+    /// read it half-written and not list the token. A server opens one key manager, so at start
+    /// nothing else holds the module.
     pub fn open(cfg: &Pkcs11Config, pin: &SecretString) -> Result<Self, KeyManagerError> {
         let mut lookup = 1;
-        let (ctx, slot) = loop {
-            let ctx = context(&cfg.module)?;
+        let (ctx, lease, slot) = loop {
+            let (ctx, lease) = context(&cfg.module)?;
             let slots = ctx.get_slots_with_initialized_token().map_err(ck("list slots"))?;
             let found =
                 slots.into_iter().find(|s| ctx.get_token_info(*s).map(|t| t.label() == cfg.token).unwrap_or(false));
             match found {
-                Some(slot) => break (ctx, slot),
+                Some(slot) => break (ctx, lease, slot),
                 None if lookup < TOKEN_LOOKUPS => {
-                    drop(ctx);
-                    forget_context(&cfg.module);
+                    drop((ctx, lease));
+                    reinitialise_if_unused(&cfg.module)?;
                     std::thread::sleep(std::time::Duration::from_millis(300 * u64::from(lookup)));
                     lookup += 1;
                 }
@@ -145,7 +170,8 @@ impl Pkcs11KeyManager {
             Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
             Err(e) => return Err(KeyManagerError::Config(format!("PKCS#11 login failed: {e}"))),
         }
-        Ok(Self { session: Arc::new(Mutex::new(session)), token: cfg.token.clone() })
+        let session = LeasedSession { session: Mutex::new(session), _lease: lease };
+        Ok(Self { session: Arc::new(session), token: cfg.token.clone() })
     }
 
     /// Runs `f` with the session on a blocking thread (PKCS#11 calls block).
@@ -155,7 +181,7 @@ impl Pkcs11KeyManager {
     ) -> Result<T, KeyManagerError> {
         let session = self.session.clone();
         tokio::task::spawn_blocking(move || {
-            let guard = session.lock().map_err(|_| KeyManagerError::Unavailable("pkcs11 session".into()))?;
+            let guard = session.session.lock().map_err(|_| KeyManagerError::Unavailable("pkcs11 session".into()))?;
             f(&guard)
         })
         .await

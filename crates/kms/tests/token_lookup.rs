@@ -3,7 +3,8 @@
 //!
 //! SoftHSM2 reads its token directory at `C_Initialize`. A node that initialises while another
 //! node rewrites the token file can miss the token; opening it must then look again with the
-//! module initialised anew, and still fail clearly for a label that does not exist.
+//! module initialised anew, and still fail clearly for a label that does not exist, without
+//! finalising the module under another key manager of the same process.
 
 use sigillum_crypto::{KeyManager, KeyManagerError};
 use sigillum_kms::pkcs11::{Pkcs11Config, Pkcs11KeyManager};
@@ -35,4 +36,11 @@ async fn a_token_missed_at_initialisation_is_found_by_looking_again() {
         Ok(_) => panic!("a token that does not exist was opened"),
     }
     assert!(started.elapsed() < std::time::Duration::from_secs(10), "the lookup gives up");
+
+    // Looking for a missing token must not finalise the module under key managers in use.
+    let kek = first.ensure_kek("org:after-lookup").await.expect("the first token still works");
+    let dek = sigillum_crypto::Dek::generate().unwrap();
+    let wrapped = first.wrap_dek(&kek, &dek).await.unwrap();
+    assert_eq!(first.unwrap_dek(&wrapped).await.unwrap().expose_secret(), dek.expose_secret());
+    assert_eq!(late.current_kek("org:late").await.unwrap().map(|k| k.version), Some(1), "so does the late one");
 }
