@@ -685,7 +685,8 @@ pub trait WebhookStore: Send + Sync {
     async fn webhook(&self, id: uuid::Uuid) -> Result<Option<WebhookRecord>, RepoError>;
     /// Disables a webhook of `org`; `NotFound` otherwise.
     async fn disable_webhook(&self, org: OrgId, id: uuid::Uuid, now_unix_ms: i64) -> Result<(), RepoError>;
-    /// Stores deliveries together with the jobs that send them.
+    /// Stores deliveries together with the jobs that send them; a delivery (or job) whose id is
+    /// already stored is left as it is, so storing the same deliveries again changes nothing.
     async fn insert_deliveries(&self, d: &[DeliveryRecord], jobs: &[NewJob]) -> Result<(), RepoError>;
     async fn delivery(&self, id: uuid::Uuid) -> Result<Option<DeliveryRecord>, RepoError>;
     async fn update_delivery(&self, d: &DeliveryRecord) -> Result<(), RepoError>;

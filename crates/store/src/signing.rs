@@ -502,7 +502,7 @@ impl WebhookStore for SqlRepository {
         for d in ds {
             sqlx::query(
                 "INSERT INTO webhook_deliveries (id, webhook_id, event, payload, status, attempts, created_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
             )
             .bind(d.id.to_string())
             .bind(d.webhook_id.to_string())

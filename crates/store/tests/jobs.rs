@@ -1,7 +1,7 @@
 //! The job queue on SQLite and PostgreSQL: every job runs once per lease even with several nodes
 //! claiming at once, a lease that runs out hands the job to another node, enqueueing is
 //! idempotent by id, failures retry later or give up. And the jobs of the signing workflow with
-//! a clock the test moves: reminders and expiry.
+//! a clock the test moves: reminders, expiry and the webhook deliveries they report.
 
 mod common;
 
@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use sigillum_core::envelopes::{NewField, NewRecipient};
 use sigillum_core::lifecycle::EnvelopeStatus;
-use sigillum_core::ports::{JobStore, NewJob, PendingJob, SigningStore};
-use sigillum_core::workflow::SendRequest;
+use sigillum_core::ports::{DeliveryRecord, JobStore, NewJob, PendingJob, SigningStore, WebhookStore};
+use sigillum_core::workflow::{NewWebhook, SendRequest};
 use sigillum_core::Repository;
 use sigillum_core::{Accounts, AuditLog, ClientInfo, Envelopes, Workflow, WorkflowConfig, WorkflowPorts};
 use sigillum_store::SqlRepository;
@@ -166,6 +166,10 @@ async fn reminders_then_expiry_with_a_moving_clock() {
             jurisdiction: "CH".into(),
         },
     );
+    // A webhook for the sending and the expiry; its endpoint (loopback) is refused every time.
+    let events = Some(vec!["envelope.sent".into(), "envelope.expired".into()]);
+    let hook = NewWebhook { url: "https://127.0.0.1/hooks".into(), events };
+    let hook = wf.create_webhook(&p, hook, &client).await.unwrap().webhook.id;
     let pdf = sigillum_testkit::pdf::pdf(1);
     let body = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(pdf))]);
     let env = envelopes.create(&p, "Lease", body, &client).await.unwrap();
@@ -222,6 +226,27 @@ async fn reminders_then_expiry_with_a_moving_clock() {
     wf.drain().await;
     assert_eq!(s.repo.envelope_by_id(env.id).await.unwrap().unwrap().status, EnvelopeStatus::Expired, "at day 5");
     assert_eq!(count("Reminder:"), 2, "no reminder after expiry");
+    // Each event was queued with its change and became one delivery, tried until it gave up.
+    for _ in 0..8 {
+        clock.advance(60 * 60 * 1000);
+        wf.drain().await;
+    }
+    let deliveries = wf.webhook_deliveries(&p, hook).await.unwrap();
+    let events: Vec<&str> = deliveries.iter().map(|d| d.event.as_str()).collect();
+    assert_eq!(events, ["envelope.expired", "envelope.sent"], "one delivery per event, newest first");
+    for d in &deliveries {
+        assert_eq!((d.status.as_str(), d.attempts), ("failed", 8), "{d:?}");
+        let body: serde_json::Value = serde_json::from_str(&d.payload).unwrap();
+        assert_eq!(body["data"]["envelope_id"], env.id.to_string());
+        assert_eq!(body["id"], d.id.to_string());
+    }
+    // An event job run again (its node stopped before marking it done) stores nothing twice
+    // and changes nothing stored.
+    let again: Vec<_> =
+        deliveries.iter().map(|d| DeliveryRecord { status: "pending".into(), attempts: 0, ..d.clone() }).collect();
+    s.repo.insert_deliveries(&again, &[]).await.unwrap();
+    let after = wf.webhook_deliveries(&p, hook).await.unwrap();
+    assert_eq!(after, deliveries);
     assert!(s.repo.pending_jobs().await.unwrap().is_empty(), "nothing left queued: {:?}", s.repo.pending_jobs().await);
 
     // Retention: the owner keeps ended envelopes 30 days; the hourly sweep erases them after.

@@ -10,6 +10,7 @@ use sigillum_audit::{Detail, EventKind};
 
 use super::sending::{job, moved};
 use super::signing::{date, local_date};
+use super::webhooks::event_job;
 use super::{internal, Workflow};
 use crate::audit_log::{Actor, ClientInfo, NewEvent};
 use crate::envelopes::EnvelopeError;
@@ -32,6 +33,8 @@ pub enum JobKind {
     Notify,
     /// Expires an envelope still in progress at its expiry time.
     Expire,
+    /// Fans one event (a signature, a completion…) out to the organisation's webhooks.
+    Event,
     /// Delivers one webhook event.
     Webhook,
     /// Renders the page previews of a new envelope.
@@ -48,6 +51,7 @@ impl JobKind {
             Self::Finalize => "finalize",
             Self::Notify => "notify",
             Self::Expire => "expire",
+            Self::Event => "event",
             Self::Webhook => "webhook",
             Self::Previews => "previews",
             Self::Retention => "retention",
@@ -60,6 +64,7 @@ impl JobKind {
             Self::Finalize,
             Self::Notify,
             Self::Expire,
+            Self::Event,
             Self::Webhook,
             Self::Previews,
             Self::Retention,
@@ -343,6 +348,7 @@ impl Workflow {
                 self.notify(p.envelope_id, p.recipient_id, &p.what).await
             }
             JobKind::Expire => self.expire(payload::<EnvelopeJob>(job)?.envelope_id).await,
+            JobKind::Event => self.fan_out(&job.id, payload(job)?).await,
             JobKind::Webhook => {
                 self.deliver(payload::<WebhookJob>(job)?.delivery_id, job.attempts >= job.max_attempts).await
             }
@@ -471,7 +477,9 @@ impl Workflow {
             Err(e) => return Err(e.into()),
         };
         let now = self.now();
-        let jobs = self.notify_jobs(id, &recipients, "completed", now, |_| true);
+        let mut jobs = self.notify_jobs(id, &recipients, "completed", now, |_| true);
+        let data = serde_json::json!({ "envelope_id": id, "status": "completed", "final_sha256": final_sha });
+        jobs.push(event_job(env.org_id, "envelope.completed", data, now));
         let change = EnvelopeChange {
             envelope_id: id,
             from: EnvelopeStatus::Sent,
@@ -495,12 +503,6 @@ impl Workflow {
                 .detail("original_sha256", Detail::Text(env.document_sha256.clone())),
         )
         .await?;
-        self.emit(
-            env.org_id,
-            "envelope.completed",
-            serde_json::json!({ "envelope_id": id, "status": "completed", "final_sha256": final_sha }),
-        )
-        .await;
         Ok(())
     }
 
@@ -631,15 +633,17 @@ impl Workflow {
         if env.status != EnvelopeStatus::Sent || env.expires_unix_ms.is_some_and(|t| t > self.now()) {
             return Ok(());
         }
+        let now = self.now();
+        let data = serde_json::json!({ "envelope_id": id, "status": "expired" });
         let change = EnvelopeChange {
             envelope_id: id,
             from: EnvelopeStatus::Sent,
             to: EnvelopeStatus::Expired,
-            now_unix_ms: self.now(),
+            now_unix_ms: now,
             send: None,
             reason_sealed: None,
             final_sha256: None,
-            jobs: vec![],
+            jobs: vec![event_job(env.org_id, "envelope.expired", data, now)],
         };
         match self.inner.ports.signing.change_envelope(&change).await.map_err(moved) {
             Ok(()) => {}
@@ -651,7 +655,6 @@ impl Workflow {
                 .document(env.document_sha256.clone()),
         )
         .await?;
-        self.emit(env.org_id, "envelope.expired", serde_json::json!({ "envelope_id": id, "status": "expired" })).await;
         Ok(())
     }
 }
@@ -681,9 +684,17 @@ mod tests {
 
     #[test]
     fn job_kinds_round_trip() {
-        for k in
-            [JobKind::Advance, JobKind::Invite, JobKind::Finalize, JobKind::Notify, JobKind::Expire, JobKind::Webhook]
-        {
+        for k in [
+            JobKind::Advance,
+            JobKind::Invite,
+            JobKind::Finalize,
+            JobKind::Notify,
+            JobKind::Expire,
+            JobKind::Event,
+            JobKind::Webhook,
+            JobKind::Previews,
+            JobKind::Retention,
+        ] {
             assert_eq!(JobKind::parse(k.as_str()), Some(k));
         }
     }

@@ -3,6 +3,7 @@
 use serde::Deserialize;
 use sigillum_audit::{Detail, EventKind};
 
+use super::webhooks::event_job;
 use super::{conflict, envelope_ctx, fresh_job_id, internal, Workflow, DAY_MS};
 use crate::accounts::Principal;
 use crate::audit_log::{ClientInfo, NewEvent};
@@ -107,6 +108,7 @@ impl Workflow {
             jobs: vec![
                 job(fresh_job_id("advance"), super::JobKind::Advance, envelope.clone(), now),
                 job(format!("expire:{id}"), super::JobKind::Expire, envelope, expires),
+                event_job(env.org_id, "envelope.sent", serde_json::json!({ "envelope_id": id, "status": "sent" }), now),
             ],
         };
         let claim = match &self.inner.ports.quota {
@@ -132,7 +134,6 @@ impl Workflow {
         .await?;
         // The first step is invited now; the queued `advance` finds nothing left to do.
         self.advance(id).await?;
-        self.emit(env.org_id, "envelope.sent", serde_json::json!({ "envelope_id": id, "status": "sent" })).await;
         self.inner.envelopes.detail(p, id).await
     }
 
@@ -154,7 +155,9 @@ impl Workflow {
         let reason_sealed = self.seal_text(id, &envelope_ctx(&id_text, "reason"), reason).await?;
         let now = self.now();
         let recipients = self.inner.ports.parties.recipients(id).await?;
-        let jobs = self.notify_jobs(id, &recipients, "voided", now, |r| r.status != "created");
+        let mut jobs = self.notify_jobs(id, &recipients, "voided", now, |r| r.status != "created");
+        let data = serde_json::json!({ "envelope_id": id, "status": "voided" });
+        jobs.push(event_job(env.org_id, "envelope.voided", data, now));
         let change = EnvelopeChange {
             envelope_id: id,
             from: EnvelopeStatus::Sent,
@@ -173,7 +176,6 @@ impl Workflow {
                 .note(reason),
         )
         .await?;
-        self.emit(env.org_id, "envelope.voided", serde_json::json!({ "envelope_id": id, "status": "voided" })).await;
         Ok(())
     }
 

@@ -10,6 +10,7 @@ use sigillum_audit::{Detail, EventKind};
 use sigillum_crypto::field::FieldContext;
 
 use super::sending::{job, moved};
+use super::webhooks::event_job;
 use super::{conflict, envelope_ctx, fresh_job_id, internal, recipient_ctx, Person, Workflow};
 use crate::audit_log::{ClientInfo, NewEvent};
 use crate::envelopes::{EnvelopeError, FieldView, FINAL, ORIGINAL};
@@ -452,12 +453,20 @@ impl Workflow {
             signature_sealed,
             signature_font: signature_font.clone(),
             decline_reason_sealed: None,
-            jobs: vec![job(
-                fresh_job_id("advance"),
-                super::JobKind::Advance,
-                serde_json::json!({ "envelope_id": s.env.id }),
-                now,
-            )],
+            jobs: vec![
+                job(
+                    fresh_job_id("advance"),
+                    super::JobKind::Advance,
+                    serde_json::json!({ "envelope_id": s.env.id }),
+                    now,
+                ),
+                event_job(
+                    s.env.org_id,
+                    "recipient.signed",
+                    serde_json::json!({ "envelope_id": s.env.id, "recipient_id": s.recipient.id }),
+                    now,
+                ),
+            ],
         };
         self.inner.ports.signing.record_outcome(&outcome).await.map_err(|e| match e {
             crate::ports::RepoError::Conflict(_) => {
@@ -483,12 +492,6 @@ impl Workflow {
             event = event.detail("locale", Detail::Text(locale.clone()));
         }
         self.record(event).await?;
-        self.emit(
-            s.env.org_id,
-            "recipient.signed",
-            serde_json::json!({ "envelope_id": s.env.id, "recipient_id": s.recipient.id }),
-        )
-        .await;
         self.advance(s.env.id).await
     }
 
@@ -510,7 +513,10 @@ impl Workflow {
         let id = s.env.id.to_string();
         let now = self.now();
         let me = s.recipient.id;
-        let jobs = self.notify_jobs(s.env.id, &s.recipients, "declined", now, |r| r.id != me && r.status != "created");
+        let mut jobs =
+            self.notify_jobs(s.env.id, &s.recipients, "declined", now, |r| r.id != me && r.status != "created");
+        let data = serde_json::json!({ "envelope_id": s.env.id, "status": "declined", "recipient_id": me });
+        jobs.push(event_job(s.env.org_id, "envelope.declined", data, now));
         let outcome = RecipientOutcome {
             envelope_id: s.env.id,
             recipient_id: me,
@@ -526,12 +532,6 @@ impl Workflow {
         self.inner.ports.signing.record_outcome(&outcome).await.map_err(moved)?;
         self.inner.wake.notify_one();
         self.record(s.event(EventKind::RecipientDeclined, client).note(reason)).await?;
-        self.emit(
-            s.env.org_id,
-            "envelope.declined",
-            serde_json::json!({ "envelope_id": s.env.id, "status": "declined", "recipient_id": me }),
-        )
-        .await;
         Ok(())
     }
 }

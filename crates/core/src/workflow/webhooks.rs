@@ -8,12 +8,12 @@ use sigillum_audit::{Detail, EventKind};
 use sigillum_crypto::{Dek, KekRef, WrappedDek};
 
 use super::sending::job;
-use super::{internal, JobKind, Workflow};
+use super::{fresh_job_id, internal, JobKind, Workflow};
 use crate::accounts::Principal;
 use crate::audit_log::{ClientInfo, NewEvent};
 use crate::envelopes::EnvelopeError;
 use crate::ids::OrgId;
-use crate::ports::{DeliveryRecord, WebhookRecord};
+use crate::ports::{DeliveryRecord, NewJob, WebhookRecord};
 
 /// Event types a subscription may name (`*` is all of them).
 pub const WEBHOOK_EVENTS: [&str; 6] = [
@@ -24,6 +24,31 @@ pub const WEBHOOK_EVENTS: [&str; 6] = [
     "envelope.expired",
     "recipient.signed",
 ];
+/// The job that reports `event` to `org`'s webhooks. It is queued in the same transaction as the
+/// change it reports, so a change is never stored without its event, even when the node stops
+/// right after it.
+pub(super) fn event_job(org: OrgId, event: &str, data: serde_json::Value, now: i64) -> NewJob {
+    let payload = serde_json::json!({ "org_id": org, "event": event, "data": data, "created_ms": now });
+    job(fresh_job_id("event"), JobKind::Event, payload, now)
+}
+
+/// What an event job carries.
+#[derive(Deserialize)]
+pub(super) struct EventJob {
+    org_id: OrgId,
+    event: String,
+    data: serde_json::Value,
+    created_ms: i64,
+}
+
+/// The id of the delivery of event job `job_id` to `webhook`: the same on every run of the job.
+fn delivery_id(job_id: &str, webhook: uuid::Uuid) -> uuid::Uuid {
+    let digest = crate::accounts::sha256(format!("{job_id}\n{webhook}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Uuid::new_v8(bytes)
+}
+
 /// The KEK that wraps webhook signing secrets.
 pub const KEK: &str = "system:webhooks";
 const MAX_WEBHOOKS: usize = 20;
@@ -171,38 +196,39 @@ impl Workflow {
         Ok(self.inner.ports.webhooks.deliveries(w.id, 200).await?)
     }
 
-    /// Queues `event` for every subscribed webhook of `org`. A failure is logged, never fails
-    /// the action that caused the event.
-    pub(super) async fn emit(&self, org: OrgId, event: &str, data: serde_json::Value) {
-        if let Err(e) = self.try_emit(org, event, data).await {
-            tracing::warn!(%event, error = %e, "could not queue webhook deliveries");
-        }
-    }
-
-    async fn try_emit(&self, org: OrgId, event: &str, data: serde_json::Value) -> Result<(), EnvelopeError> {
-        let hooks = self.inner.ports.webhooks.webhooks(org).await?;
-        let now = self.now();
+    /// Fans one reported change out to the organisation's webhooks: one delivery, and one job
+    /// to send it, per webhook subscribed to the event. A delivery's id derives from the event
+    /// job's id and the webhook, so an event job run twice (a node stopped after queuing) queues
+    /// nothing twice.
+    pub(super) async fn fan_out(&self, job_id: &str, e: EventJob) -> Result<(), EnvelopeError> {
+        let hooks = self.inner.ports.webhooks.webhooks(e.org_id).await?;
         let mut deliveries = Vec::new();
         let mut jobs = Vec::new();
         for w in hooks.iter().filter(|w| w.disabled_unix_ms.is_none()) {
-            if !w.events.split(',').any(|e| e == "*" || e == event) {
+            if !w.events.split(',').any(|x| x == "*" || x == e.event) {
                 continue;
             }
-            let id = uuid::Uuid::now_v7();
-            let payload = serde_json::json!({ "id": id, "type": event, "created": now / 1000, "data": data });
+            let id = delivery_id(job_id, w.id);
+            let payload =
+                serde_json::json!({ "id": id, "type": e.event, "created": e.created_ms / 1000, "data": e.data });
             deliveries.push(DeliveryRecord {
                 id,
                 webhook_id: w.id,
-                event: event.to_owned(),
+                event: e.event.clone(),
                 payload: payload.to_string(),
                 status: "pending".into(),
                 attempts: 0,
                 response_status: None,
                 last_error: None,
-                created_unix_ms: now,
+                created_unix_ms: e.created_ms,
                 delivered_unix_ms: None,
             });
-            jobs.push(job(format!("webhook:{id}"), JobKind::Webhook, serde_json::json!({ "delivery_id": id }), now));
+            jobs.push(job(
+                format!("webhook:{id}"),
+                JobKind::Webhook,
+                serde_json::json!({ "delivery_id": id }),
+                e.created_ms,
+            ));
         }
         if deliveries.is_empty() {
             return Ok(());
