@@ -29,6 +29,46 @@ use crate::ids::EnvelopeId;
 use crate::ports::{AuditStore, Clock, LogKeyRecord, NewLeaf, RepoError, StoredCheckpoint, StoredLeaf};
 use crate::vault::{Vault, VaultError};
 
+/// An event ready to append: its personal values already committed and its disclosure sealed
+/// under the envelope key, so its JSON form holds no personal data in clear.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedEvent(NewLeaf);
+
+impl PreparedEvent {
+    pub fn leaf_hash(&self) -> &Hash {
+        &self.0.leaf_hash
+    }
+
+    /// The form kept in a job's payload.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "envelope_id": self.0.envelope_id,
+            "leaf_hash": b64(&self.0.leaf_hash),
+            "event": b64(&self.0.event),
+            "disclosure": self.0.disclosure.as_deref().map(b64),
+        })
+    }
+
+    /// Reads [`Self::to_json`]'s form back; `None` if it is not one.
+    pub fn from_json(v: &serde_json::Value) -> Option<Self> {
+        let bytes = |key: &str| v.get(key).and_then(serde_json::Value::as_str).and_then(|t| B64.decode(t).ok());
+        let envelope_id = match v.get("envelope_id") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(id) => Some(serde_json::from_value(id.clone()).ok()?),
+        };
+        let disclosure = match v.get("disclosure") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(_) => Some(bytes("disclosure")?),
+        };
+        Some(Self(NewLeaf {
+            envelope_id,
+            leaf_hash: bytes("leaf_hash")?.try_into().ok()?,
+            event: bytes("event")?,
+            disclosure,
+        }))
+    }
+}
+
 /// Key-manager id of the KEK that wraps the log's signing seed.
 pub const LOG_KEK_ID: &str = "system:audit-log";
 /// Personal values an event can carry (actor name and email, IP, user agent, note).
@@ -279,6 +319,14 @@ impl AuditLog {
 
     /// Records one event; returns once it is durably in the log.
     pub async fn record(&self, e: NewEvent) -> Result<Recorded, AuditError> {
+        let prepared = self.prepare(e).await?;
+        self.append(prepared).await
+    }
+
+    /// Drafts an event for the log: commits its personal values and seals its disclosure, and
+    /// fixes its time. A change that must not be stored without its event keeps the prepared
+    /// event in its own transaction (see [`PreparedEvent::to_json`]) and appends it after.
+    pub async fn prepare(&self, e: NewEvent) -> Result<PreparedEvent, AuditError> {
         let device = e.client.user_agent.as_deref().map(|ua| self.inner.devices.parse(ua));
         let draft = EventDraft {
             kind: e.kind,
@@ -315,10 +363,32 @@ impl AuditLog {
             }
             _ => None,
         };
-        let leaf =
-            NewLeaf { envelope_id: e.envelope, leaf_hash: committed.leaf_hash, event: committed.canonical, disclosure };
-        let (first, checkpoint) = self.commit(Some(leaf)).await?;
-        Ok(Recorded { seq: first, leaf_hash: committed.leaf_hash, tree_size: checkpoint.size })
+        Ok(PreparedEvent(NewLeaf {
+            envelope_id: e.envelope,
+            leaf_hash: committed.leaf_hash,
+            event: committed.canonical,
+            disclosure,
+        }))
+    }
+
+    /// Appends a prepared event; returns once it is durably in the log.
+    pub async fn append(&self, event: PreparedEvent) -> Result<Recorded, AuditError> {
+        let leaf_hash = event.0.leaf_hash;
+        let (first, checkpoint) = self.commit(Some(event.0)).await?;
+        Ok(Recorded { seq: first, leaf_hash, tree_size: checkpoint.size })
+    }
+
+    /// Appends a prepared event of an envelope unless its trail already holds it (the node that
+    /// prepared it appended it before it stopped). True if it was appended now.
+    pub async fn append_once(&self, event: PreparedEvent) -> Result<bool, AuditError> {
+        if let Some(envelope) = event.0.envelope_id {
+            let trail = self.inner.store.envelope_leaves(envelope, 0).await?;
+            if trail.iter().any(|l| l.leaf_hash == event.0.leaf_hash) {
+                return Ok(false);
+            }
+        }
+        self.append(event).await?;
+        Ok(true)
     }
 
     /// Queues a leaf (or, with `None`, just a fresh checkpoint) and waits for its commit.

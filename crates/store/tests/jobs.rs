@@ -10,10 +10,16 @@ use std::sync::Arc;
 
 use sigillum_core::envelopes::{NewField, NewRecipient};
 use sigillum_core::lifecycle::EnvelopeStatus;
-use sigillum_core::ports::{DeliveryRecord, JobStore, NewJob, PendingJob, SigningStore, WebhookStore};
+use sigillum_core::ports::{
+    AuditStore, CheckpointSigner, DeliveryRecord, JobStore, LogKeyRecord, NewJob, NewLeaf, PendingJob, RepoError,
+    SigningStore, StoredCheckpoint, StoredLeaf, WebhookStore,
+};
 use sigillum_core::workflow::{NewWebhook, SendRequest};
 use sigillum_core::Repository;
-use sigillum_core::{Accounts, AuditLog, ClientInfo, Envelopes, Workflow, WorkflowConfig, WorkflowPorts};
+use sigillum_core::{
+    Accounts, AuditLog, ClientInfo, EnvelopeId, EnvelopeView, Envelopes, NewEvent, Principal, Workflow, WorkflowConfig,
+    WorkflowPorts,
+};
 use sigillum_store::SqlRepository;
 
 fn job(id: &str, run_at: i64) -> NewJob {
@@ -109,13 +115,25 @@ async fn job_queue_on_postgres() {
 
 const DAY: i64 = 24 * 60 * 60 * 1000;
 
-/// Reminders go out every `remind_every_days` while the signer has not signed; at its expiry the
-/// envelope expires and its links stop working.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reminders_then_expiry_with_a_moving_clock() {
+/// A signing workflow on the embedded stack with a clock the test moves, mail to an outbox, and
+/// an owner signed in.
+struct Flow {
+    s: common::Stack,
+    clock: Arc<common::ManualClock>,
+    audit: AuditLog,
+    accounts: Accounts,
+    envelopes: Envelopes,
+    wf: Workflow,
+    p: Principal,
+    client: ClientInfo,
+    outbox: std::path::PathBuf,
+}
+
+/// [`Flow`] with the audit log on the store `audit_store` makes of the stack's repository.
+async fn flow(audit_store: impl FnOnce(Arc<SqlRepository>) -> Arc<dyn AuditStore>) -> Flow {
     let s = common::local_stack().await;
     let clock = Arc::new(common::ManualClock::at(1_800_000_000_000));
-    let audit = AuditLog::open(s.repo.clone(), s.vault.clone(), clock.clone(), "test/log").await.unwrap();
+    let audit = AuditLog::open(audit_store(s.repo.clone()), s.vault.clone(), clock.clone(), "test/log").await.unwrap();
     let accounts = Accounts::new(s.repo.clone(), s.vault.clone(), audit.clone(), clock.clone());
     let client = ClientInfo::default();
     accounts.signup("sam@example.org", "correct horse battery staple".to_owned().into(), "Sam", &client).await.unwrap();
@@ -157,7 +175,7 @@ async fn reminders_then_expiry_with_a_moving_clock() {
         },
         envelopes.clone(),
         s.vault.clone(),
-        audit,
+        audit.clone(),
         clock.clone(),
         WorkflowConfig {
             public_url: "https://sign.example.org".into(),
@@ -166,42 +184,62 @@ async fn reminders_then_expiry_with_a_moving_clock() {
             jurisdiction: "CH".into(),
         },
     );
+    Flow { s, clock, audit, accounts, envelopes, wf, p, client, outbox }
+}
+
+impl Flow {
+    /// A draft with one signer (Rita) and her signature field.
+    async fn draft(&self, title: &str) -> EnvelopeView {
+        let Self { envelopes, p, client, .. } = self;
+        let pdf = sigillum_testkit::pdf::pdf(1);
+        let body = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(pdf))]);
+        let env = envelopes.create(p, title, body, client).await.unwrap();
+        let r = envelopes
+            .add_recipient(
+                p,
+                env.id,
+                NewRecipient {
+                    name: "Rita".into(),
+                    email: "rita@example.org".into(),
+                    role: "signer".into(),
+                    routing_order: 1,
+                    access_code: None,
+                    language: None,
+                },
+                client,
+            )
+            .await
+            .unwrap();
+        let f = NewField {
+            recipient_id: r.id.to_string(),
+            kind: "signature".into(),
+            page: 1,
+            x: 10.0,
+            y: 10.0,
+            width: 100.0,
+            height: 30.0,
+            required: true,
+        };
+        envelopes.add_field(p, env.id, f, client).await.unwrap();
+        env
+    }
+}
+
+/// Reminders go out every `remind_every_days` while the signer has not signed; at its expiry the
+/// envelope expires and its links stop working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reminders_then_expiry_with_a_moving_clock() {
+    let f = flow(|repo| repo).await;
+    let env = f.draft("Lease").await;
+    let Flow { s, clock, accounts, wf, p, client, outbox, .. } = f;
     // A webhook for the sending and the expiry; its endpoint (loopback) is refused every time.
     let events = Some(vec!["envelope.sent".into(), "envelope.expired".into()]);
     let hook = NewWebhook { url: "https://127.0.0.1/hooks".into(), events };
     let hook = wf.create_webhook(&p, hook, &client).await.unwrap().webhook.id;
-    let pdf = sigillum_testkit::pdf::pdf(1);
-    let body = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(pdf))]);
-    let env = envelopes.create(&p, "Lease", body, &client).await.unwrap();
-    let r = envelopes
-        .add_recipient(
-            &p,
-            env.id,
-            NewRecipient {
-                name: "Rita".into(),
-                email: "rita@example.org".into(),
-                role: "signer".into(),
-                routing_order: 1,
-                access_code: None,
-                language: None,
-            },
-            &client,
-        )
-        .await
-        .unwrap();
-    let f = NewField {
-        recipient_id: r.id.to_string(),
-        kind: "signature".into(),
-        page: 1,
-        x: 10.0,
-        y: 10.0,
-        width: 100.0,
-        height: 30.0,
-        required: true,
-    };
-    envelopes.add_field(&p, env.id, f, &client).await.unwrap();
     let req = SendRequest { message: None, expires_in_days: Some(5), remind_every_days: Some(2) };
     wf.send(&p, env.id, req, &client).await.unwrap();
+    let pending = s.repo.pending_jobs().await.unwrap();
+    assert!(!pending.iter().any(|j| j.id.starts_with("audit:")), "the sending logged its event itself: {pending:?}");
 
     let mails = || -> Vec<String> {
         std::fs::read_dir(&outbox)
@@ -279,5 +317,115 @@ async fn reminders_then_expiry_with_a_moving_clock() {
     assert!(kinds.iter().filter(|e| e["envelope_id"] == env.id.to_string()).count() > 5, "its trail stays");
     let key = sigillum_core::ports::AuditStore::log_key(s.repo.as_ref()).await.unwrap().unwrap().verifier_key;
     let report = sigillum_core::audit_log::verify_log(s.repo.as_ref(), &key, &[]).await.unwrap();
+    assert!(report.ok, "{:?}", report.problems);
+}
+
+/// The audit store of a node that stops (is killed) between storing a change and appending its
+/// event: while `stopped`, appends fail.
+struct StopsBeforeLogging {
+    repo: Arc<SqlRepository>,
+    stopped: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl AuditStore for StopsBeforeLogging {
+    async fn append_leaves(
+        &self,
+        leaves: Vec<NewLeaf>,
+        sign: CheckpointSigner<'_>,
+        now_unix_ms: i64,
+    ) -> Result<(u64, StoredCheckpoint), RepoError> {
+        if self.stopped.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(RepoError::Unavailable("the node stopped".into()));
+        }
+        self.repo.append_leaves(leaves, sign, now_unix_ms).await
+    }
+    async fn tree_size(&self) -> Result<u64, RepoError> {
+        self.repo.tree_size().await
+    }
+    async fn tree_nodes(
+        &self,
+        ids: &[sigillum_audit::NodeId],
+    ) -> Result<HashMap<sigillum_audit::NodeId, [u8; 32]>, RepoError> {
+        self.repo.tree_nodes(ids).await
+    }
+    async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, RepoError> {
+        self.repo.latest_checkpoint().await
+    }
+    async fn checkpoint_at(&self, size: u64) -> Result<Option<StoredCheckpoint>, RepoError> {
+        self.repo.checkpoint_at(size).await
+    }
+    async fn checkpoints_from(&self, from: u64, limit: u32) -> Result<Vec<StoredCheckpoint>, RepoError> {
+        self.repo.checkpoints_from(from, limit).await
+    }
+    async fn leaves_from(&self, from: u64, limit: u32) -> Result<Vec<StoredLeaf>, RepoError> {
+        self.repo.leaves_from(from, limit).await
+    }
+    async fn envelope_leaves(&self, envelope: EnvelopeId, from: u64) -> Result<Vec<StoredLeaf>, RepoError> {
+        self.repo.envelope_leaves(envelope, from).await
+    }
+    async fn log_key(&self) -> Result<Option<LogKeyRecord>, RepoError> {
+        self.repo.log_key().await
+    }
+    async fn insert_log_key(&self, key: &LogKeyRecord) -> Result<(), RepoError> {
+        self.repo.insert_log_key(key).await
+    }
+}
+
+/// The kinds of an envelope's logged events, in order.
+async fn logged_kinds(repo: &SqlRepository, envelope: EnvelopeId) -> Vec<String> {
+    let leaves = AuditStore::envelope_leaves(repo, envelope, 0).await.unwrap();
+    leaves
+        .iter()
+        .map(|l| serde_json::from_slice::<serde_json::Value>(&l.event).unwrap()["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A node that stores a change (here: the sending) and stops before appending its audit event:
+/// the event's job, stored with the change, appends it a minute later on a running node, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_whose_node_stopped_before_logging_it_is_logged_by_its_job() {
+    let store = Arc::new(std::sync::Mutex::new(None));
+    let keep = store.clone();
+    let f = flow(move |repo| {
+        let s = Arc::new(StopsBeforeLogging { repo, stopped: false.into() });
+        *keep.lock().unwrap() = Some(s.clone());
+        s
+    })
+    .await;
+    let store = store.lock().unwrap().clone().unwrap();
+    let env = f.draft("Stopped").await;
+
+    store.stopped.store(true, std::sync::atomic::Ordering::SeqCst);
+    let req = SendRequest { message: None, expires_in_days: Some(5), remind_every_days: None };
+    assert!(f.wf.send(&f.p, env.id, req, &f.client).await.is_err(), "the node stopped before answering");
+    store.stopped.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(f.s.repo.envelope_by_id(env.id).await.unwrap().unwrap().status, EnvelopeStatus::Sent);
+    assert!(!logged_kinds(&f.s.repo, env.id).await.contains(&"envelope.sent".to_owned()));
+
+    // Another node (here: the same workflow running again) goes on with the envelope at once,
+    // and logs the sending when the event's job is due.
+    f.wf.drain().await;
+    assert!(!logged_kinds(&f.s.repo, env.id).await.contains(&"envelope.sent".to_owned()), "not due yet");
+    f.clock.advance(61_000);
+    f.wf.drain().await;
+    let kinds = logged_kinds(&f.s.repo, env.id).await;
+    assert_eq!(kinds.iter().filter(|k| *k == "envelope.sent").count(), 1, "{kinds:?}");
+    assert!(kinds.contains(&"email.sent".to_owned()), "the invitation went out: {kinds:?}");
+    assert!(f.s.repo.pending_jobs().await.unwrap().iter().all(|j| !j.id.starts_with("audit:")));
+
+    // A prepared event survives its job's payload, and is appended once however often it is
+    // offered.
+    let e = NewEvent::new(sigillum_audit::EventKind::DocumentViewed, Some(env.id), f.p.actor(), f.client.clone());
+    let prepared = f.audit.prepare(e).await.unwrap();
+    let kept = sigillum_core::audit_log::PreparedEvent::from_json(&prepared.to_json()).unwrap();
+    assert_eq!(kept, prepared);
+    assert!(f.audit.append_once(kept.clone()).await.unwrap());
+    assert!(!f.audit.append_once(kept).await.unwrap(), "already in the log");
+    let viewed = logged_kinds(&f.s.repo, env.id).await.iter().filter(|k| *k == "document.viewed").count();
+    assert_eq!(viewed, 1);
+
+    let key = AuditStore::log_key(f.s.repo.as_ref()).await.unwrap().unwrap().verifier_key;
+    let report = sigillum_core::audit_log::verify_log(f.s.repo.as_ref(), &key, &[]).await.unwrap();
     assert!(report.ok, "{:?}", report.problems);
 }

@@ -12,7 +12,7 @@ use super::sending::{job, moved};
 use super::signing::{date, local_date};
 use super::webhooks::event_job;
 use super::{internal, Workflow};
-use crate::audit_log::{Actor, ClientInfo, NewEvent};
+use crate::audit_log::{Actor, ClientInfo, NewEvent, PreparedEvent};
 use crate::envelopes::EnvelopeError;
 use crate::envelopes::FINAL;
 use crate::ids::EnvelopeId;
@@ -33,6 +33,8 @@ pub enum JobKind {
     Notify,
     /// Expires an envelope still in progress at its expiry time.
     Expire,
+    /// Appends the audit event of a change whose node stopped before appending it.
+    Audit,
     /// Fans one event (a signature, a completion…) out to the organisation's webhooks.
     Event,
     /// Delivers one webhook event.
@@ -51,6 +53,7 @@ impl JobKind {
             Self::Finalize => "finalize",
             Self::Notify => "notify",
             Self::Expire => "expire",
+            Self::Audit => "audit",
             Self::Event => "event",
             Self::Webhook => "webhook",
             Self::Previews => "previews",
@@ -64,6 +67,7 @@ impl JobKind {
             Self::Finalize,
             Self::Notify,
             Self::Expire,
+            Self::Audit,
             Self::Event,
             Self::Webhook,
             Self::Previews,
@@ -120,6 +124,11 @@ struct NotifyJob {
     envelope_id: EnvelopeId,
     recipient_id: uuid::Uuid,
     what: String,
+}
+
+#[derive(Deserialize)]
+struct AuditJob {
+    event: serde_json::Value,
 }
 
 #[derive(Deserialize)]
@@ -348,6 +357,17 @@ impl Workflow {
                 self.notify(p.envelope_id, p.recipient_id, &p.what).await
             }
             JobKind::Expire => self.expire(payload::<EnvelopeJob>(job)?.envelope_id).await,
+            JobKind::Audit => {
+                let p: AuditJob = payload(job)?;
+                let event = PreparedEvent::from_json(&p.event)
+                    .ok_or_else(|| internal(format!("job {}: not a prepared event", job.id)))?;
+                let appended =
+                    self.inner.audit.append_once(event).await.map_err(|e| internal(format!("audit: {e}")))?;
+                if appended {
+                    tracing::warn!(job = %job.id, "appended the audit event of a change whose node stopped first");
+                }
+                Ok(())
+            }
             JobKind::Event => self.fan_out(&job.id, payload(job)?).await,
             JobKind::Webhook => {
                 self.deliver(payload::<WebhookJob>(job)?.delivery_id, job.attempts >= job.max_attempts).await
@@ -480,6 +500,14 @@ impl Workflow {
         let mut jobs = self.notify_jobs(id, &recipients, "completed", now, |_| true);
         let data = serde_json::json!({ "envelope_id": id, "status": "completed", "final_sha256": final_sha });
         jobs.push(event_job(env.org_id, "envelope.completed", data, now));
+        let (logged, log_job) = self
+            .prepare_change_event(
+                NewEvent::new(EventKind::EnvelopeCompleted, Some(id), Actor::system(), ClientInfo::default())
+                    .document(final_sha.clone())
+                    .detail("original_sha256", Detail::Text(env.document_sha256.clone())),
+            )
+            .await?;
+        jobs.push(log_job);
         let change = EnvelopeChange {
             envelope_id: id,
             from: EnvelopeStatus::Sent,
@@ -497,13 +525,7 @@ impl Workflow {
             Err(e) => return Err(e),
         }
         self.inner.wake.notify_one();
-        self.record(
-            NewEvent::new(EventKind::EnvelopeCompleted, Some(id), Actor::system(), ClientInfo::default())
-                .document(final_sha.clone())
-                .detail("original_sha256", Detail::Text(env.document_sha256.clone())),
-        )
-        .await?;
-        Ok(())
+        self.record_change(logged).await
     }
 
     /// What goes into each field of the final document, and each recipient's signature.
@@ -635,6 +657,12 @@ impl Workflow {
         }
         let now = self.now();
         let data = serde_json::json!({ "envelope_id": id, "status": "expired" });
+        let (logged, log_job) = self
+            .prepare_change_event(
+                NewEvent::new(EventKind::EnvelopeExpired, Some(id), Actor::system(), ClientInfo::default())
+                    .document(env.document_sha256.clone()),
+            )
+            .await?;
         let change = EnvelopeChange {
             envelope_id: id,
             from: EnvelopeStatus::Sent,
@@ -643,19 +671,14 @@ impl Workflow {
             send: None,
             reason_sealed: None,
             final_sha256: None,
-            jobs: vec![event_job(env.org_id, "envelope.expired", data, now)],
+            jobs: vec![event_job(env.org_id, "envelope.expired", data, now), log_job],
         };
         match self.inner.ports.signing.change_envelope(&change).await.map_err(moved) {
             Ok(()) => {}
             Err(EnvelopeError::Conflict(_)) => return Ok(()),
             Err(e) => return Err(e),
         }
-        self.record(
-            NewEvent::new(EventKind::EnvelopeExpired, Some(id), Actor::system(), ClientInfo::default())
-                .document(env.document_sha256.clone()),
-        )
-        .await?;
-        Ok(())
+        self.record_change(logged).await
     }
 }
 
@@ -690,6 +713,7 @@ mod tests {
             JobKind::Finalize,
             JobKind::Notify,
             JobKind::Expire,
+            JobKind::Audit,
             JobKind::Event,
             JobKind::Webhook,
             JobKind::Previews,

@@ -5,7 +5,9 @@
 //!
 //! Every state change asks the envelope state machine ([`crate::lifecycle`]) and the routing rule
 //! ([`crate::routing`]) first, and is stored in one transaction together with the jobs that must
-//! follow it, so a crash never leaves an envelope without its next step.
+//! follow it, so a crash never leaves an envelope without its next step. Among those jobs are
+//! the change's audit event (prepared before the transaction, appended by this node right after
+//! it, and by the job only if this node stopped first) and its webhook event.
 
 mod completion;
 mod jobs;
@@ -104,6 +106,17 @@ fn conflict(code: &'static str, message: &'static str) -> EnvelopeError {
     EnvelopeError::Conflict(crate::lifecycle::Conflict { code, message })
 }
 
+/// How long the job that appends a change's audit event waits: the node that made the change
+/// appends the event itself right after it and marks the job done, so the job runs only when
+/// that node stopped in between.
+const AUDIT_FALLBACK_MS: i64 = 60_000;
+
+/// The audit event of a state change, prepared before the change's transaction.
+struct ChangeEvent {
+    event: crate::audit_log::PreparedEvent,
+    job_id: String,
+}
+
 /// A random job id for jobs that may legitimately repeat (e.g. one `advance` per completion).
 fn fresh_job_id(kind: &str) -> String {
     format!("{kind}:{}", uuid::Uuid::new_v4().simple())
@@ -130,6 +143,26 @@ impl Workflow {
 
     async fn record(&self, e: NewEvent) -> Result<(), EnvelopeError> {
         self.inner.audit.record(e).await.map(|_| ()).map_err(|e| internal(format!("audit: {e}")))
+    }
+
+    /// Prepares the audit event of a state change, and the job, to store in the change's own
+    /// transaction, that appends the event should this node stop before [`Self::record_change`].
+    async fn prepare_change_event(&self, e: NewEvent) -> Result<(ChangeEvent, NewJob), EnvelopeError> {
+        let event = self.inner.audit.prepare(e).await.map_err(|e| internal(format!("audit: {e}")))?;
+        let job_id = format!("audit:{}", hex::encode(event.leaf_hash()));
+        let payload = serde_json::json!({ "event": event.to_json() });
+        let fallback = sending::job(job_id.clone(), JobKind::Audit, payload, self.now() + AUDIT_FALLBACK_MS);
+        Ok((ChangeEvent { event, job_id }, fallback))
+    }
+
+    /// Appends the event of a change now stored, and marks its fallback job done.
+    async fn record_change(&self, c: ChangeEvent) -> Result<(), EnvelopeError> {
+        self.inner.audit.append(c.event).await.map_err(|e| internal(format!("audit: {e}")))?;
+        if let Err(e) = self.inner.ports.jobs.finish(&c.job_id, self.now()).await {
+            // The job finds the event in the log and does nothing.
+            tracing::warn!(job = %c.job_id, error = %e, "could not mark the audit fallback job done");
+        }
+        Ok(())
     }
 
     async fn enqueue(&self, jobs: &[NewJob]) -> Result<(), EnvelopeError> {

@@ -93,6 +93,14 @@ impl Workflow {
             None => None,
         };
         let envelope = serde_json::json!({ "envelope_id": id });
+        let (logged, log_job) = self
+            .prepare_change_event(
+                NewEvent::new(EventKind::EnvelopeSent, Some(id), p.actor(), client.clone())
+                    .document(env.document_sha256.clone())
+                    .detail("expires_unix_ms", Detail::Int(expires))
+                    .detail("recipients", Detail::Int(recipients.len() as i64)),
+            )
+            .await?;
         let change = EnvelopeChange {
             envelope_id: id,
             from: EnvelopeStatus::Draft,
@@ -109,6 +117,7 @@ impl Workflow {
                 job(fresh_job_id("advance"), super::JobKind::Advance, envelope.clone(), now),
                 job(format!("expire:{id}"), super::JobKind::Expire, envelope, expires),
                 event_job(env.org_id, "envelope.sent", serde_json::json!({ "envelope_id": id, "status": "sent" }), now),
+                log_job,
             ],
         };
         let claim = match &self.inner.ports.quota {
@@ -125,13 +134,7 @@ impl Workflow {
             return Err(moved(e));
         }
         self.inner.wake.notify_one();
-        self.record(
-            NewEvent::new(EventKind::EnvelopeSent, Some(id), p.actor(), client.clone())
-                .document(env.document_sha256.clone())
-                .detail("expires_unix_ms", Detail::Int(expires))
-                .detail("recipients", Detail::Int(recipients.len() as i64)),
-        )
-        .await?;
+        self.record_change(logged).await?;
         // The first step is invited now; the queued `advance` finds nothing left to do.
         self.advance(id).await?;
         self.inner.envelopes.detail(p, id).await
@@ -158,6 +161,14 @@ impl Workflow {
         let mut jobs = self.notify_jobs(id, &recipients, "voided", now, |r| r.status != "created");
         let data = serde_json::json!({ "envelope_id": id, "status": "voided" });
         jobs.push(event_job(env.org_id, "envelope.voided", data, now));
+        let (logged, log_job) = self
+            .prepare_change_event(
+                NewEvent::new(EventKind::EnvelopeVoided, Some(id), p.actor(), client.clone())
+                    .document(env.document_sha256)
+                    .note(reason),
+            )
+            .await?;
+        jobs.push(log_job);
         let change = EnvelopeChange {
             envelope_id: id,
             from: EnvelopeStatus::Sent,
@@ -170,13 +181,7 @@ impl Workflow {
         };
         self.inner.ports.signing.change_envelope(&change).await.map_err(moved)?;
         self.inner.wake.notify_one();
-        self.record(
-            NewEvent::new(EventKind::EnvelopeVoided, Some(id), p.actor(), client.clone())
-                .document(env.document_sha256)
-                .note(reason),
-        )
-        .await?;
-        Ok(())
+        self.record_change(logged).await
     }
 
     /// Notification jobs (`notify:<envelope>:<recipient>:<what>`) for the recipients `who` selects.

@@ -443,15 +443,32 @@ impl Workflow {
             None => (None, None),
         };
         let signature_font = signature.as_ref().and_then(|sig| sig.font).map(|f| f.id().to_owned());
+        let mut event = s
+            .event(EventKind::RecipientSigned, client)
+            .detail("role", Detail::Text(s.recipient.role.clone()))
+            .detail("values", Detail::Int(values.len() as i64));
+        if let Some(kind) = signature_kind.clone() {
+            event = event.detail("signature", Detail::Text(kind));
+        }
+        if let Some(font) = signature_font.clone() {
+            event = event.detail("signature_font", Detail::Text(font));
+        }
+        if let Some(sig) = &signature {
+            event = event.detail("signature_sha256", Detail::Text(hex::encode(crate::accounts::sha256(&sig.bytes))));
+        }
+        if let Some(locale) = &req.locale {
+            event = event.detail("locale", Detail::Text(locale.clone()));
+        }
+        let (logged, log_job) = self.prepare_change_event(event).await?;
         let outcome = RecipientOutcome {
             envelope_id: s.env.id,
             recipient_id: s.recipient.id,
             status: "signed",
             now_unix_ms: now,
             values: sealed,
-            signature_kind: signature_kind.clone(),
+            signature_kind,
             signature_sealed,
-            signature_font: signature_font.clone(),
+            signature_font,
             decline_reason_sealed: None,
             jobs: vec![
                 job(
@@ -466,6 +483,7 @@ impl Workflow {
                     serde_json::json!({ "envelope_id": s.env.id, "recipient_id": s.recipient.id }),
                     now,
                 ),
+                log_job,
             ],
         };
         self.inner.ports.signing.record_outcome(&outcome).await.map_err(|e| match e {
@@ -475,23 +493,7 @@ impl Workflow {
             e => e.into(),
         })?;
         self.inner.wake.notify_one();
-        let mut event = s
-            .event(EventKind::RecipientSigned, client)
-            .detail("role", Detail::Text(s.recipient.role.clone()))
-            .detail("values", Detail::Int(values.len() as i64));
-        if let Some(kind) = signature_kind {
-            event = event.detail("signature", Detail::Text(kind));
-        }
-        if let Some(font) = signature_font {
-            event = event.detail("signature_font", Detail::Text(font));
-        }
-        if let Some(sig) = &signature {
-            event = event.detail("signature_sha256", Detail::Text(hex::encode(crate::accounts::sha256(&sig.bytes))));
-        }
-        if let Some(locale) = &req.locale {
-            event = event.detail("locale", Detail::Text(locale.clone()));
-        }
-        self.record(event).await?;
+        self.record_change(logged).await?;
         self.advance(s.env.id).await
     }
 
@@ -517,6 +519,9 @@ impl Workflow {
             self.notify_jobs(s.env.id, &s.recipients, "declined", now, |r| r.id != me && r.status != "created");
         let data = serde_json::json!({ "envelope_id": s.env.id, "status": "declined", "recipient_id": me });
         jobs.push(event_job(s.env.org_id, "envelope.declined", data, now));
+        let (logged, log_job) =
+            self.prepare_change_event(s.event(EventKind::RecipientDeclined, client).note(reason)).await?;
+        jobs.push(log_job);
         let outcome = RecipientOutcome {
             envelope_id: s.env.id,
             recipient_id: me,
@@ -531,8 +536,7 @@ impl Workflow {
         };
         self.inner.ports.signing.record_outcome(&outcome).await.map_err(moved)?;
         self.inner.wake.notify_one();
-        self.record(s.event(EventKind::RecipientDeclined, client).note(reason)).await?;
-        Ok(())
+        self.record_change(logged).await
     }
 }
 
