@@ -39,7 +39,13 @@ impl PreparedEvent {
         &self.0.leaf_hash
     }
 
-    /// The form kept in a job's payload.
+    /// The same event, whose append marks job `id` done in the same transaction.
+    pub fn settling(mut self, id: String) -> Self {
+        self.0.settles_job = Some(id);
+        self
+    }
+
+    /// The form kept in a job's payload (without the job it settles).
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "envelope_id": self.0.envelope_id,
@@ -65,6 +71,7 @@ impl PreparedEvent {
             leaf_hash: bytes("leaf_hash")?.try_into().ok()?,
             event: bytes("event")?,
             disclosure,
+            settles_job: None,
         }))
     }
 }
@@ -368,6 +375,7 @@ impl AuditLog {
             leaf_hash: committed.leaf_hash,
             event: committed.canonical,
             disclosure,
+            settles_job: None,
         }))
     }
 

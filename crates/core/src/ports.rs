@@ -171,6 +171,9 @@ pub struct NewLeaf {
     pub event: Vec<u8>,
     /// The event's disclosure, sealed under the envelope key.
     pub disclosure: Option<Vec<u8>>,
+    /// A job the append marks done in its own transaction: the job that would append this
+    /// event, had the node that prepared it stopped first.
+    pub settles_job: Option<String>,
 }
 
 /// A stored leaf with the hashes of the tree nodes its arrival completed.

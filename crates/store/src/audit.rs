@@ -284,13 +284,17 @@ struct Batch {
     leaves: Vec<NewLeaf>,
     envelopes: Vec<Option<String>>,
     count: i64,
+    /// The jobs the batch's leaves settle, as a JSON array of ids.
+    settles: String,
 }
 
 impl Batch {
     fn new(leaves: Vec<NewLeaf>) -> Result<Self, RepoError> {
         let envelopes = leaves.iter().map(|l| l.envelope_id.map(|e| e.to_string())).collect();
         let count = to_i64(leaves.len() as u64)?;
-        Ok(Self { leaves, envelopes, count })
+        let settles: Vec<&str> = leaves.iter().filter_map(|l| l.settles_job.as_deref()).collect();
+        let settles = serde_json::Value::from(settles).to_string();
+        Ok(Self { leaves, envelopes, count, settles })
     }
 
     /// Pushes the leaves through `frontier`: the node hashes each one completes (levels 1..,
@@ -419,6 +423,13 @@ async fn append_checked(
     let (parents, frontier) = batch.lay_out(frontier);
     let counts = batch.envelope_counts(first);
     let prevs = batch.chain(&mut heads, first);
+    if batch.settles != "[]" {
+        let settle = match backend {
+            Backend::Postgres => SETTLE_JOBS_POSTGRES,
+            Backend::Sqlite => SETTLE_JOBS_SQLITE,
+        };
+        sqlx::query(settle).bind(now_unix_ms).bind(&batch.settles).execute(&mut *tx).await.map_err(db)?;
+    }
     insert_leaf_rows(backend, &mut tx, batch, first, prevs, parents, now_unix_ms, false).await?;
     write_envelope_heads(backend, &mut tx, counts).await?;
     let checkpoint = insert_checkpoint(&mut tx, frontier.size(), frontier.root(), sign, now_unix_ms).await?;
@@ -426,15 +437,22 @@ async fn append_checked(
     Ok((size, checkpoint, WriterState { appends, frontier, heads }))
 }
 
-/// The head claim, the envelope heads and the checkpoint of a predicted append, in one
-/// round trip (SQLite: several statements, positional parameters across them).
+/// Marks done the jobs (a JSON array of ids) that the appended events settle.
+const SETTLE_JOBS_SQLITE: &str =
+    "UPDATE jobs SET done_ms = $1, locked_until_ms = NULL WHERE id IN (SELECT value FROM json_each($2))";
+const SETTLE_JOBS_POSTGRES: &str =
+    "UPDATE jobs SET done_ms = $1, locked_until_ms = NULL WHERE id IN (SELECT jsonb_array_elements_text($2::jsonb))";
+
+/// The head claim, the envelope heads, the checkpoint and the settled jobs of a predicted
+/// append, in one round trip (SQLite: several statements, positional parameters across them).
 const PREDICTED_PROLOGUE: &str = "BEGIN IMMEDIATE; \
      UPDATE audit_log_head SET appends = appends + 1, size = size + ? WHERE id = 1 RETURNING appends, size; \
      SELECT envelope_id, last_seq FROM audit_envelope_heads WHERE envelope_id IN (SELECT value FROM json_each(?)); \
      INSERT INTO audit_envelope_heads (envelope_id, last_seq, events) \
      SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?) WHERE true ON CONFLICT (envelope_id) \
      DO UPDATE SET last_seq = excluded.last_seq, events = audit_envelope_heads.events + excluded.events; \
-     INSERT INTO audit_checkpoints (size, root, note, created_ms) VALUES (?, ?, ?, ?)";
+     INSERT INTO audit_checkpoints (size, root, note, created_ms) VALUES (?, ?, ?, ?); \
+     UPDATE jobs SET done_ms = ?, locked_until_ms = NULL WHERE id IN (SELECT value FROM json_each(?))";
 
 /// SQLite's fast path when this writer made the last commit it knows of: everything that does
 /// not depend on the database is computed from the remembered state first (leaf rows, envelope
@@ -467,6 +485,8 @@ async fn append_predicted(
         .bind(checkpoint.root.to_vec())
         .bind(&checkpoint.note)
         .bind(now_unix_ms)
+        .bind(now_unix_ms)
+        .bind(&batch.settles)
         .fetch_all(&mut *conn)
         .await;
     let claimed = rows.as_ref().ok().and_then(|rows| {

@@ -13,7 +13,7 @@ use base64::Engine;
 use common::{local_stack, same_stores_as, server_stack, Stack};
 use sigillum_audit::{verify_checkpoint, verify_consistency, verify_inclusion, ActorKind, Detail, Event, EventKind};
 use sigillum_core::audit_log::verify_log;
-use sigillum_core::ports::{AuditStore, SystemClock};
+use sigillum_core::ports::{AuditStore, JobStore, NewJob, SystemClock};
 use sigillum_core::{Actor, AuditLog, ClientInfo, EnvelopeId, NewEvent, Trail};
 
 const CHROME: &str =
@@ -102,6 +102,20 @@ async fn trail_suite(s: Stack) {
     let report = verify_log(s.repo.as_ref(), log.verifier_key(), &[]).await.unwrap();
     assert!(report.ok, "{report:?}");
     assert_eq!((report.leaves, report.checkpoints_checked), (7, 8));
+
+    // An event appended for a change marks the change's fallback job done in the same commit.
+    let job = |id: &str| NewJob {
+        id: id.into(),
+        kind: "audit".into(),
+        payload: "{}".into(),
+        run_at_unix_ms: i64::MAX / 2,
+        max_attempts: 3,
+    };
+    s.repo.enqueue(&[job("audit:settled"), job("audit:other")], 0).await.unwrap();
+    let prepared = log.prepare(signer_event(EventKind::EnvelopeVoided, Some(env), 10)).await.unwrap();
+    log.append(prepared.settling("audit:settled".into())).await.unwrap();
+    let pending: Vec<String> = s.repo.pending_jobs().await.unwrap().into_iter().map(|j| j.id).collect();
+    assert_eq!(pending, ["audit:other"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

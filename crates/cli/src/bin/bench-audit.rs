@@ -218,7 +218,13 @@ async fn proof_latency() -> anyhow::Result<f64> {
                 let mut d = draft.clone();
                 d.details.insert("n".into(), Detail::Int(n as i64));
                 let c = d.commit(|| [n as u8; 32]).map_err(|e| anyhow::anyhow!("{e}"))?;
-                Ok(NewLeaf { envelope_id: None, leaf_hash: c.leaf_hash, event: c.canonical, disclosure: None })
+                Ok(NewLeaf {
+                    envelope_id: None,
+                    leaf_hash: c.leaf_hash,
+                    event: c.canonical,
+                    disclosure: None,
+                    settles_job: None,
+                })
             })
             .collect::<anyhow::Result<_>>()?;
         app.repo.append_leaves(leaves, &sign, 0).await?;

@@ -10,7 +10,6 @@ use sigillum_audit::{Detail, EventKind};
 
 use super::sending::{job, moved};
 use super::signing::{date, local_date};
-use super::webhooks::event_job;
 use super::{internal, Workflow};
 use crate::audit_log::{Actor, ClientInfo, NewEvent, PreparedEvent};
 use crate::envelopes::EnvelopeError;
@@ -499,7 +498,7 @@ impl Workflow {
         let now = self.now();
         let mut jobs = self.notify_jobs(id, &recipients, "completed", now, |_| true);
         let data = serde_json::json!({ "envelope_id": id, "status": "completed", "final_sha256": final_sha });
-        jobs.push(event_job(env.org_id, "envelope.completed", data, now));
+        jobs.extend(self.event_jobs(env.org_id, "envelope.completed", data, now).await?);
         let (logged, log_job) = self
             .prepare_change_event(
                 NewEvent::new(EventKind::EnvelopeCompleted, Some(id), Actor::system(), ClientInfo::default())
@@ -671,7 +670,7 @@ impl Workflow {
             send: None,
             reason_sealed: None,
             final_sha256: None,
-            jobs: vec![event_job(env.org_id, "envelope.expired", data, now), log_job],
+            jobs: [vec![log_job], self.event_jobs(env.org_id, "envelope.expired", data, now).await?].concat(),
         };
         match self.inner.ports.signing.change_envelope(&change).await.map_err(moved) {
             Ok(()) => {}

@@ -107,15 +107,13 @@ fn conflict(code: &'static str, message: &'static str) -> EnvelopeError {
 }
 
 /// How long the job that appends a change's audit event waits: the node that made the change
-/// appends the event itself right after it and marks the job done, so the job runs only when
-/// that node stopped in between.
+/// appends the event itself right after it, and that append marks the job done, so the job runs
+/// only when that node stopped in between.
 const AUDIT_FALLBACK_MS: i64 = 60_000;
 
-/// The audit event of a state change, prepared before the change's transaction.
-struct ChangeEvent {
-    event: crate::audit_log::PreparedEvent,
-    job_id: String,
-}
+/// The audit event of a state change, prepared before the change's transaction; its append
+/// settles the fallback job stored with the change.
+struct ChangeEvent(crate::audit_log::PreparedEvent);
 
 /// A random job id for jobs that may legitimately repeat (e.g. one `advance` per completion).
 fn fresh_job_id(kind: &str) -> String {
@@ -152,17 +150,12 @@ impl Workflow {
         let job_id = format!("audit:{}", hex::encode(event.leaf_hash()));
         let payload = serde_json::json!({ "event": event.to_json() });
         let fallback = sending::job(job_id.clone(), JobKind::Audit, payload, self.now() + AUDIT_FALLBACK_MS);
-        Ok((ChangeEvent { event, job_id }, fallback))
+        Ok((ChangeEvent(event.settling(job_id)), fallback))
     }
 
-    /// Appends the event of a change now stored, and marks its fallback job done.
+    /// Appends the event of a change now stored; the append marks its fallback job done.
     async fn record_change(&self, c: ChangeEvent) -> Result<(), EnvelopeError> {
-        self.inner.audit.append(c.event).await.map_err(|e| internal(format!("audit: {e}")))?;
-        if let Err(e) = self.inner.ports.jobs.finish(&c.job_id, self.now()).await {
-            // The job finds the event in the log and does nothing.
-            tracing::warn!(job = %c.job_id, error = %e, "could not mark the audit fallback job done");
-        }
-        Ok(())
+        self.inner.audit.append(c.0).await.map(|_| ()).map_err(|e| internal(format!("audit: {e}")))
     }
 
     async fn enqueue(&self, jobs: &[NewJob]) -> Result<(), EnvelopeError> {

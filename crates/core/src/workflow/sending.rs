@@ -3,7 +3,6 @@
 use serde::Deserialize;
 use sigillum_audit::{Detail, EventKind};
 
-use super::webhooks::event_job;
 use super::{conflict, envelope_ctx, fresh_job_id, internal, Workflow, DAY_MS};
 use crate::accounts::Principal;
 use crate::audit_log::{ClientInfo, NewEvent};
@@ -113,12 +112,21 @@ impl Workflow {
             }),
             reason_sealed: None,
             final_sha256: None,
-            jobs: vec![
-                job(fresh_job_id("advance"), super::JobKind::Advance, envelope.clone(), now),
-                job(format!("expire:{id}"), super::JobKind::Expire, envelope, expires),
-                event_job(env.org_id, "envelope.sent", serde_json::json!({ "envelope_id": id, "status": "sent" }), now),
-                log_job,
-            ],
+            jobs: [
+                vec![
+                    job(fresh_job_id("advance"), super::JobKind::Advance, envelope.clone(), now),
+                    job(format!("expire:{id}"), super::JobKind::Expire, envelope, expires),
+                    log_job,
+                ],
+                self.event_jobs(
+                    env.org_id,
+                    "envelope.sent",
+                    serde_json::json!({ "envelope_id": id, "status": "sent" }),
+                    now,
+                )
+                .await?,
+            ]
+            .concat(),
         };
         let claim = match &self.inner.ports.quota {
             Some(q) => q.claim(env.org_id, &p.actor(), client).await.map_err(|e| match e {
@@ -160,7 +168,7 @@ impl Workflow {
         let recipients = self.inner.ports.parties.recipients(id).await?;
         let mut jobs = self.notify_jobs(id, &recipients, "voided", now, |r| r.status != "created");
         let data = serde_json::json!({ "envelope_id": id, "status": "voided" });
-        jobs.push(event_job(env.org_id, "envelope.voided", data, now));
+        jobs.extend(self.event_jobs(env.org_id, "envelope.voided", data, now).await?);
         let (logged, log_job) = self
             .prepare_change_event(
                 NewEvent::new(EventKind::EnvelopeVoided, Some(id), p.actor(), client.clone())

@@ -10,7 +10,6 @@ use sigillum_audit::{Detail, EventKind};
 use sigillum_crypto::field::FieldContext;
 
 use super::sending::{job, moved};
-use super::webhooks::event_job;
 use super::{conflict, envelope_ctx, fresh_job_id, internal, recipient_ctx, Person, Workflow};
 use crate::audit_log::{ClientInfo, NewEvent};
 use crate::envelopes::{EnvelopeError, FieldView, FINAL, ORIGINAL};
@@ -470,21 +469,25 @@ impl Workflow {
             signature_sealed,
             signature_font,
             decline_reason_sealed: None,
-            jobs: vec![
-                job(
-                    fresh_job_id("advance"),
-                    super::JobKind::Advance,
-                    serde_json::json!({ "envelope_id": s.env.id }),
-                    now,
-                ),
-                event_job(
+            jobs: [
+                vec![
+                    job(
+                        fresh_job_id("advance"),
+                        super::JobKind::Advance,
+                        serde_json::json!({ "envelope_id": s.env.id }),
+                        now,
+                    ),
+                    log_job,
+                ],
+                self.event_jobs(
                     s.env.org_id,
                     "recipient.signed",
                     serde_json::json!({ "envelope_id": s.env.id, "recipient_id": s.recipient.id }),
                     now,
-                ),
-                log_job,
-            ],
+                )
+                .await?,
+            ]
+            .concat(),
         };
         self.inner.ports.signing.record_outcome(&outcome).await.map_err(|e| match e {
             crate::ports::RepoError::Conflict(_) => {
@@ -518,7 +521,7 @@ impl Workflow {
         let mut jobs =
             self.notify_jobs(s.env.id, &s.recipients, "declined", now, |r| r.id != me && r.status != "created");
         let data = serde_json::json!({ "envelope_id": s.env.id, "status": "declined", "recipient_id": me });
-        jobs.push(event_job(s.env.org_id, "envelope.declined", data, now));
+        jobs.extend(self.event_jobs(s.env.org_id, "envelope.declined", data, now).await?);
         let (logged, log_job) =
             self.prepare_change_event(s.event(EventKind::RecipientDeclined, client).note(reason)).await?;
         jobs.push(log_job);

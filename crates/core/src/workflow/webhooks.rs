@@ -24,12 +24,9 @@ pub const WEBHOOK_EVENTS: [&str; 6] = [
     "envelope.expired",
     "recipient.signed",
 ];
-/// The job that reports `event` to `org`'s webhooks. It is queued in the same transaction as the
-/// change it reports, so a change is never stored without its event, even when the node stops
-/// right after it.
-pub(super) fn event_job(org: OrgId, event: &str, data: serde_json::Value, now: i64) -> NewJob {
-    let payload = serde_json::json!({ "org_id": org, "event": event, "data": data, "created_ms": now });
-    job(fresh_job_id("event"), JobKind::Event, payload, now)
+/// Whether webhook `w` is active and subscribed to `event`.
+fn subscribes(w: &WebhookRecord, event: &str) -> bool {
+    w.disabled_unix_ms.is_none() && w.events.split(',').any(|e| e == "*" || e == event)
 }
 
 /// What an event job carries.
@@ -196,6 +193,25 @@ impl Workflow {
         Ok(self.inner.ports.webhooks.deliveries(w.id, 200).await?)
     }
 
+    /// The job that reports `event` to `org`'s webhooks, to store in the same transaction as the
+    /// change it reports, so a change is never stored without its event, even when the node stops
+    /// right after it. None when no webhook of `org` subscribes to the event (most organisations
+    /// have none; a webhook created while the change commits may miss it).
+    pub(super) async fn event_jobs(
+        &self,
+        org: OrgId,
+        event: &str,
+        data: serde_json::Value,
+        now: i64,
+    ) -> Result<Vec<NewJob>, EnvelopeError> {
+        let hooks = self.inner.ports.webhooks.webhooks(org).await?;
+        if !hooks.iter().any(|w| subscribes(w, event)) {
+            return Ok(Vec::new());
+        }
+        let payload = serde_json::json!({ "org_id": org, "event": event, "data": data, "created_ms": now });
+        Ok(vec![job(fresh_job_id("event"), JobKind::Event, payload, now)])
+    }
+
     /// Fans one reported change out to the organisation's webhooks: one delivery, and one job
     /// to send it, per webhook subscribed to the event. A delivery's id derives from the event
     /// job's id and the webhook, so an event job run twice (a node stopped after queuing) queues
@@ -204,10 +220,7 @@ impl Workflow {
         let hooks = self.inner.ports.webhooks.webhooks(e.org_id).await?;
         let mut deliveries = Vec::new();
         let mut jobs = Vec::new();
-        for w in hooks.iter().filter(|w| w.disabled_unix_ms.is_none()) {
-            if !w.events.split(',').any(|x| x == "*" || x == e.event) {
-                continue;
-            }
+        for w in hooks.iter().filter(|w| subscribes(w, &e.event)) {
             let id = delivery_id(job_id, w.id);
             let payload =
                 serde_json::json!({ "id": id, "type": e.event, "created": e.created_ms / 1000, "data": e.data });
