@@ -560,9 +560,20 @@ async fn main() -> anyhow::Result<()> {
     };
 
     println!("==> benchmark: complete flows/s ({bench_flows} flows, {concurrency} at a time, each deployment behind haproxy)");
-    let (sqlite, wait1) = bench(root.path(), &smtp, "sqlite-1-node", 1, false, bench_flows, concurrency).await?;
-    let (pg1, wait2) = bench(root.path(), &smtp, "postgres-1-node", 1, true, bench_flows, concurrency).await?;
-    let (pg3, wait3) = bench(root.path(), &smtp, "postgres-3-nodes", 3, true, bench_flows, concurrency).await?;
+    // `--only NAME` runs one deployment (to study it, e.g. with the database's statistics).
+    let only = std::env::args().skip_while(|a| a != "--only").nth(1);
+    let deployments = [("sqlite-1-node", 1, false), ("postgres-1-node", 1, true), ("postgres-3-nodes", 3, true)];
+    let mut results = Vec::new();
+    for (name, nodes, postgres) in deployments {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
+        results.push(bench(root.path(), &smtp, name, nodes, postgres, bench_flows, concurrency).await?);
+    }
+    let [(sqlite, wait1), (pg1, wait2), (pg3, wait3)] = results[..] else {
+        println!("scale-out: only {only:?} was run; no ratios");
+        return Ok(());
+    };
     let p99 = wait1.max(wait2).max(wait3);
     let (r1, r3) = (pg1 / sqlite, pg3 / pg1);
     println!("  ratio postgres-1/sqlite-1 {r1:.2} (target >= 0.5), postgres-3/postgres-1 {r3:.2} (target >= 1.0)");
