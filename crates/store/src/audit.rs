@@ -123,6 +123,14 @@ async fn read_nodes(
     Ok(out)
 }
 
+/// The right edge of the tree of `size` leaves, from the stored node hashes.
+async fn read_frontier(backend: Backend, conn: &mut AnyConnection, size: u64) -> Result<Frontier, RepoError> {
+    let edge_ids = range_nodes(LeafRange { start: 0, end: size });
+    let edge_nodes = read_nodes(backend, conn, &edge_ids).await?;
+    let edge = edge_ids.iter().map(|id| edge_nodes.get(id).copied()).collect::<Option<Vec<_>>>();
+    edge.and_then(|e| Frontier::from_edge(size, e)).ok_or_else(|| corrupt("right edge of the tree"))
+}
+
 /// The newest sequence number of each of `envs` (distinct envelope ids) that has events.
 async fn read_envelope_heads(
     backend: Backend,
@@ -235,11 +243,7 @@ impl SqlRepository {
         let checkpoint = match existing {
             Some(r) => checkpoint_row(&r)?,
             None => {
-                let edge_ids = range_nodes(LeafRange { start: 0, end: size });
-                let edge_nodes = read_nodes(self.backend, &mut tx, &edge_ids).await?;
-                let edge = edge_ids.iter().map(|id| edge_nodes.get(id).copied()).collect::<Option<Vec<_>>>();
-                let frontier =
-                    edge.and_then(|e| Frontier::from_edge(size, e)).ok_or_else(|| corrupt("right edge of the tree"))?;
+                let frontier = read_frontier(self.backend, &mut tx, size).await?;
                 insert_checkpoint(&mut tx, frontier.size(), frontier.root(), sign, now_unix_ms).await?
             }
         };
@@ -380,8 +384,8 @@ async fn insert_leaf_rows(
     Ok(())
 }
 
-/// An append that reads what it needs under the log lock: the general path, for the first
-/// commit of a writer, after someone else appended, and on PostgreSQL.
+/// An append that reads what it needs under the log lock: SQLite's general path (the first
+/// commit of a writer, or after someone else appended), and PostgreSQL's fallback.
 async fn append_checked(
     backend: Backend,
     conn: &mut AnyConnection,
@@ -408,11 +412,7 @@ async fn append_checked(
     let (frontier, mut heads) = match remembered {
         Some(s) if s.appends.checked_add(1) == Some(appends) && s.frontier.size() == size => (s.frontier, s.heads),
         _ => {
-            let edge_ids = range_nodes(LeafRange { start: 0, end: size });
-            let edge_nodes = read_nodes(backend, &mut tx, &edge_ids).await?;
-            let edge = edge_ids.iter().map(|id| edge_nodes.get(id).copied()).collect::<Option<Vec<_>>>();
-            let frontier =
-                edge.and_then(|e| Frontier::from_edge(size, e)).ok_or_else(|| corrupt("right edge of the tree"))?;
+            let frontier = read_frontier(backend, &mut tx, size).await?;
             (frontier, HashMap::new())
         }
     };
@@ -624,10 +624,7 @@ async fn read_writer_state(conn: &mut AnyConnection) -> Result<WriterState, Repo
         sqlx::query("SELECT appends, size FROM audit_log_head WHERE id = 1").fetch_one(&mut *conn).await.map_err(db)?;
     let appends: i64 = head.try_get("appends").map_err(db)?;
     let size = u64::try_from(head.try_get::<i64, _>("size").map_err(db)?).map_err(|_| corrupt("log size"))?;
-    let edge_ids = range_nodes(LeafRange { start: 0, end: size });
-    let edge_nodes = read_nodes(Backend::Postgres, conn, &edge_ids).await?;
-    let edge = edge_ids.iter().map(|id| edge_nodes.get(id).copied()).collect::<Option<Vec<_>>>();
-    let frontier = edge.and_then(|e| Frontier::from_edge(size, e)).ok_or_else(|| corrupt("right edge of the tree"))?;
+    let frontier = read_frontier(Backend::Postgres, conn, size).await?;
     Ok(WriterState { appends, frontier, heads: HashMap::new() })
 }
 
