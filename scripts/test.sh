@@ -7,4 +7,6 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh
 # shellcheck source=scripts/services.sh
 source scripts/services.sh
-cargo test --workspace --all-targets "$@"
+# --tests: libraries, integration tests and the binaries that hold unit tests (none do; see
+# crates/cli/Cargo.toml), without linking each binary a second time as an empty test harness.
+cargo test --workspace --tests "$@"
