@@ -114,7 +114,8 @@ impl App {
             Some(url) => Arc::new(sigillum_web::pki::HttpTimestampAuthority::new(url).context("SIGILLUM_TSA_URL")?),
             None => pki.clone(),
         };
-        let sealer = Arc::new(Sealer::new(pki.clone(), tsa));
+        let crls = sigillum_web::pki::HttpRevocationSource::new().context("CRL client")?;
+        let sealer = Arc::new(Sealer::new(pki.clone(), tsa).with_revocation_source(Arc::new(crls)));
         let shared = Arc::new(repo.clone());
         let billing = billing(cfg, &repo, &audit)?;
         let workflow = Workflow::new(

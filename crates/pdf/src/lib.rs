@@ -14,6 +14,7 @@ pub mod inspect;
 pub mod pades;
 pub mod pki;
 pub mod preview;
+pub mod revocation;
 pub mod sanitize;
 pub mod script_font;
 pub(crate) mod text_font;

@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use const_oid::db::rfc5280::ID_CE_CRL_NUMBER;
 use const_oid::db::rfc5912::{ECDSA_WITH_SHA_256, ID_KP_TIME_STAMPING};
-use const_oid::AssociatedOid;
+use const_oid::{AssociatedOid, ObjectIdentifier};
 use der::asn1::{BitString, Ia5String, OctetString};
 use der::{Decode, Encode};
+use sigillum_crypto::signature::Scheme;
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use x509_cert::certificate::{Certificate, TbsCertificate, Version};
 use x509_cert::crl::{CertificateList, TbsCertList};
@@ -263,12 +264,22 @@ impl CertInfo {
         self.cert.tbs_certificate.subject_public_key_info.to_der().map_err(enc)
     }
 
-    /// Checks that `issuer` signed this certificate (ECDSA P-256/SHA-256 only).
+    /// Checks that `issuer` signed this certificate (any scheme of
+    /// [`sigillum_crypto::signature`]: an imported chain may come from an RSA or P-384 CA).
     pub fn signed_by(&self, issuer: &CertInfo) -> bool {
         let Ok(tbs) = self.cert.tbs_certificate.to_der() else { return false };
-        let Ok(key) = issuer.spki_der() else { return false };
-        self.cert.signature_algorithm.oid == ECDSA_WITH_SHA_256
-            && self.cert.signature.as_bytes().is_some_and(|sig| sigillum_crypto::ecdsa::p256_verify(&key, &tbs, sig))
+        issuer.verifies(&self.cert.signature_algorithm.oid, &tbs, self.cert.signature.as_bytes())
+    }
+
+    /// Whether this certificate's key made `signature` (by the X.509 algorithm `algorithm`) over
+    /// `message`: a certificate, CRL or OCSP response it issued.
+    pub fn verifies(&self, algorithm: &ObjectIdentifier, message: &[u8], signature: Option<&[u8]>) -> bool {
+        let (Some(scheme), Some(signature), Ok(key)) =
+            (Scheme::from_signature_oid(algorithm), signature, self.spki_der())
+        else {
+            return false;
+        };
+        sigillum_crypto::signature::verify(scheme, &key, message, signature)
     }
 
     /// PEM text of the certificate.

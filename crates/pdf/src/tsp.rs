@@ -206,7 +206,7 @@ pub fn check_token(token_der: &[u8], expected: &[u8; 32]) -> Result<TokenCheck, 
     let tst = TstInfo::from_der(&tst_der).map_err(malformed)?;
     let imprint_ok = tst.message_imprint.hash_algorithm.oid == ID_SHA_256
         && tst.message_imprint.hashed_message.as_bytes() == expected;
-    let signer = parsed.check(&sigillum_crypto::sha256(&tst_der));
+    let signer = parsed.check_content(&tst_der);
     Ok(TokenCheck {
         gen_time_unix: tst.gen_time.to_unix_duration().as_secs(),
         imprint_ok,

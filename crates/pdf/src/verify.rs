@@ -415,12 +415,10 @@ fn subject(cert: &CertInfo) -> String {
 /// Whether `crls` show `cert` (issued by `issuer`) unrevoked: `Some(false)` revoked, `None` no
 /// CRL of that issuer verifies.
 fn crl_status(cert: &CertInfo, issuer: &CertInfo, crls: &[CertificateList], t: u64) -> Option<bool> {
-    let key = issuer.spki_der().ok()?;
     let mut found = None;
     for crl in crls.iter().filter(|c| c.tbs_cert_list.issuer == *issuer.subject()) {
         let Ok(tbs) = crl.tbs_cert_list.to_der() else { continue };
-        let Some(sig) = crl.signature.as_bytes() else { continue };
-        if !sigillum_crypto::ecdsa::p256_verify(&key, &tbs, sig) {
+        if !issuer.verifies(&crl.signature_algorithm.oid, &tbs, crl.signature.as_bytes()) {
             continue;
         }
         let serial = &cert.cert.tbs_certificate.serial_number;

@@ -244,3 +244,258 @@ async fn seal_with_a_certificate_from_an_outside_ca() {
         .with_imported_seal_chain(other);
     assert!(matches!(wrong.certificates().await, Err(sigillum_core::pki::PkiServiceError::Config(_))));
 }
+
+/// The outside CA of [`seal_with_an_outside_ca_and_tsa_embeds_their_crls`]: an RSA root run by
+/// `openssl ca` (its database records revocations), publishing its CRL at `crl_url`.
+struct OutsideCa {
+    dir: std::path::PathBuf,
+}
+
+impl OutsideCa {
+    fn new(dir: &Path, crl_url: &str) -> Self {
+        let d = dir.display();
+        std::fs::create_dir_all(dir.join("newcerts")).unwrap();
+        std::fs::write(dir.join("index.txt"), "").unwrap();
+        std::fs::write(dir.join("serial"), "1000\n").unwrap();
+        std::fs::write(dir.join("crlnumber"), "1000\n").unwrap();
+        std::fs::write(
+            dir.join("ca.cnf"),
+            format!(
+                "[ca]\ndefault_ca = own\n[own]\ndir = {d}\ndatabase = $dir/index.txt\nnew_certs_dir = $dir/newcerts\n\
+                 certificate = $dir/ca.pem\nprivate_key = $dir/ca.key\nserial = $dir/serial\ncrlnumber = $dir/crlnumber\n\
+                 default_md = sha256\ndefault_days = 30\ndefault_crl_days = 7\npolicy = any\nunique_subject = no\n\
+                 [any]\ncommonName = supplied\norganizationName = optional\ncountryName = optional\n\
+                 [seal]\nbasicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature,nonRepudiation\n\
+                 crlDistributionPoints = URI:{crl_url}\n\
+                 [tsa]\nbasicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature\n\
+                 extendedKeyUsage = critical,timeStamping\ncrlDistributionPoints = URI:{crl_url}\n\
+                 [tsa_service]\ndefault_tsa = ts\n[ts]\ndir = {d}\nserial = $dir/tsaserial\nsigner_cert = $dir/tsa.pem\n\
+                 signer_key = $dir/tsa.key\ncerts = $dir/ca.pem\nsigner_digest = sha256\ndefault_policy = 1.3.6.1.4.1.32473.1\n\
+                 digests = sha256, sha384, sha512\naccuracy = secs:1\nordering = yes\ness_cert_id_alg = sha1\n"
+            ),
+        )
+        .unwrap();
+        let p = |n: &str| dir.join(n).to_str().unwrap().to_owned();
+        let (ok, text) = run(
+            "openssl",
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:3072",
+                "-nodes",
+                "-keyout",
+                &p("ca.key"),
+                "-out",
+                &p("ca.pem"),
+                "-subj",
+                "/CN=Example Root CA/O=Example AG",
+                "-days",
+                "30",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        );
+        assert!(ok, "{text}");
+        let ca = Self { dir: dir.to_owned() };
+        // The timestamp authority's RSA key, certified by the CA.
+        let (ok, text) = run(
+            "openssl",
+            &[
+                "req",
+                "-new",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                &p("tsa.key"),
+                "-out",
+                &p("tsa.csr"),
+                "-subj",
+                "/CN=Example Timestamp Authority/O=Example AG",
+            ],
+        );
+        assert!(ok, "{text}");
+        ca.certify(&p("tsa.csr"), "tsa", &p("tsa.pem"));
+        std::fs::write(dir.join("tsaserial"), "01\n").unwrap();
+        ca.publish_crl();
+        ca
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).to_str().unwrap().to_owned()
+    }
+
+    fn certify(&self, csr: &str, extensions: &str, out: &str) {
+        let cnf = self.path("ca.cnf");
+        let (ok, text) = run(
+            "openssl",
+            &[
+                "ca",
+                "-batch",
+                "-config",
+                &cnf,
+                "-extensions",
+                extensions,
+                "-preserveDN",
+                "-notext",
+                "-in",
+                csr,
+                "-out",
+                out,
+            ],
+        );
+        assert!(ok, "{text}");
+    }
+
+    /// Writes the current CRL (PEM, as `openssl ca` does; the sealer embeds its DER).
+    fn publish_crl(&self) {
+        let (ok, text) =
+            run("openssl", &["ca", "-config", &self.path("ca.cnf"), "-gencrl", "-out", &self.path("root.crl")]);
+        assert!(ok, "{text}");
+    }
+
+    fn revoke(&self, cert: &str) {
+        let (ok, text) = run("openssl", &["ca", "-config", &self.path("ca.cnf"), "-revoke", cert]);
+        assert!(ok, "{text}");
+        self.publish_crl();
+    }
+
+    /// Answers one RFC 3161 request with `openssl ts -reply` (RSA key, ESS signing-certificate v1).
+    fn timestamp(&self, request: &[u8]) -> Vec<u8> {
+        let id = uuid_like();
+        let (q, r) = (self.path(&format!("{id}.tsq")), self.path(&format!("{id}.tsr")));
+        std::fs::write(&q, request).unwrap();
+        let (ok, text) = run(
+            "openssl",
+            &["ts", "-reply", "-config", &self.path("ca.cnf"), "-section", "ts", "-queryfile", &q, "-out", &r],
+        );
+        assert!(ok, "{text}");
+        std::fs::read(&r).unwrap()
+    }
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!("q{}", N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The CA's web server on loopback: its CRL at `/root.crl` (fetches counted) and its TSA at
+/// `POST /tsa`.
+async fn serve_outside_ca(
+    listener: tokio::net::TcpListener,
+    ca: Arc<OutsideCa>,
+    crl_fetches: Arc<std::sync::atomic::AtomicUsize>,
+) -> tokio::task::JoinHandle<()> {
+    use axum::routing::{get, post};
+    let crl_ca = ca.clone();
+    let app = axum::Router::new()
+        .route(
+            "/root.crl",
+            get(move || {
+                let ca = crl_ca.clone();
+                let fetches = crl_fetches.clone();
+                async move {
+                    fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    std::fs::read(ca.path("root.crl")).unwrap()
+                }
+            }),
+        )
+        .route(
+            "/tsa",
+            post(move |body: axum::body::Bytes| {
+                let ca = ca.clone();
+                async move {
+                    let reply = tokio::task::spawn_blocking(move || ca.timestamp(&body)).await.unwrap();
+                    ([("content-type", "application/timestamp-reply")], reply)
+                }
+            }),
+        );
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    })
+}
+
+/// Production with its own CA and an outside timestamp authority (RSA keys, CRLs published over
+/// HTTP, OpenSSL's TSA with ESS signing-certificate v1): the seal embeds the CA's CRL, so
+/// pyHanko validates it at B-LTA with the CA's server gone; a revoked seal certificate stops
+/// sealing, and so does a CRL that cannot be had.
+#[tokio::test]
+async fn seal_with_an_outside_ca_and_tsa_embeds_their_crls() {
+    use sigillum_core::seal::SealServiceError;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let s = common::local_stack().await;
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let ca = Arc::new(OutsideCa::new(&dir.path().join("ca"), &format!("{base}/root.crl")));
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let server = serve_outside_ca(listener, ca.clone(), fetches.clone()).await;
+
+    let keys = s.vault.key_manager().clone();
+    let internal = Pki::new(keys.clone(), s.repo.clone(), Arc::new(SystemClock), "https://localhost:8443");
+    std::fs::write(
+        ca.path("seal.csr"),
+        internal.seal_csr("CN=Example AG Document Seal,O=Example AG,C=CH").await.unwrap(),
+    )
+    .unwrap();
+    ca.certify(&ca.path("seal.csr"), "seal", &ca.path("seal.pem"));
+    let mut chain_pem = std::fs::read(ca.path("seal.pem")).unwrap();
+    chain_pem.extend(std::fs::read(ca.path("ca.pem")).unwrap());
+    let chain = sigillum_pdf::pki::parse_certificates(&chain_pem).unwrap();
+    let root = chain[1].clone();
+    let sealer = |keys| {
+        let pki = Arc::new(
+            Pki::new(keys, s.repo.clone(), Arc::new(SystemClock), "https://localhost:8443")
+                .with_imported_seal_chain(chain.clone()),
+        );
+        let tsa = sigillum_web::pki::HttpTimestampAuthority::new(&format!("{base}/tsa")).unwrap();
+        Sealer::new(pki, Arc::new(tsa))
+            .with_revocation_source(Arc::new(sigillum_web::pki::HttpRevocationSource::new().unwrap()))
+    };
+    let req = SealRequest { reason: "Signed".into(), signing_time_unix: now_s() };
+
+    let first = sealer(keys.clone());
+    let sealed = first.seal(sigillum_testkit::pdf::pdf(2), &req).await.unwrap();
+    assert_eq!(fetches.load(Ordering::SeqCst), 1, "one CRL serves the seal and the TSA certificate");
+    first.seal(sigillum_testkit::pdf::pdf(1), &req).await.unwrap();
+    assert_eq!(fetches.load(Ordering::SeqCst), 1, "a current CRL is kept, not fetched for every seal");
+
+    // Our verifier: trusted to the outside root alone, revocation checked from the file's DSS.
+    let report = verify::verify(&sealed, std::slice::from_ref(&root), now_s() as u64).unwrap();
+    assert!(report.valid, "{report:#?}");
+    assert_eq!(report.level, Some(PadesLevel::BLta), "{report:#?}");
+    let chain_report = report.signatures[0].chain.as_ref().unwrap();
+    assert!(chain_report.revocation_checked && !chain_report.revoked, "{report:#?}");
+
+    // The seal certificate is revoked: no more seals with it.
+    ca.revoke(&ca.path("seal.pem"));
+    let err = sealer(keys.clone()).seal(sigillum_testkit::pdf::pdf(1), &req).await.unwrap_err();
+    assert!(matches!(err, SealServiceError::Revoked { .. }), "{err}");
+
+    // The CA's server is gone: the earlier document still validates from what it carries, and a
+    // new seal is refused rather than made without revocation data.
+    server.abort();
+    let _ = server.await;
+    let pki = Arc::new(
+        Pki::new(keys.clone(), s.repo.clone(), Arc::new(SystemClock), "https://localhost:8443")
+            .with_imported_seal_chain(chain.clone()),
+    );
+    let internal_tsa = Sealer::new(pki.clone(), pki)
+        .with_revocation_source(Arc::new(sigillum_web::pki::HttpRevocationSource::new().unwrap()));
+    let err = internal_tsa.seal(sigillum_testkit::pdf::pdf(1), &req).await.unwrap_err();
+    assert!(matches!(err, SealServiceError::RevocationUnavailable { .. }), "{err}");
+    let file = dir.path().join("sealed.pdf");
+    std::fs::write(&file, &sealed).unwrap();
+    let j = judge(&file, Path::new(&ca.path("ca.pem")));
+    let (ok, text) = &j.pyhanko;
+    assert!(
+        *ok && text.contains(":INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>,EXTENDED_WITH_LTA_UPDATES"),
+        "pyHanko:\n{text}"
+    );
+    assert_eq!(j.pdfsig.1.matches("Signature Validation: Signature is Valid.").count(), 1, "pdfsig:\n{}", j.pdfsig.1);
+    assert!(j.qpdf.0, "qpdf:\n{}", j.qpdf.1);
+}

@@ -1,8 +1,9 @@
 //! The internal PKI's public face (DESIGN §7): the root certificate relying parties trust
 //! (`/pki/ca.pem`), the root's current CRL (`/pki/crl`, named in every certificate it issued),
 //! and the built-in RFC 3161 timestamp authority (`POST /tsa`, RFC 3161 §3.4 over HTTP). Anyone
-//! may call them; none carries personal data. Also the client for an external TSA
-//! (`SIGILLUM_TSA_URL`).
+//! may call them; none carries personal data. Also the clients for an external TSA
+//! (`SIGILLUM_TSA_URL`) and for the CRLs of outside certificates (an imported seal chain, an
+//! external TSA's certificate), which the sealer embeds for long-term validation.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use sigillum_core::pki::{PkiServiceError, TimestampAuthority};
+use sigillum_core::seal::RevocationSource;
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -101,5 +103,47 @@ impl TimestampAuthority for HttpTimestampAuthority {
             return Err(PkiServiceError::TsaUnavailable("response too large".into()));
         }
         Ok(body.to_vec())
+    }
+}
+
+/// The largest CRL fetched: large public CAs publish CRLs of a few MiB.
+const MAX_CRL_BYTES: usize = 16 * 1024 * 1024;
+
+/// Fetches CRLs over HTTP(S) from the distribution points named in certificates. Those URLs come
+/// from certificates the operator configured (imported chain, external TSA), not from users; the
+/// sealer checks each CRL's signature against its issuer before using it.
+pub struct HttpRevocationSource {
+    client: reqwest::Client,
+}
+
+impl HttpRevocationSource {
+    pub fn new() -> Result<Self, PkiServiceError> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .redirect(reqwest::redirect::Policy::limited(3))
+            .build()
+            .map_err(|e| PkiServiceError::Config(format!("CRL client: {e}")))?;
+        Ok(Self { client })
+    }
+}
+
+#[async_trait::async_trait]
+impl RevocationSource for HttpRevocationSource {
+    async fn fetch_crl(&self, url: &str) -> Result<Vec<u8>, String> {
+        let mut resp = self.client.get(url).send().await.map_err(|e| e.without_url().to_string())?;
+        if !resp.status().is_success() {
+            return Err(format!("HTTP {}", resp.status()));
+        }
+        if resp.content_length().is_some_and(|n| n > MAX_CRL_BYTES as u64) {
+            return Err("the CRL is larger than 16 MiB".into());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| e.without_url().to_string())? {
+            if body.len() + chunk.len() > MAX_CRL_BYTES {
+                return Err("the CRL is larger than 16 MiB".into());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 }
