@@ -10,6 +10,9 @@ command -v pip3 >/dev/null || command -v pip >/dev/null || need_apt+=(python3-pi
 command -v pdftotext >/dev/null || need_apt+=(poppler-utils)
 command -v qpdf >/dev/null || need_apt+=(qpdf)
 command -v haproxy >/dev/null || need_apt+=(haproxy)
+# Noto Sans CJK: the server's default fallback face for Chinese, Japanese and Korean text on PDF
+# pages (also the production recommendation; SIGILLUM_PDF_FONTS names other files).
+[ -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || need_apt+=(fonts-noto-cjk)
 # The in-process WAF: libmodsecurity 3 (headers + pkg-config file) and the OWASP Core Rule Set.
 { command -v pkg-config >/dev/null && pkg-config --exists modsecurity; } || need_apt+=(pkg-config libmodsecurity-dev)
 [ -d /usr/share/modsecurity-crs/rules ] || need_apt+=(modsecurity-crs)

@@ -89,6 +89,7 @@ impl App {
             limits,
         )
         .with_policy(sigillum_pdf::Policy { remove_uri: cfg.pdf_remove_links });
+        load_pdf_fonts(cfg.pdf_fonts.as_deref())?;
         let smtp = cfg.smtp_url.as_ref().map(|s| s.expose_secret().to_owned());
         let mailer = sigillum_mail::LettreMailer::new(&cfg.mail_from, smtp.as_deref(), cfg.data_dir.join("outbox"))
             .context("configuring mail (SIGILLUM_SMTP_URL, SIGILLUM_MAIL_FROM)")?;
@@ -180,4 +181,66 @@ fn billing(cfg: &Config, repo: &SqlRepository, audit: &AuditLog) -> anyhow::Resu
         cfg.billing_plans.clone(),
         cfg.public_url.as_str(),
     ))
+}
+
+/// Where Debian's `fonts-noto-cjk` puts Noto Sans CJK (Chinese, Japanese, Korean): the fallback
+/// faces used when `SIGILLUM_PDF_FONTS` is not set and the files exist.
+const DEFAULT_PDF_FONTS: &[&str] = &["/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"];
+
+/// Registers the fallback faces for text DejaVu Sans cannot draw (see `sigillum_pdf::text_font`).
+/// A configured file that cannot be read or parsed stops the start; a missing default is skipped,
+/// and characters no face has then print as `?` (logged once here).
+fn load_pdf_fonts(configured: Option<&[String]>) -> anyhow::Result<()> {
+    let (entries, explicit): (Vec<String>, bool) = match configured {
+        Some(list) => (list.to_vec(), true),
+        None => (DEFAULT_PDF_FONTS.iter().map(|s| (*s).to_owned()).collect(), false),
+    };
+    let mut faces = Vec::new();
+    let mut loaded = Vec::new();
+    for entry in &entries {
+        let (path, index) = match entry.rsplit_once('#') {
+            Some((p, i)) => {
+                (p, i.parse::<u32>().with_context(|| format!("SIGILLUM_PDF_FONTS: bad face index in {entry}"))?)
+            }
+            None => (entry.as_str(), 0),
+        };
+        let program = match std::fs::read(path) {
+            Ok(p) => p,
+            Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("SIGILLUM_PDF_FONTS: reading {path}")),
+        };
+        // Kept for the life of the process: every document draws from it.
+        let program: &'static [u8] = Box::leak(program.into_boxed_slice());
+        faces.push(sigillum_pdf::FallbackFace { program, index });
+        loaded.push(entry.as_str());
+    }
+    let n = faces.len();
+    sigillum_pdf::use_fallback_faces(faces).map_err(|_| {
+        anyhow::anyhow!("SIGILLUM_PDF_FONTS: {entries:?} holds a file that is not a TrueType/OpenType font")
+    })?;
+    if n == 0 {
+        tracing::warn!("no fallback font for Chinese, Japanese or Korean text: such characters print as '?' on PDF pages (install fonts-noto-cjk or set SIGILLUM_PDF_FONTS)");
+    } else {
+        tracing::info!(fonts = ?loaded, "fallback fonts for PDF text");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configured_fonts_that_cannot_be_used_stop_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.ttf").display().to_string();
+        let err = load_pdf_fonts(Some(&[missing])).unwrap_err();
+        assert!(format!("{err:#}").contains("reading"), "{err:#}");
+        let not_a_font = dir.path().join("notes.txt");
+        std::fs::write(&not_a_font, "not a font").unwrap();
+        let err = load_pdf_fonts(Some(&[not_a_font.display().to_string()])).unwrap_err();
+        assert!(format!("{err:#}").contains("not a TrueType/OpenType font"), "{err:#}");
+        let err = load_pdf_fonts(Some(&[format!("{}#x", not_a_font.display())])).unwrap_err();
+        assert!(format!("{err:#}").contains("bad face index"), "{err:#}");
+    }
 }

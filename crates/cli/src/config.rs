@@ -52,6 +52,7 @@ pub const KEYS: &[&str] = &[
     "mail_from",
     "webhook_allow_private",
     "pdf_remove_links",
+    "pdf_fonts",
     "metrics_token",
     "frame_ancestors",
     "rate_limit_ip",
@@ -126,6 +127,10 @@ pub struct Config {
     pub webhook_allow_private: bool,
     /// Whether uploads lose their links to the web (`URI` actions) along with active content.
     pub pdf_remove_links: bool,
+    /// Font files (TrueType/OpenType, `path` or `path#face-index` for a collection) that draw
+    /// the characters DejaVu Sans has not, tried in order; `None`: the Debian Noto CJK files
+    /// that exist on this system.
+    pub pdf_fonts: Option<Vec<String>>,
     /// Bearer token of the Prometheus scraper for `/metrics`; unset: no metrics route.
     pub metrics_token: Option<SecretString>,
     /// PEM file with an imported seal certificate (first) and its chain, issued by the operator's
@@ -293,6 +298,7 @@ impl Config {
                 .collect()
         };
         let frame_ancestors = list("frame_ancestors");
+        let pdf_fonts = get("pdf_fonts").map(|_| list("pdf_fonts"));
         sigillum_edge::HeaderPolicy::new(&frame_ancestors)
             .context("SIGILLUM_FRAME_ANCESTORS must list https origins such as https://crm.example.com")?;
         let defaults = sigillum_edge::RateConfig::default();
@@ -373,6 +379,7 @@ impl Config {
             mail_from,
             webhook_allow_private,
             pdf_remove_links,
+            pdf_fonts,
             metrics_token: secret("metrics_token"),
             seal_cert_chain: get("seal_cert_chain").map(PathBuf::from),
             max_upload_bytes: max_upload_mb * 1024 * 1024,

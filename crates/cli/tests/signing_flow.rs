@@ -113,7 +113,7 @@ async fn whole_flow(extra_env: Vec<(String, String)>) {
             Method::POST,
             &format!("{base}/recipients"),
             &key,
-            Some(add("Carol Copy", "carol@example.com", "cc", 1)),
+            Some(add("Carol Copy 高卡罗", "carol@example.com", "cc", 1)),
         )
         .await,
         "recipient",
@@ -253,7 +253,8 @@ async fn whole_flow(extra_env: Vec<(String, String)>) {
     if let Ok(dir) = std::env::var("SIGILLUM_TEST_KEEP_PDF") {
         std::fs::write(std::path::Path::new(&dir).join("final.pdf"), &final_bytes).unwrap();
     }
-    for want in ["Ada Lovelace", "Delivery to Z\u{fc}rich", "Bob Byron", "bob@example.com"] {
+    // Carol's name in Chinese is drawn in the server's fallback face (Noto Sans CJK).
+    for want in ["Ada Lovelace", "Delivery to Z\u{fc}rich", "Bob Byron", "bob@example.com", "Carol Copy 高卡罗"] {
         assert!(text.contains(want), "final PDF lacks {want:?}: {text}");
     }
     // Bob's typed signature is drawn in the face he chose, embedded (poppler's view).
@@ -263,6 +264,7 @@ async fn whole_flow(extra_env: Vec<(String, String)>) {
     let _ = std::fs::remove_file(&fonts_path);
     let fonts = String::from_utf8_lossy(&fonts.stdout);
     assert!(fonts.lines().any(|l| l.starts_with("KaushanScript") && l.contains(" yes ")), "{fonts}");
+    assert!(fonts.lines().any(|l| l.contains("NotoSansCJK") && l.contains(" yes ")), "{fonts}");
     // Ada signed with locale de-CH: her date field reads DD.MM.YYYY (UTC day of signing).
     let swiss = {
         let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;

@@ -5,8 +5,9 @@
 //! carries its own evidence and `sigillum verify` can check it offline.
 //!
 //! Text is DejaVu Sans (`text_font`), so names and titles in Latin, Greek, Cyrillic and other
-//! scripts it covers print as written; characters it has no glyph for (CJK) print as `?` on the
-//! pages while the attached JSON keeps them exactly. Lines wrap at the measured width.
+//! scripts it covers print as written; Chinese, Japanese, Korean and other scripts come from the
+//! fallback faces the system provides (`text_font`). A character no face has prints as `?` on the
+//! pages while the attached JSON keeps it exactly. Lines wrap at the measured width.
 
 use crate::script_font::{ScriptFace, ScriptFont};
 use lopdf::{dictionary, Dictionary, Document, Object, Stream, StringFormat};
@@ -108,13 +109,13 @@ impl Layout {
     }
 
     fn text_at(&mut self, x: f64, size: f64, bold: bool, text: &str) {
-        let (font, shown) = if bold { ("SgCertB", self.bold.show(text)) } else { ("SgCert", self.regular.show(text)) };
+        let shown = if bold { self.bold.show(text, size) } else { self.regular.show(text, size) };
         let y = self.y;
-        let op = format!("BT /{font} {} Tf 0 g {} {} Td ", num(size), num(x), num(y));
+        let op = format!("BT 0 g {} {} Td ", num(x), num(y));
         let page = self.page();
         page.ops.extend_from_slice(op.as_bytes());
         page.ops.extend_from_slice(&shown);
-        page.ops.extend_from_slice(b" Tj ET\n");
+        page.ops.extend_from_slice(b" ET\n");
     }
 
     /// A line of text, wrapped to the page width.
@@ -184,19 +185,21 @@ impl Layout {
                     _ => ScriptFace::default(),
                 };
                 // A typed name the script faces cannot draw (beyond WinAnsi) is shown in the text face.
-                let (font, size, shown) = if script_can_draw(t) {
+                let (size, shown) = if script_can_draw(t) {
                     let size = (w / (0.5 * t.chars().count().max(1) as f64)).clamp(8.0, 22.0);
-                    (face.resource("SgCertI"), size, pdf_string(t))
+                    let mut shown = format!("/{} {} Tf ", face.resource("SgCertI"), num(size)).into_bytes();
+                    shown.extend_from_slice(&pdf_string(t));
+                    shown.extend_from_slice(b" Tj");
+                    (size, shown)
                 } else {
                     let size = ((w - 12.0) / self.regular.width(t, 1.0).max(0.1)).clamp(8.0, 22.0);
-                    ("SgCert".to_owned(), size, self.regular.show(t))
+                    (size, self.regular.show(t, size))
                 };
-                let op =
-                    format!("BT /{font} {} Tf 0 g {} {} Td ", num(size), num(x + 6.0), num(y + h / 2.0 - size / 3.0));
+                let op = format!("BT 0 g {} {} Td ", num(x + 6.0), num(y + h / 2.0 - size / 3.0));
                 let page = self.page();
                 page.ops.extend_from_slice(op.as_bytes());
                 page.ops.extend_from_slice(&shown);
-                page.ops.extend_from_slice(b" Tj ET\n");
+                page.ops.extend_from_slice(b" ET\n");
             }
             MarkContent::Check(_) => {}
         }
@@ -308,8 +311,9 @@ pub(crate) fn append_pages(
     let catalog_id = doc.trailer.get(b"Root").and_then(Object::as_reference).map_err(bad)?;
     let pages_id =
         doc.get_dictionary(catalog_id).and_then(|c| c.get(b"Pages")).and_then(Object::as_reference).map_err(bad)?;
-    let (regular, bold) = (TextFont::new(doc, Weight::Regular)?, TextFont::new(doc, Weight::Bold)?);
-    let mut fonts = dictionary! { "SgCert" => regular.id(), "SgCertB" => bold.id() };
+    let (regular, bold) =
+        (TextFont::new(doc, Weight::Regular, "SgCert")?, TextFont::new(doc, Weight::Bold, "SgCertB")?);
+    let mut fonts = Dictionary::new();
     for r in &cert.recipients {
         let face = match &r.signature {
             Some(MarkContent::Script(_, face)) => *face,
@@ -321,20 +325,29 @@ pub(crate) fn append_pages(
             fonts.set(name, script_font.id(doc, face)?);
         }
     }
-    let Layout { pages: laid, mut regular, bold, .. } = lay_out(cert, regular, bold);
+    let Layout { pages: mut laid, mut regular, bold, .. } = lay_out(cert, regular, bold);
     let total = laid.len();
+    for (i, page) in laid.iter_mut().enumerate() {
+        let footer = format!("BT 0.4 g {} {} Td ", num(MARGIN), num(BOTTOM - 30.0));
+        page.ops.extend_from_slice(footer.as_bytes());
+        page.ops.extend_from_slice(&regular.show(
+            &format!(
+                "Sigillum certificate of completion - envelope {} - page {} of {}",
+                cert.envelope_id,
+                i + 1,
+                total
+            ),
+            8.0,
+        ));
+        page.ops.extend_from_slice(b" ET\n");
+    }
+    // Every face drawn on any certificate page (fallback faces only when a name needed one).
+    for (name, id) in regular.resources().into_iter().chain(bold.resources()) {
+        fonts.set(name, id);
+    }
     let mut new_pages = Vec::new();
-    for (i, page) in laid.into_iter().enumerate() {
-        let mut ops = page.ops;
-        let footer = format!("BT /SgCert 8 Tf 0.4 g {} {} Td ", num(MARGIN), num(BOTTOM - 30.0));
-        ops.extend_from_slice(footer.as_bytes());
-        ops.extend_from_slice(&regular.show(&format!(
-            "Sigillum certificate of completion - envelope {} - page {} of {}",
-            cert.envelope_id,
-            i + 1,
-            total
-        )));
-        ops.extend_from_slice(b" Tj ET\n");
+    for page in laid {
+        let ops = page.ops;
         let mut xobjects = Dictionary::new();
         for (name, img) in &page.images {
             let smask = doc.add_object(Stream::new(
@@ -526,6 +539,42 @@ pub(crate) mod tests {
             .expect("pdftotext (poppler-utils): run scripts/test.sh");
         let read = String::from_utf8_lossy(&o.stdout);
         assert!(o.status.success() && read.contains("Łukasz Żółć") && read.contains("Дмитрий Иванов"), "{read}");
+    }
+
+    #[test]
+    fn chinese_japanese_and_korean_names_print_with_the_fallback_face() {
+        crate::text_font::tests::with_cjk_fallback();
+        let base = crate::inspect::tests::sample(&[(612, 792, 0)]);
+        let mut c = cert(3);
+        c.title = "供货合同 — Liefervertrag".into();
+        c.recipients[0].name = "王小明".into();
+        c.recipients[0].signature = Some(MarkContent::Script("王小明".into(), ScriptFace::DancingScript));
+        c.recipients.push(CertRecipient {
+            name: "山田 花子 / 김민준".into(),
+            signature: Some(MarkContent::Text("山田".into())),
+            ..c.recipients[0].clone()
+        });
+        let out = append_certificate(&base, &c, b"{}").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cert.pdf");
+        std::fs::write(&path, &out).unwrap();
+        if let Ok(keep) = std::env::var("SIGILLUM_TEST_KEEP") {
+            std::fs::write(std::path::Path::new(&keep).join("cjk-certificate.pdf"), &out).unwrap();
+        }
+        // Poppler reads the names back, and lists the fallback face as embedded.
+        let o =
+            std::process::Command::new("pdftotext").args(["-f", "2", "-l", "2"]).arg(&path).arg("-").output().unwrap();
+        let read = String::from_utf8_lossy(&o.stdout);
+        for expected in ["供货合同 — Liefervertrag", "王小明", "山田 花子 / 김민준"] {
+            assert!(read.contains(expected), "{expected} in {read}");
+        }
+        assert!(!read.contains('?'), "nothing replaced: {read}");
+        let o = std::process::Command::new("pdffonts").arg(&path).output().unwrap();
+        let fonts = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            fonts.lines().any(|l| l.contains("NotoSansCJK") && l.contains("CID Type 0") && l.contains("yes")),
+            "{fonts}"
+        );
     }
 
     #[test]

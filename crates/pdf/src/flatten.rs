@@ -229,7 +229,7 @@ pub(crate) fn save(doc: &mut Document) -> Result<Vec<u8>, PdfError> {
 /// Draws `marks` onto the pages of `doc`.
 pub(crate) fn draw_marks(doc: &mut Document, marks: &[Mark], script_font: &mut ScriptFont) -> Result<(), PdfError> {
     let pages = doc.get_pages();
-    let mut sans = TextFont::new(doc, Weight::Regular)?;
+    let mut sans = TextFont::new(doc, Weight::Regular, "SgSans")?;
     // A script face (60-90 KB) goes in only when a typed signature needs it.
     let mut scripts: Vec<(ScriptFace, ObjectId)> = Vec::new();
     for mark in marks {
@@ -259,9 +259,7 @@ pub(crate) fn draw_marks(doc: &mut Document, marks: &[Mark], script_font: &mut S
         };
         let (m, displayed_h) = display_matrix(x1, y1, w, h, rotate);
         let mut ops = format!("q {} cm\n", m.iter().map(|v| num(*v)).collect::<Vec<_>>().join(" ")).into_bytes();
-        for (name, id) in [("SgSans", sans.id()), ("SgZapf", zapf)] {
-            add_resource(doc, *page_id, b"Font", name, id)?;
-        }
+        add_resource(doc, *page_id, b"Font", "SgZapf", zapf)?;
         for (face, id) in &scripts {
             if on_page
                 .iter()
@@ -274,27 +272,27 @@ pub(crate) fn draw_marks(doc: &mut Document, marks: &[Mark], script_font: &mut S
             let bottom = displayed_h - mark.y - mark.height;
             match &mark.content {
                 MarkContent::Text(t) | MarkContent::Script(t, _) => {
-                    let (font, size, shown) = match &mark.content {
+                    let (size, shown) = match &mark.content {
                         MarkContent::Script(_, face) if script_can_draw(t) => {
                             let size = fit(script_em_width(t), mark.width, mark.height, 36.0);
-                            (face.resource("SgScript"), size, pdf_string(t))
+                            let mut shown = format!("/{} {} Tf ", face.resource("SgScript"), num(size)).into_bytes();
+                            shown.extend_from_slice(&pdf_string(t));
+                            shown.extend_from_slice(b" Tj");
+                            (size, shown)
                         }
                         MarkContent::Script(..) => {
                             let size = fit(sans.width(t, 1.0), mark.width, mark.height, 36.0);
-                            ("SgSans".to_owned(), size, sans.show(t))
+                            (size, sans.show(t, size))
                         }
                         _ => {
                             let size = fit(sans.width(t, 1.0), mark.width, mark.height, 14.0);
-                            ("SgSans".to_owned(), size, sans.show(t))
+                            (size, sans.show(t, size))
                         }
                     };
                     let baseline = bottom + (mark.height - size) / 2.0 + size * 0.22;
-                    ops.extend_from_slice(
-                        format!("BT /{font} {} Tf 0 g {} {} Td ", num(size), num(mark.x + 1.0), num(baseline))
-                            .as_bytes(),
-                    );
+                    ops.extend_from_slice(format!("BT 0 g {} {} Td ", num(mark.x + 1.0), num(baseline)).as_bytes());
                     ops.extend_from_slice(&shown);
-                    ops.extend_from_slice(b" Tj ET\n");
+                    ops.extend_from_slice(b" ET\n");
                 }
                 MarkContent::Check(true) => {
                     let size = (mark.height.min(mark.width) * 0.9).max(2.0);
@@ -337,6 +335,10 @@ pub(crate) fn draw_marks(doc: &mut Document, marks: &[Mark], script_font: &mut S
             }
         }
         ops.extend_from_slice(b"Q\n");
+        // The text faces this page's marks drew with (so far: a fallback face once it was needed).
+        for (name, id) in sans.resources() {
+            add_resource(doc, *page_id, b"Font", &name, id)?;
+        }
         // The page's own content is wrapped in q … Q so no state it leaves behind moves our marks.
         let existing: Vec<Object> = {
             let page = doc.get_dictionary(*page_id).map_err(|_| PdfError::Malformed)?;

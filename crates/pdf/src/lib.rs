@@ -25,3 +25,4 @@ pub use flatten::{decode_png, flatten, Image, ImageError, Mark, MarkContent};
 pub use inspect::{inspect, Limits, PageSize, PdfError, PdfInfo};
 pub use sanitize::{sanitize, Policy, Removed, RemovedKind, Sanitized};
 pub use script_font::ScriptFace;
+pub use text_font::{fallback_faces, use_fallback_faces, FallbackFace};

@@ -206,6 +206,34 @@ mod tests {
     }
 
     #[test]
+    fn chinese_japanese_and_korean_values_are_drawn_in_the_fallback_face() {
+        crate::text_font::tests::with_cjk_fallback();
+        let base = crate::inspect::tests::sample(&[(612, 792, 0)]);
+        let mark = |y: f64, t: &str| Mark {
+            page: 1,
+            x: 72.0,
+            y,
+            width: 200.0,
+            height: 40.0,
+            content: MarkContent::Text(t.into()),
+        };
+        let marks = vec![mark(100.0, "王小明"), mark(200.0, "???"), mark(300.0, "김민준 やまだ")];
+        let flat = flatten(&base, &marks).unwrap();
+        let pages = render_pages(&flat).unwrap();
+        let large = &pages[0][0].1;
+        let px = 1000.0 / 612.0;
+        let at = |v: f64| (v * px) as u32;
+        let ink = |y: f64| ink_ratio(large, at(72.0), at(y), at(200.0), at(40.0)).unwrap();
+        let (han, question_marks, hangul_kana) = (ink(100.0), ink(200.0), ink(300.0));
+        // Three ideographs carry far more strokes than three question marks would.
+        assert!(han > 2.0 * question_marks, "ideographs {han} vs question marks {question_marks}");
+        assert!(hangul_kana > 2.0 * question_marks, "Hangul and Kana {hangul_kana}");
+        let doc = lopdf::Document::load_mem(&flat).unwrap();
+        let read = doc.extract_text(&[1]).unwrap();
+        assert!(read.contains("王小明") && read.contains("김민준 やまだ"), "{read}");
+    }
+
+    #[test]
     fn image_bombs_are_refused_before_rendering() {
         let mut doc = lopdf::Document::load_mem(&crate::inspect::tests::sample(&[(612, 792, 0)])).unwrap();
         doc.add_object(lopdf::Stream::new(

@@ -11,11 +11,18 @@
 //! and read back by tools. Glyphs are renumbered in the order they are first drawn, so content
 //! can be written before the subset is made.
 //!
-//! Not covered: scripts DejaVu Sans has no glyphs for (Chinese, Japanese, Korean, Indic, …)
-//! print as `?`; right-to-left and joining scripts (Arabic, Hebrew) are drawn glyph by glyph,
+//! Scripts DejaVu Sans has no glyphs for (Chinese, Japanese, Korean, Thai, Indic, …) are drawn
+//! in *fallback faces*: font files the operator's system provides (Debian's `fonts-noto-cjk` is
+//! found on its own; `SIGILLUM_PDF_FONTS` names others), registered once at start with
+//! [`use_fallback_faces`]. Each character is drawn in the first face that has it, each face
+//! embedded as its own subset (TrueType as `CIDFontType2`, CFF/OpenType as `CIDFontType0` with
+//! `/FontFile3 /OpenType`). A character no face has prints as `?`.
+//!
+//! Not covered: right-to-left and joining scripts (Arabic, Hebrew) are drawn glyph by glyph,
 //! without shaping or bidirectional reordering.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use lopdf::{dictionary, Document, Object, ObjectId, Stream};
 use subsetter::GlyphRemapper;
@@ -35,11 +42,39 @@ pub(crate) enum Weight {
     Bold,
 }
 
+/// A font program that draws what DejaVu Sans cannot (face `index` of a collection).
+#[derive(Debug, Clone, Copy)]
+pub struct FallbackFace {
+    pub program: &'static [u8],
+    pub index: u32,
+}
+
+static FALLBACKS: OnceLock<Vec<FallbackFace>> = OnceLock::new();
+
+/// Registers the fallback faces of this process, in the order they are tried (first call wins).
+/// Each must parse as a TrueType or OpenType face; returns how many were taken.
+pub fn use_fallback_faces(faces: Vec<FallbackFace>) -> Result<usize, PdfError> {
+    for f in &faces {
+        ttf_parser::Face::parse(f.program, f.index).map_err(|_| PdfError::Malformed)?;
+    }
+    let n = faces.len();
+    let _ = FALLBACKS.set(faces);
+    Ok(FALLBACKS.get().map_or(n, Vec::len))
+}
+
+/// The fallback faces registered for this process (none until [`use_fallback_faces`]).
+pub fn fallback_faces() -> &'static [FallbackFace] {
+    FALLBACKS.get().map(Vec::as_slice).unwrap_or(&[])
+}
+
 /// One face as one document uses it: the glyphs drawn so far and the text each stands for.
-pub(crate) struct TextFont {
+struct FaceUse {
     face: ttf_parser::Face<'static>,
     program: &'static [u8],
-    name: &'static str,
+    index: u32,
+    name: String,
+    /// The page-resource name the content streams use for it.
+    resource: String,
     /// The font dictionary's object number, taken when the font is created so pages can name
     /// it at once; the dictionary is written by [`TextFont::finish`].
     id: ObjectId,
@@ -48,51 +83,21 @@ pub(crate) struct TextFont {
     text: BTreeMap<u16, char>,
 }
 
-impl TextFont {
-    /// Reserves the font's object in `doc`.
-    pub(crate) fn new(doc: &mut Document, weight: Weight) -> Result<Self, PdfError> {
-        let (program, name) = match weight {
-            Weight::Regular => (DEJAVU_SANS, "DejaVuSans"),
-            Weight::Bold => (DEJAVU_SANS_BOLD, "DejaVuSans-Bold"),
-        };
-        let face = ttf_parser::Face::parse(program, 0).map_err(|_| PdfError::Malformed)?;
+impl FaceUse {
+    fn new(
+        doc: &mut Document,
+        program: &'static [u8],
+        index: u32,
+        name: String,
+        resource: String,
+    ) -> Result<Self, PdfError> {
+        let face = ttf_parser::Face::parse(program, index).map_err(|_| PdfError::Malformed)?;
         let id = doc.new_object_id();
-        Ok(Self { face, program, name, id, glyphs: GlyphRemapper::new(), text: BTreeMap::new() })
+        Ok(Self { face, program, index, name, resource, id, glyphs: GlyphRemapper::new(), text: BTreeMap::new() })
     }
 
-    /// The font dictionary, for a page's `/Resources /Font`.
-    pub(crate) fn id(&self) -> ObjectId {
-        self.id
-    }
-
-    /// The glyph drawn for `c`: its own, or `?` when the face has none (control characters
-    /// print as spaces).
-    fn glyph(&self, c: char) -> (ttf_parser::GlyphId, char) {
-        let c = if c.is_control() { ' ' } else { c };
-        match self.face.glyph_index(c) {
-            Some(g) => (g, c),
-            None => (self.face.glyph_index('?').unwrap_or(ttf_parser::GlyphId(0)), '?'),
-        }
-    }
-
-    /// `s` as a PDF hex string of glyph ids, for `Tj`; the glyphs join the subset.
-    pub(crate) fn show(&mut self, s: &str) -> Vec<u8> {
-        let mut out = Vec::with_capacity(2 + 4 * s.len());
-        out.push(b'<');
-        for c in s.chars() {
-            let (glyph, drawn) = self.glyph(c);
-            let new = self.glyphs.remap(glyph.0);
-            self.text.entry(new).or_insert(drawn);
-            out.extend_from_slice(format!("{new:04X}").as_bytes());
-        }
-        out.push(b'>');
-        out
-    }
-
-    /// The advance width of `s` in points at `size`.
-    pub(crate) fn width(&self, s: &str, size: f64) -> f64 {
-        let units: u32 = s.chars().map(|c| u32::from(self.face.glyph_hor_advance(self.glyph(c).0).unwrap_or(0))).sum();
-        f64::from(units) * size / f64::from(self.face.units_per_em())
+    fn used(&self) -> bool {
+        !self.text.is_empty()
     }
 
     /// In 1/1000 text-space units, as `/W` and the descriptor want them.
@@ -100,9 +105,13 @@ impl TextFont {
         (font_units * 1000.0 / f64::from(self.face.units_per_em())).round() as i64
     }
 
+    fn advance(&self, glyph: ttf_parser::GlyphId) -> f64 {
+        f64::from(self.face.glyph_hor_advance(glyph).unwrap_or(0)) / f64::from(self.face.units_per_em())
+    }
+
     /// Writes the subset font program and its dictionaries into `doc`.
-    pub(crate) fn finish(self, doc: &mut Document) -> Result<(), PdfError> {
-        let subset = subsetter::subset(self.program, 0, &self.glyphs).map_err(|_| PdfError::Malformed)?;
+    fn finish(self, doc: &mut Document) -> Result<(), PdfError> {
+        let subset = subsetter::subset(self.program, self.index, &self.glyphs).map_err(|_| PdfError::Malformed)?;
         let original: Vec<u16> = self.glyphs.remapped_gids().collect();
         // The subset's tag: six capitals derived from the glyphs it holds (ISO 32000-1 §9.6.4).
         let tag: String = {
@@ -122,10 +131,22 @@ impl TextFont {
             })
             .collect();
         let bbox = self.face.global_bounding_box();
-        let program = doc.add_object(Stream::new(
-            dictionary! { "Length1" => subset.len() as i64, "Filter" => "FlateDecode" },
-            deflate(&subset)?,
-        ));
+        // CFF outlines (OpenType) embed as a CIDFontType0 whose CIDs are the subset's glyph ids
+        // (the subsetter makes them so); TrueType outlines as a CIDFontType2.
+        let cff = self.face.tables().cff.is_some();
+        let (program, file_key, cid_subtype) = if cff {
+            let program = doc.add_object(Stream::new(
+                dictionary! { "Subtype" => "OpenType", "Filter" => "FlateDecode" },
+                deflate(&subset)?,
+            ));
+            (program, "FontFile3", "CIDFontType0")
+        } else {
+            let program = doc.add_object(Stream::new(
+                dictionary! { "Length1" => subset.len() as i64, "Filter" => "FlateDecode" },
+                deflate(&subset)?,
+            ));
+            (program, "FontFile2", "CIDFontType2")
+        };
         let descriptor = doc.add_object(dictionary! {
             "Type" => "FontDescriptor",
             "FontName" => Object::Name(base.clone().into_bytes()),
@@ -141,11 +162,11 @@ impl TextFont {
             "Descent" => self.thousandths(f64::from(self.face.descender())),
             "CapHeight" => self.thousandths(f64::from(self.face.capital_height().unwrap_or(self.face.ascender()))),
             "StemV" => 80,
-            "FontFile2" => program,
+            file_key => program,
         });
-        let cid_font = doc.add_object(dictionary! {
+        let mut cid_font = dictionary! {
             "Type" => "Font",
-            "Subtype" => "CIDFontType2",
+            "Subtype" => cid_subtype,
             "BaseFont" => Object::Name(base.clone().into_bytes()),
             "CIDSystemInfo" => dictionary! {
                 "Registry" => Object::string_literal("Adobe"),
@@ -154,8 +175,11 @@ impl TextFont {
             },
             "FontDescriptor" => descriptor,
             "W" => vec![Object::Integer(0), Object::Array(widths)],
-            "CIDToGIDMap" => "Identity",
-        });
+        };
+        if !cff {
+            cid_font.set("CIDToGIDMap", "Identity");
+        }
+        let cid_font = doc.add_object(cid_font);
         let to_unicode = doc.add_object(Stream::new(
             dictionary! { "Filter" => "FlateDecode" },
             deflate(to_unicode(&self.text).as_bytes())?,
@@ -173,6 +197,118 @@ impl TextFont {
         );
         Ok(())
     }
+}
+
+/// The text font of one document: DejaVu Sans (regular or bold), then the fallback faces.
+pub(crate) struct TextFont {
+    /// `faces[0]` is DejaVu Sans; it is always embedded (the `?` of missing characters is its).
+    faces: Vec<FaceUse>,
+}
+
+impl TextFont {
+    /// Reserves the font's objects in `doc`; `resource` names it in page resources (fallback
+    /// faces get `resource` with a number appended). Uses the process's fallback faces.
+    pub(crate) fn new(doc: &mut Document, weight: Weight, resource: &str) -> Result<Self, PdfError> {
+        Self::with_fallbacks(doc, weight, resource, fallback_faces())
+    }
+
+    pub(crate) fn with_fallbacks(
+        doc: &mut Document,
+        weight: Weight,
+        resource: &str,
+        fallbacks: &[FallbackFace],
+    ) -> Result<Self, PdfError> {
+        let (program, name) = match weight {
+            Weight::Regular => (DEJAVU_SANS, "DejaVuSans"),
+            Weight::Bold => (DEJAVU_SANS_BOLD, "DejaVuSans-Bold"),
+        };
+        let mut faces = vec![FaceUse::new(doc, program, 0, name.to_owned(), resource.to_owned())?];
+        for (i, f) in fallbacks.iter().enumerate() {
+            let face = ttf_parser::Face::parse(f.program, f.index).map_err(|_| PdfError::Malformed)?;
+            let name = postscript_name(&face).unwrap_or_else(|| format!("Fallback{i}"));
+            faces.push(FaceUse::new(doc, f.program, f.index, name, format!("{resource}{}", i + 1))?);
+        }
+        Ok(Self { faces })
+    }
+
+    /// The page resources for the faces drawn so far (DejaVu Sans always): name and font object.
+    pub(crate) fn resources(&self) -> Vec<(String, ObjectId)> {
+        self.faces
+            .iter()
+            .enumerate()
+            .filter(|(i, f)| *i == 0 || f.used())
+            .map(|(_, f)| (f.resource.clone(), f.id))
+            .collect()
+    }
+
+    /// The face and glyph drawn for `c`: the first face that has it, or DejaVu's `?` (control
+    /// characters print as spaces).
+    fn glyph(&self, c: char) -> (usize, ttf_parser::GlyphId, char) {
+        let c = if c.is_control() { ' ' } else { c };
+        for (i, f) in self.faces.iter().enumerate() {
+            if let Some(g) = f.face.glyph_index(c) {
+                return (i, g, c);
+            }
+        }
+        (0, self.faces[0].face.glyph_index('?').unwrap_or(ttf_parser::GlyphId(0)), '?')
+    }
+
+    /// Text-showing operators for `s` at `size`: `/Font size Tf <glyph ids> Tj`, a run per face
+    /// (inside `BT … ET`; each `Tj` moves the pen on). The glyphs join their faces' subsets.
+    pub(crate) fn show(&mut self, s: &str, size: f64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 + 4 * s.len());
+        let mut current: Option<usize> = None;
+        for c in s.chars() {
+            let (i, glyph, drawn) = self.glyph(c);
+            if current != Some(i) {
+                if current.is_some() {
+                    out.extend_from_slice(b"> Tj ");
+                }
+                out.extend_from_slice(
+                    format!("/{} {} Tf <", self.faces[i].resource, crate::flatten::num(size)).as_bytes(),
+                );
+                current = Some(i);
+            }
+            let face = &mut self.faces[i];
+            let new = face.glyphs.remap(glyph.0);
+            face.text.entry(new).or_insert(drawn);
+            out.extend_from_slice(format!("{new:04X}").as_bytes());
+        }
+        if current.is_some() {
+            out.extend_from_slice(b"> Tj");
+        }
+        out
+    }
+
+    /// The advance width of `s` in points at `size`.
+    pub(crate) fn width(&self, s: &str, size: f64) -> f64 {
+        s.chars()
+            .map(|c| {
+                let (i, g, _) = self.glyph(c);
+                self.faces[i].advance(g)
+            })
+            .sum::<f64>()
+            * size
+    }
+
+    /// Writes the subsets of the faces drawn (DejaVu Sans always) and their dictionaries.
+    pub(crate) fn finish(self, doc: &mut Document) -> Result<(), PdfError> {
+        for (i, face) in self.faces.into_iter().enumerate() {
+            if i == 0 || face.used() {
+                face.finish(doc)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The face's PostScript name (name id 6), for `/BaseFont`.
+fn postscript_name(face: &ttf_parser::Face<'_>) -> Option<String> {
+    face.names()
+        .into_iter()
+        .filter(|n| n.name_id == ttf_parser::name_id::POST_SCRIPT_NAME)
+        .find_map(|n| n.to_string())
+        .map(|n| n.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect())
 }
 
 /// The `/ToUnicode` CMap (two-byte glyph codes to UTF-16BE).
@@ -199,43 +335,60 @@ fn to_unicode(text: &BTreeMap<u16, char>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Debian's Noto Sans CJK (`fonts-noto-cjk`, installed by scripts/deps.sh): CFF outlines in a
+    /// collection.
+    pub(crate) fn noto_cjk() -> FallbackFace {
+        let path = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc";
+        let program =
+            std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e} (scripts/deps.sh installs fonts-noto-cjk)"));
+        FallbackFace { program: Box::leak(program.into_boxed_slice()), index: 0 }
+    }
+
+    /// Registers Noto Sans CJK as this test process's fallback face.
+    pub(crate) fn with_cjk_fallback() {
+        if fallback_faces().is_empty() {
+            use_fallback_faces(vec![noto_cjk()]).unwrap();
+        }
+    }
 
     #[test]
     fn both_faces_cover_european_scripts() {
         for weight in [Weight::Regular, Weight::Bold] {
             let mut doc = Document::with_version("1.7");
-            let font = TextFont::new(&mut doc, weight).unwrap();
+            let font = TextFont::with_fallbacks(&mut doc, weight, "F", &[]).unwrap();
             for c in "AzÀÿŁżőĞşĐ€ΑωДжЩԱՖაჰ“”–…".chars() {
-                assert_eq!(font.glyph(c).1, c, "{c} has a glyph");
+                assert_eq!(font.glyph(c).2, c, "{c} has a glyph");
             }
-            // No CJK in DejaVu Sans: it prints as a question mark.
-            assert_eq!(font.glyph('漢').1, '?');
-            assert_eq!(font.glyph('\n').1, ' ');
+            // No CJK in DejaVu Sans, and no fallback: it prints as a question mark.
+            assert_eq!(font.glyph('漢').2, '?');
+            assert_eq!(font.glyph('\n').2, ' ');
         }
     }
 
     #[test]
     fn glyphs_are_numbered_in_drawing_order_and_mapped_back_to_text() {
         let mut doc = Document::with_version("1.7");
-        let mut font = TextFont::new(&mut doc, Weight::Regular).unwrap();
-        assert_eq!(font.show("Жaa"), b"<000100020002>");
-        assert_eq!(font.show("aЖ?"), b"<000200010003>");
-        let cmap = to_unicode(&font.text);
+        let mut font = TextFont::with_fallbacks(&mut doc, Weight::Regular, "F", &[]).unwrap();
+        assert_eq!(font.show("Жaa", 9.0), b"/F 9 Tf <000100020002> Tj");
+        assert_eq!(font.show("aЖ?", 9.0), b"/F 9 Tf <000200010003> Tj");
+        let cmap = to_unicode(&font.faces[0].text);
         assert!(cmap.contains("<0001> <0416>") && cmap.contains("<0002> <0061>") && cmap.contains("<0003> <003F>"));
         assert!(font.width("Ж", 10.0) > font.width("i", 10.0));
         assert!((font.width("aa", 12.0) - 2.0 * font.width("a", 12.0)).abs() < 1e-9);
         let emoji: BTreeMap<u16, char> = [(5, '😀')].into();
         assert!(to_unicode(&emoji).contains("<0005> <D83DDE00>"), "beyond the BMP: a surrogate pair");
+        assert_eq!(font.resources().len(), 1);
     }
 
     #[test]
     fn the_subset_is_small_and_complete() {
         let mut doc = Document::with_version("1.7");
-        let mut font = TextFont::new(&mut doc, Weight::Bold).unwrap();
-        let id = font.id();
-        font.show("Łukasz Żółć — Дмитрий");
+        let mut font = TextFont::with_fallbacks(&mut doc, Weight::Bold, "F", &[]).unwrap();
+        let id = font.resources()[0].1;
+        font.show("Łukasz Żółć — Дмитрий", 10.0);
         font.finish(&mut doc).unwrap();
         let type0 = doc.get_dictionary(id).unwrap();
         assert_eq!(type0.get(b"Encoding").unwrap().as_name().unwrap(), b"Identity-H");
@@ -251,6 +404,36 @@ mod tests {
         let bytes = subsetter::subset(DEJAVU_SANS_BOLD, 0, &font_glyphs("Łukasz Żółć — Дмитрий")).unwrap();
         let face = ttf_parser::Face::parse(&bytes, 0).unwrap();
         assert!(face.number_of_glyphs() >= 18);
+    }
+
+    #[test]
+    fn characters_dejavu_lacks_come_from_the_fallback_face_in_runs() {
+        let mut doc = Document::with_version("1.7");
+        let mut font = TextFont::with_fallbacks(&mut doc, Weight::Regular, "F", &[noto_cjk()]).unwrap();
+        assert_eq!(font.glyph('漢').0, 1);
+        assert_eq!(font.glyph('한').0, 1, "Hangul");
+        assert_eq!(font.glyph('か').0, 1, "Kana");
+        assert_eq!(font.glyph('a').0, 0, "Latin stays DejaVu");
+        assert_eq!(font.glyph('\u{10FFFD}').2, '?', "no face has it");
+        let ops = String::from_utf8(font.show("Li 王小明 Li", 11.0)).unwrap();
+        assert_eq!(ops, "/F 11 Tf <000100020003> Tj /F1 11 Tf <000100020003> Tj /F 11 Tf <000300010002> Tj");
+        assert!(font.width("王", 10.0) > 9.0, "a full-width ideograph");
+        let resources = font.resources();
+        assert_eq!(resources.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["F", "F1"]);
+        let fallback = resources[1].1;
+        font.finish(&mut doc).unwrap();
+        let type0 = doc.get_dictionary(fallback).unwrap();
+        let cid = doc
+            .get_dictionary(type0.get(b"DescendantFonts").unwrap().as_array().unwrap()[0].as_reference().unwrap())
+            .unwrap();
+        assert_eq!(cid.get(b"Subtype").unwrap().as_name().unwrap(), b"CIDFontType0");
+        let descriptor = doc.get_dictionary(cid.get(b"FontDescriptor").unwrap().as_reference().unwrap()).unwrap();
+        let program =
+            doc.get_object(descriptor.get(b"FontFile3").unwrap().as_reference().unwrap()).unwrap().as_stream().unwrap();
+        assert!(program.content.len() < 40_000, "a subset of three ideographs: {} bytes", program.content.len());
+        assert!(std::str::from_utf8(type0.get(b"BaseFont").unwrap().as_name().unwrap())
+            .unwrap()
+            .contains("NotoSansCJK"));
     }
 
     fn font_glyphs(s: &str) -> GlyphRemapper {
