@@ -578,6 +578,40 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn hebrew_and_arabic_names_are_reordered_and_shaped() {
+        let base = crate::inspect::tests::sample(&[(612, 792, 0)]);
+        let mut c = cert(3);
+        c.title = "اتفاقية توريد — Liefervertrag".into();
+        c.recipients[0].name = "דוד לוי".into();
+        c.recipients[0].signature = Some(MarkContent::Script("דוד לוי".into(), ScriptFace::DancingScript));
+        c.recipients.push(CertRecipient {
+            name: "سلام الخطيب".into(),
+            signature: Some(MarkContent::Text("سلام".into())),
+            ..c.recipients[0].clone()
+        });
+        let out = append_certificate(&base, &c, b"{}").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cert.pdf");
+        std::fs::write(&path, &out).unwrap();
+        if let Ok(keep) = std::env::var("SIGILLUM_TEST_KEEP") {
+            std::fs::write(std::path::Path::new(&keep).join("rtl-certificate.pdf"), &out).unwrap();
+        }
+        let o =
+            std::process::Command::new("pdftotext").args(["-f", "2", "-l", "2"]).arg(&path).arg("-").output().unwrap();
+        // Poppler reads the names back in logical order (it wraps right-to-left runs in
+        // directional marks, dropped here).
+        let read: String = String::from_utf8_lossy(&o.stdout)
+            .chars()
+            .filter(|c| !matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}'))
+            .collect();
+        for expected in ["اتفاقية توريد", "Liefervertrag", "דוד לוי", "سلام الخطيب", "سلام"]
+        {
+            assert!(read.contains(expected), "{expected} in {read}");
+        }
+        assert!(!read.contains('?'), "nothing replaced: {read}");
+    }
+
+    #[test]
     fn wraps_long_words_and_lines() {
         let nine = |s: &str| s.chars().count() <= 9;
         assert_eq!(wrap("aaaa bbbb cc", nine), vec!["aaaa bbbb", "cc"]);

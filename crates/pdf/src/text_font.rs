@@ -18,8 +18,12 @@
 //! embedded as its own subset (TrueType as `CIDFontType2`, CFF/OpenType as `CIDFontType0` with
 //! `/FontFile3 /OpenType`). A character no face has prints as `?`.
 //!
-//! Not covered: right-to-left and joining scripts (Arabic, Hebrew) are drawn glyph by glyph,
-//! without shaping or bidirectional reordering.
+//! Text holding right-to-left characters (Hebrew, Arabic, …) is put in visual order by the
+//! Unicode bidirectional algorithm (`unicode-bidi`), and each right-to-left run is shaped with
+//! OpenType rules (`rustybuzz`: Arabic joining forms, lam-alef ligatures) in the face that draws
+//! it; the shaped advances are kept with `TJ` adjustments, and `/ToUnicode` maps each glyph back to
+//! the characters of its cluster. Left-to-right text is drawn character by character (no kerning).
+//! Not covered: vertical mark offsets (Arabic vowel marks sit where their advance puts them).
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -69,7 +73,8 @@ pub fn fallback_faces() -> &'static [FallbackFace] {
 
 /// One face as one document uses it: the glyphs drawn so far and the text each stands for.
 struct FaceUse {
-    face: ttf_parser::Face<'static>,
+    /// The parsed face with its shaping tables (derefs to `ttf_parser::Face`).
+    face: rustybuzz::Face<'static>,
     program: &'static [u8],
     index: u32,
     name: String,
@@ -80,7 +85,23 @@ struct FaceUse {
     id: ObjectId,
     glyphs: GlyphRemapper,
     /// New glyph id → the text it was drawn for (for `/ToUnicode`).
-    text: BTreeMap<u16, char>,
+    text: BTreeMap<u16, String>,
+}
+
+/// One glyph placed by [`TextFont::layout`], in drawing (visual) order.
+struct Placed {
+    face: usize,
+    glyph: u16,
+    /// The characters it stands for (empty for the second glyph of a cluster).
+    text: String,
+    /// Its advance in font units: the face's own, or the shaper's.
+    advance: i32,
+}
+
+/// Whether `s` needs the bidirectional algorithm (holds a right-to-left character).
+fn has_rtl(s: &str) -> bool {
+    use unicode_bidi::BidiClass::{AL, R};
+    s.chars().any(|c| matches!(unicode_bidi::bidi_class(c), R | AL))
 }
 
 impl FaceUse {
@@ -91,7 +112,7 @@ impl FaceUse {
         name: String,
         resource: String,
     ) -> Result<Self, PdfError> {
-        let face = ttf_parser::Face::parse(program, index).map_err(|_| PdfError::Malformed)?;
+        let face = rustybuzz::Face::from_slice(program, index).ok_or(PdfError::Malformed)?;
         let id = doc.new_object_id();
         Ok(Self { face, program, index, name, resource, id, glyphs: GlyphRemapper::new(), text: BTreeMap::new() })
     }
@@ -105,8 +126,38 @@ impl FaceUse {
         (font_units * 1000.0 / f64::from(self.face.units_per_em())).round() as i64
     }
 
-    fn advance(&self, glyph: ttf_parser::GlyphId) -> f64 {
-        f64::from(self.face.glyph_hor_advance(glyph).unwrap_or(0)) / f64::from(self.face.units_per_em())
+    fn advance(&self, glyph: ttf_parser::GlyphId) -> i32 {
+        i32::from(self.face.glyph_hor_advance(glyph).unwrap_or(0))
+    }
+
+    /// Whether this face has a glyph for every (printable) character of `s`.
+    fn covers(&self, s: &str) -> bool {
+        s.chars().all(|c| c.is_control() || self.face.glyph_index(c).is_some())
+    }
+
+    /// `run` shaped in this face, in visual order, as (glyph, cluster text, advance).
+    fn shape(&self, run: &str, rtl: bool) -> Vec<(u16, String, i32)> {
+        let mut buffer = rustybuzz::UnicodeBuffer::new();
+        buffer.push_str(run);
+        buffer.set_direction(if rtl { rustybuzz::Direction::RightToLeft } else { rustybuzz::Direction::LeftToRight });
+        let shaped = rustybuzz::shape(&self.face, &[], buffer);
+        let mut starts: Vec<usize> = shaped.glyph_infos().iter().map(|g| g.cluster as usize).collect();
+        starts.sort_unstable();
+        starts.dedup();
+        let mut seen = std::collections::HashSet::new();
+        shaped
+            .glyph_infos()
+            .iter()
+            .zip(shaped.glyph_positions())
+            .map(|(info, pos)| {
+                let start = info.cluster as usize;
+                let end = starts.iter().find(|&&b| b > start).copied().unwrap_or(run.len());
+                // The cluster's text goes with its first glyph only.
+                let text =
+                    if seen.insert(start) { run.get(start..end).unwrap_or_default().to_owned() } else { String::new() };
+                (u16::try_from(info.glyph_id).unwrap_or(0), text, pos.x_advance)
+            })
+            .collect()
     }
 
     /// Writes the subset font program and its dictionaries into `doc`.
@@ -253,39 +304,100 @@ impl TextFont {
         (0, self.faces[0].face.glyph_index('?').unwrap_or(ttf_parser::GlyphId(0)), '?')
     }
 
-    /// Text-showing operators for `s` at `size`: `/Font size Tf <glyph ids> Tj`, a run per face
-    /// (inside `BT … ET`; each `Tj` moves the pen on). The glyphs join their faces' subsets.
-    pub(crate) fn show(&mut self, s: &str, size: f64) -> Vec<u8> {
-        let mut out = Vec::with_capacity(16 + 4 * s.len());
-        let mut current: Option<usize> = None;
-        for c in s.chars() {
-            let (i, glyph, drawn) = self.glyph(c);
-            if current != Some(i) {
-                if current.is_some() {
-                    out.extend_from_slice(b"> Tj ");
-                }
-                out.extend_from_slice(
-                    format!("/{} {} Tf <", self.faces[i].resource, crate::flatten::num(size)).as_bytes(),
-                );
-                current = Some(i);
+    /// The glyphs that draw `s`, in visual order. Without right-to-left characters each
+    /// character is drawn in the first face that has it; otherwise the bidirectional algorithm
+    /// orders the runs and each run a single face covers is shaped.
+    fn layout(&self, s: &str) -> Vec<Placed> {
+        let by_char = |out: &mut Vec<Placed>, chars: &mut dyn Iterator<Item = char>| {
+            for c in chars {
+                let (face, glyph, drawn) = self.glyph(c);
+                out.push(Placed {
+                    face,
+                    glyph: glyph.0,
+                    text: drawn.to_string(),
+                    advance: self.faces[face].advance(glyph),
+                });
             }
-            let face = &mut self.faces[i];
-            let new = face.glyphs.remap(glyph.0);
-            face.text.entry(new).or_insert(drawn);
-            out.extend_from_slice(format!("{new:04X}").as_bytes());
+        };
+        let mut out = Vec::with_capacity(s.len());
+        if !has_rtl(s) {
+            by_char(&mut out, &mut s.chars());
+            return out;
         }
-        if current.is_some() {
-            out.extend_from_slice(b"> Tj");
+        let bidi = unicode_bidi::BidiInfo::new(s, None);
+        for para in &bidi.paragraphs {
+            let (levels, runs) = bidi.visual_runs(para, para.range.clone());
+            for run in runs {
+                let rtl = levels.get(run.start).is_some_and(|l| l.is_rtl());
+                let text = &s[run.clone()];
+                match self.faces.iter().position(|f| f.covers(text)) {
+                    Some(face) => {
+                        for (glyph, cluster, advance) in self.faces[face].shape(text, rtl) {
+                            let printable = cluster.chars().map(|c| if c.is_control() { ' ' } else { c });
+                            // A right-to-left ligature (lam-alef) maps to its characters in visual
+                            // order: readers reverse right-to-left text as a whole when they
+                            // extract it (poppler does), which puts them back in logical order.
+                            let text = if rtl { printable.rev().collect() } else { printable.collect() };
+                            out.push(Placed { face, glyph, text, advance });
+                        }
+                    }
+                    // No one face draws the whole run: character by character, in visual order.
+                    None if rtl => by_char(&mut out, &mut text.chars().rev()),
+                    None => by_char(&mut out, &mut text.chars()),
+                }
+            }
+        }
+        out
+    }
+
+    /// Text-showing operators for `s` at `size`: `/Font size Tf <glyph ids> Tj`, a run per face
+    /// (inside `BT … ET`; each run moves the pen on). Where the shaper's advance differs from the
+    /// glyph's own, the run is a `TJ` whose adjustments keep it. The glyphs join their faces'
+    /// subsets.
+    pub(crate) fn show(&mut self, s: &str, size: f64) -> Vec<u8> {
+        // Face runs: the face and its (glyph code, adjustment) items.
+        let mut runs: Vec<(usize, Vec<(u16, i64)>)> = Vec::new();
+        for p in self.layout(s) {
+            let face = &mut self.faces[p.face];
+            let new = face.glyphs.remap(p.glyph);
+            if !p.text.is_empty() {
+                face.text.entry(new).or_insert(p.text);
+            }
+            let own = face.advance(ttf_parser::GlyphId(p.glyph));
+            let adjust = face.thousandths(f64::from(own)) - face.thousandths(f64::from(p.advance));
+            match runs.last_mut() {
+                Some((f, items)) if *f == p.face => items.push((new, adjust)),
+                _ => runs.push((p.face, vec![(new, adjust)])),
+            }
+        }
+        let mut out = Vec::with_capacity(16 + 5 * s.len());
+        for (i, (face, items)) in runs.iter().enumerate() {
+            if i > 0 {
+                out.push(b' ');
+            }
+            out.extend_from_slice(
+                format!("/{} {} Tf ", self.faces[*face].resource, crate::flatten::num(size)).as_bytes(),
+            );
+            let adjusted = items.iter().any(|(_, a)| *a != 0);
+            out.extend_from_slice(if adjusted { b"[<" } else { b"<" });
+            for (code, adjust) in items {
+                out.extend_from_slice(format!("{code:04X}").as_bytes());
+                if *adjust != 0 {
+                    out.extend_from_slice(format!("> {adjust} <").as_bytes());
+                }
+            }
+            out.extend_from_slice(if adjusted { b">] TJ" } else { b"> Tj" });
         }
         out
     }
 
     /// The advance width of `s` in points at `size`.
     pub(crate) fn width(&self, s: &str, size: f64) -> f64 {
-        s.chars()
-            .map(|c| {
-                let (i, g, _) = self.glyph(c);
-                self.faces[i].advance(g)
+        self.layout(s)
+            .iter()
+            .map(|p| {
+                let face = &self.faces[p.face];
+                f64::from(p.advance) / f64::from(face.face.units_per_em())
             })
             .sum::<f64>()
             * size
@@ -311,21 +423,21 @@ fn postscript_name(face: &ttf_parser::Face<'_>) -> Option<String> {
         .map(|n| n.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect())
 }
 
-/// The `/ToUnicode` CMap (two-byte glyph codes to UTF-16BE).
-fn to_unicode(text: &BTreeMap<u16, char>) -> String {
+/// The `/ToUnicode` CMap (two-byte glyph codes to UTF-16BE; a ligature maps to all its
+/// characters).
+fn to_unicode(text: &BTreeMap<u16, String>) -> String {
     let mut out = String::from(
         "/CIDInit /ProcSet findresource begin\n12 dict begin\nbegincmap\n\
          /CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def\n\
          /CMapName /Adobe-Identity-UCS def\n/CMapType 2 def\n\
          1 begincodespacerange\n<0000> <FFFF>\nendcodespacerange\n",
     );
-    let entries: Vec<(&u16, &char)> = text.iter().filter(|(g, _)| **g != 0).collect();
+    let entries: Vec<(&u16, &String)> = text.iter().filter(|(g, t)| **g != 0 && !t.is_empty()).collect();
     // At most 100 entries per block (ISO 32000-1 §9.10.3, via the CMap specification).
     for block in entries.chunks(100) {
         out.push_str(&format!("{} beginbfchar\n", block.len()));
-        for (glyph, c) in block {
-            let mut units = [0u16; 2];
-            let utf16: String = c.encode_utf16(&mut units).iter().map(|u| format!("{u:04X}")).collect();
+        for (glyph, text) in block {
+            let utf16: String = text.encode_utf16().map(|u| format!("{u:04X}")).collect();
             out.push_str(&format!("<{glyph:04X}> <{utf16}>\n"));
         }
         out.push_str("endbfchar\n");
@@ -378,8 +490,9 @@ pub(crate) mod tests {
         assert!(cmap.contains("<0001> <0416>") && cmap.contains("<0002> <0061>") && cmap.contains("<0003> <003F>"));
         assert!(font.width("Ж", 10.0) > font.width("i", 10.0));
         assert!((font.width("aa", 12.0) - 2.0 * font.width("a", 12.0)).abs() < 1e-9);
-        let emoji: BTreeMap<u16, char> = [(5, '😀')].into();
+        let emoji: BTreeMap<u16, String> = [(5, "😀".to_owned()), (6, "ffi".to_owned())].into();
         assert!(to_unicode(&emoji).contains("<0005> <D83DDE00>"), "beyond the BMP: a surrogate pair");
+        assert!(to_unicode(&emoji).contains("<0006> <006600660069>"), "a ligature maps to its characters");
         assert_eq!(font.resources().len(), 1);
     }
 
@@ -434,6 +547,29 @@ pub(crate) mod tests {
         assert!(std::str::from_utf8(type0.get(b"BaseFont").unwrap().as_name().unwrap())
             .unwrap()
             .contains("NotoSansCJK"));
+    }
+
+    #[test]
+    fn right_to_left_text_is_reordered_and_shaped() {
+        let mut doc = Document::with_version("1.7");
+        let font = TextFont::with_fallbacks(&mut doc, Weight::Regular, "F", &[]).unwrap();
+        // Hebrew: visual order is the reverse of logical order; no joining.
+        let placed = font.layout("שלום");
+        let texts: Vec<&str> = placed.iter().map(|p| p.text.as_str()).collect();
+        assert_eq!(texts, ["ם", "ו", "ל", "ש"]);
+        // A Latin name with a Hebrew one: the Latin run stays left to right, first.
+        let texts: Vec<String> = font.layout("Ada שלום").into_iter().map(|p| p.text).collect();
+        assert_eq!(texts.concat(), "Ada םולש");
+        // Arabic: the letters of "سلام" join, so they are drawn in contextual forms (not the
+        // isolated glyphs the characters map to), and lam-alef forms a ligature.
+        let word = "سلام";
+        let placed = font.layout(word);
+        let isolated: Vec<u16> = word.chars().map(|c| font.faces[0].face.glyph_index(c).unwrap().0).collect();
+        assert!(placed.len() < word.chars().count(), "lam-alef is one glyph: {}", placed.len());
+        assert!(placed.iter().any(|p| !isolated.contains(&p.glyph)), "joining forms are used");
+        let visual: String = placed.iter().map(|p| p.text.as_str()).collect();
+        assert_eq!(visual.chars().rev().collect::<String>(), word, "every character maps back from its glyph");
+        assert!(font.width(word, 10.0) > 0.0);
     }
 
     fn font_glyphs(s: &str) -> GlyphRemapper {
