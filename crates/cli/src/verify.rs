@@ -102,8 +102,8 @@ pub fn render(file: &Path, r: &Report, trusted_roots: usize) -> String {
     let _ = writeln!(out, "PAdES level reached: {}", r.level.map(|l| l.name()).unwrap_or("none"));
     let _ = writeln!(
         out,
-        "long-term validation data in the file: {} certificates, {} CRLs",
-        r.dss_certificates, r.dss_crls
+        "long-term validation data in the file: {} certificates, {} CRLs, {} OCSP responses",
+        r.dss_certificates, r.dss_crls, r.dss_ocsp_responses
     );
     for (i, s) in r.signatures.iter().enumerate() {
         signature_text(&mut out, i, s);

@@ -6,12 +6,13 @@
 //! 3. a DSS with the certificates (seal, root, TSA) and the root's current CRL (B-LT);
 //! 4. a document timestamp over all of it (B-LTA).
 //!
-//! With an imported seal chain or an external TSA, step 3 also embeds a current CRL for every
-//! outside certificate that names a CRL distribution point, fetched through [`RevocationSource`]
-//! and checked against its issuer. A revoked certificate stops the seal (the document is not
-//! sealed with a key its CA has withdrawn); an unreachable CRL makes the seal fail now, and the
-//! job that asked for it retries later, rather than produce a document that cannot be validated
-//! once the CA's server is gone. CRLs are kept in memory until their next update, at most an hour.
+//! With an imported seal chain or an external TSA, step 3 also embeds current revocation data for
+//! every outside certificate that says where to get it: a CRL from its distribution point, else
+//! an OCSP response from its responder, fetched through [`RevocationSource`] and checked against
+//! its issuer. A revoked certificate stops the seal (the document is not sealed with a key its CA
+//! has withdrawn); unreachable revocation data makes the seal fail now, and the job that asked
+//! for it retries later, rather than produce a document that cannot be validated once the CA's
+//! servers are gone. Fetched data is kept in memory until its next update, at most an hour.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use sigillum_pdf::cms::{self, SignedAttrs, ID_DATA};
 use sigillum_pdf::pades::{self, SealError, SignatureParams};
 use sigillum_pdf::pki::CertInfo;
-use sigillum_pdf::revocation::{self, CrlVerdict};
+use sigillum_pdf::revocation::{self, Verdict};
 use sigillum_pdf::tsp;
 
 use crate::pki::{Pki, PkiServiceError, TimestampAuthority};
@@ -28,9 +29,9 @@ use crate::pki::{Pki, PkiServiceError, TimestampAuthority};
 const SIGNATURE_CAPACITY: usize = 16 * 1024;
 /// Bytes reserved for a document timestamp token with its certificates.
 const TIMESTAMP_CAPACITY: usize = 8 * 1024;
-/// A fetched CRL is used again until its next update, but fetched anew after this long at most,
-/// so a revocation reaches the sealer within the hour even when the CA publishes weekly.
-const CRL_REFETCH_S: u64 = 3600;
+/// Fetched revocation data is used again until its next update, but fetched anew after this long
+/// at most, so a revocation reaches the sealer within the hour even when the CA publishes weekly.
+const REVOCATION_REFETCH_S: u64 = 3600;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SealServiceError {
@@ -46,18 +47,28 @@ pub enum SealServiceError {
     Revoked { subject: String, since: u64 },
     #[error("the certificate {0} is not valid now; the document is not sealed")]
     CertificateNotValid(String),
-    #[error("no current CRL for {subject}: {detail}")]
+    #[error("no current revocation data for {subject}: {detail}")]
     RevocationUnavailable { subject: String, detail: String },
 }
 
-/// Fetches a CRL from a certificate's distribution point (an HTTP adapter outside core).
+/// Fetches revocation data for outside certificates (an HTTP adapter outside core).
 #[async_trait::async_trait]
 pub trait RevocationSource: Send + Sync {
+    /// The CRL published at a certificate's distribution point.
     async fn fetch_crl(&self, url: &str) -> Result<Vec<u8>, String>;
+    /// An OCSP responder's answer (DER `OCSPResponse`) to a DER `OCSPRequest` (RFC 6960 A.1).
+    async fn ask_ocsp(&self, url: &str, request_der: &[u8]) -> Result<Vec<u8>, String>;
 }
 
-struct CachedCrl {
-    der: Vec<u8>,
+/// Revocation data for one certificate, as it goes into the DSS.
+#[derive(Clone)]
+enum Evidence {
+    Crl(Vec<u8>),
+    Ocsp(Vec<u8>),
+}
+
+struct Cached {
+    evidence: Evidence,
     reuse_until: u64,
 }
 
@@ -73,7 +84,8 @@ pub struct Sealer {
     pki: Arc<Pki>,
     tsa: Arc<dyn TimestampAuthority>,
     revocation: Option<Arc<dyn RevocationSource>>,
-    crls: Mutex<HashMap<String, CachedCrl>>,
+    /// Keyed by CRL URL, or by OCSP URL and certificate.
+    fetched: Mutex<HashMap<String, Cached>>,
 }
 
 async fn blocking<T: Send + 'static>(
@@ -85,11 +97,12 @@ async fn blocking<T: Send + 'static>(
 impl Sealer {
     /// `tsa` is the built-in authority (the same `Pki`) or an external one.
     pub fn new(pki: Arc<Pki>, tsa: Arc<dyn TimestampAuthority>) -> Self {
-        Self { pki, tsa, revocation: None, crls: Mutex::new(HashMap::new()) }
+        Self { pki, tsa, revocation: None, fetched: Mutex::new(HashMap::new()) }
     }
 
-    /// Where CRLs of outside certificates come from. Without one, sealing with an outside
-    /// certificate that names a CRL distribution point fails (see the module docs).
+    /// Where revocation data of outside certificates comes from. Without one, sealing with an
+    /// outside certificate that names a CRL distribution point or OCSP responder fails (see the
+    /// module docs).
     pub fn with_revocation_source(mut self, source: Arc<dyn RevocationSource>) -> Self {
         self.revocation = Some(source);
         self
@@ -143,14 +156,19 @@ impl Sealer {
                 pool.push(c);
             }
         }
-        for crl in self.outside_crls(&pool, &certs.root).await? {
-            if !crls.contains(&crl) {
-                crls.push(crl);
+        let mut ocsps = Vec::new();
+        for evidence in self.outside_revocation(&pool, &certs.root).await? {
+            let (list, der) = match evidence {
+                Evidence::Crl(der) => (&mut crls, der),
+                Evidence::Ocsp(der) => (&mut ocsps, der),
+            };
+            if !list.contains(&der) {
+                list.push(der);
             }
         }
         let dss_certs: Vec<Vec<u8>> = pool.into_iter().map(|c| c.der).collect();
         let with_dss =
-            blocking(move || Ok(pades::add_dss(&signed, &dss_certs, &crls).map_err(SealError::from)?)).await?;
+            blocking(move || Ok(pades::add_dss(&signed, &dss_certs, &crls, &ocsps).map_err(SealError::from)?)).await?;
 
         // B-LTA: a document timestamp over the whole file, DSS included.
         let dts = blocking(move || {
@@ -164,14 +182,14 @@ impl Sealer {
 }
 
 impl Sealer {
-    /// A current CRL for every certificate of `pool` (the seal chain and the TSA's certificates)
-    /// that an outside CA issued and that names where its CRL is published. Checks on the way
+    /// Current revocation data for every certificate of `pool` (the seal chain and the TSA's
+    /// certificates) that an outside CA issued and that says where to get it. Checks on the way
     /// that the seal certificate is valid now and that nothing is revoked.
-    async fn outside_crls(
+    async fn outside_revocation(
         &self,
         pool: &[CertInfo],
         internal_root: &CertInfo,
-    ) -> Result<Vec<Vec<u8>>, SealServiceError> {
+    ) -> Result<Vec<Evidence>, SealServiceError> {
         let now = self.pki.now_unix_s();
         if let Some(seal) = pool.first() {
             let validity = &seal.cert.tbs_certificate.validity;
@@ -195,69 +213,85 @@ impl Sealer {
             if issuer.der == internal_root.der {
                 continue; // the internal root's own CRL is always embedded
             }
-            let urls = revocation::crl_urls(cert);
-            if urls.is_empty() {
-                tracing::warn!(%subject, "the certificate names no http(s) CRL distribution point; the seal carries no revocation data for it");
+            let (crl_urls, ocsp_urls) = (revocation::crl_urls(cert), revocation::ocsp_urls(cert));
+            if crl_urls.is_empty() && ocsp_urls.is_empty() {
+                tracing::warn!(%subject, "the certificate names no http(s) CRL distribution point or OCSP responder; the seal carries no revocation data for it");
                 continue;
             }
-            out.push(self.current_crl(cert, issuer, &urls, now).await?);
+            out.push(self.current_evidence(cert, issuer, &crl_urls, &ocsp_urls, now).await?);
         }
         Ok(out)
     }
 
-    /// A CRL from one of `urls` that is current, signed by `issuer` and does not list `cert`.
-    async fn current_crl(
+    /// Current revocation data for `cert` from the first source that gives it (its CRLs, then
+    /// its OCSP responders), checked against `issuer`.
+    async fn current_evidence(
         &self,
         cert: &CertInfo,
         issuer: &CertInfo,
-        urls: &[String],
+        crl_urls: &[String],
+        ocsp_urls: &[String],
         now: u64,
-    ) -> Result<Vec<u8>, SealServiceError> {
+    ) -> Result<Evidence, SealServiceError> {
         let subject = cert.subject().to_string();
+        let serial = hex::encode(cert.cert.tbs_certificate.serial_number.as_bytes());
+        let sources = crl_urls
+            .iter()
+            .map(|u| (u.clone(), true))
+            .chain(ocsp_urls.iter().map(|u| (format!("{u} {serial}"), false)));
         let mut problems = Vec::new();
-        for url in urls {
-            let cached = self.cached_crl(url, now);
-            let der = match cached {
-                Some(der) => der,
-                None => {
-                    let Some(source) = &self.revocation else {
-                        return Err(SealServiceError::RevocationUnavailable {
-                            subject,
-                            detail: "no revocation source is configured".into(),
-                        });
-                    };
-                    match source.fetch_crl(url).await.and_then(|f| revocation::crl_der(f).map_err(|e| e.to_string())) {
-                        Ok(der) => der,
-                        Err(e) => {
-                            problems.push(format!("{url}: {e}"));
-                            continue;
-                        }
+        for (key, is_crl) in sources {
+            let evidence = match self.cached(&key, now) {
+                Some(e) => e,
+                None => match self.fetch(&key, is_crl, cert, issuer).await {
+                    Ok(e) => e,
+                    Err(e) => {
+                        problems.push(e);
+                        continue;
                     }
-                }
+                },
             };
-            match revocation::check_crl(&der, cert, issuer, now) {
-                Ok(CrlVerdict::NotRevoked { next_update }) => {
-                    self.keep_crl(url, &der, next_update.min(now + CRL_REFETCH_S));
-                    return Ok(der);
+            let verdict = match &evidence {
+                Evidence::Crl(der) => revocation::check_crl(der, cert, issuer, now),
+                Evidence::Ocsp(der) => revocation::check_ocsp(der, cert, issuer, now),
+            };
+            match verdict {
+                Ok(Verdict::NotRevoked { next_update }) => {
+                    self.keep(&key, &evidence, next_update.min(now + REVOCATION_REFETCH_S));
+                    return Ok(evidence);
                 }
-                Ok(CrlVerdict::Revoked { since }) => {
+                Ok(Verdict::Revoked { since }) => {
                     tracing::error!(%subject, since, "an outside certificate of the seal is revoked");
                     return Err(SealServiceError::Revoked { subject, since });
                 }
-                Err(e) => problems.push(format!("{url}: {e}")),
+                Err(e) => problems.push(format!("{}: {e}", key.split(' ').next().unwrap_or_default())),
             }
         }
         Err(SealServiceError::RevocationUnavailable { subject, detail: problems.join("; ") })
     }
 
-    fn cached_crl(&self, url: &str, now: u64) -> Option<Vec<u8>> {
-        let cache = self.crls.lock().ok()?;
-        cache.get(url).filter(|c| now < c.reuse_until).map(|c| c.der.clone())
+    /// Fetches a CRL (`key` is its URL) or asks an OCSP responder (`key` is its URL and the
+    /// certificate's serial).
+    async fn fetch(&self, key: &str, is_crl: bool, cert: &CertInfo, issuer: &CertInfo) -> Result<Evidence, String> {
+        let url = key.split(' ').next().unwrap_or_default();
+        let Some(source) = &self.revocation else { return Err("no revocation source is configured".into()) };
+        let described = |e: String| format!("{url}: {e}");
+        if is_crl {
+            let fetched = source.fetch_crl(url).await.map_err(described)?;
+            return revocation::crl_der(fetched).map(Evidence::Crl).map_err(|e| described(e.to_string()));
+        }
+        let request = revocation::ocsp_request(cert, issuer).map_err(|e| described(e.to_string()))?;
+        source.ask_ocsp(url, &request).await.map(Evidence::Ocsp).map_err(described)
     }
 
-    fn keep_crl(&self, url: &str, der: &[u8], reuse_until: u64) {
-        if let Ok(mut cache) = self.crls.lock() {
-            cache.insert(url.to_owned(), CachedCrl { der: der.to_vec(), reuse_until });
+    fn cached(&self, key: &str, now: u64) -> Option<Evidence> {
+        let cache = self.fetched.lock().ok()?;
+        cache.get(key).filter(|c| now < c.reuse_until).map(|c| c.evidence.clone())
+    }
+
+    fn keep(&self, key: &str, evidence: &Evidence, reuse_until: u64) {
+        if let Ok(mut cache) = self.fetched.lock() {
+            cache.insert(key.to_owned(), Cached { evidence: evidence.clone(), reuse_until });
         }
     }
 }

@@ -376,9 +376,9 @@ pub fn prepare_document_timestamp(pdf: &[u8], field_name: &str, capacity: usize)
     prepare(pdf, sig, field_name)
 }
 
-/// Appends a document security store (ISO 32000-2 §12.8.4.3) with `certs` and `crls` (DER), kept
-/// with whatever an earlier DSS held.
-pub fn add_dss(pdf: &[u8], certs: &[Vec<u8>], crls: &[Vec<u8>]) -> Result<Vec<u8>, PdfError> {
+/// Appends a document security store (ISO 32000-2 §12.8.4.3) with `certs`, `crls` and OCSP
+/// responses `ocsps` (DER), kept with whatever an earlier DSS held.
+pub fn add_dss(pdf: &[u8], certs: &[Vec<u8>], crls: &[Vec<u8>], ocsps: &[Vec<u8>]) -> Result<Vec<u8>, PdfError> {
     let mut up = Update::new(pdf)?;
     let catalog_id = up.catalog_id()?;
     let mut catalog = up.catalog()?;
@@ -386,7 +386,10 @@ pub fn add_dss(pdf: &[u8], certs: &[Vec<u8>], crls: &[Vec<u8>]) -> Result<Vec<u8
         Some(o) => up.resolve(&o)?.as_dict().map_err(|_| PdfError::Malformed)?.clone(),
         None => Dictionary::new(),
     };
-    for (key, items) in [(&b"Certs"[..], certs), (b"CRLs", crls)] {
+    for (key, items) in [(&b"Certs"[..], certs), (b"CRLs", crls), (b"OCSPs", ocsps)] {
+        if items.is_empty() && key == b"OCSPs" && !dss.has(key) {
+            continue;
+        }
         let mut arr = match dss.get(key).ok().cloned() {
             Some(o) => up.resolve(&o)?.as_array().map_err(|_| PdfError::Malformed)?.clone(),
             None => Vec::new(),

@@ -128,6 +128,7 @@ pub struct Report {
     pub unsigned_trailing_bytes: u64,
     pub dss_certificates: usize,
     pub dss_crls: usize,
+    pub dss_ocsp_responses: usize,
     /// The attached audit trail, when the document carries one (every Sigillum final document).
     pub audit_trail: Option<TrailReport>,
     pub problems: Vec<String>,
@@ -364,9 +365,22 @@ fn der_prefix(padded: &[u8]) -> &[u8] {
     &padded[..len.min(padded.len())]
 }
 
-fn dss(doc: &Document) -> (Vec<CertInfo>, Vec<CertificateList>) {
+/// The revocation data a file carries in its DSS: CRLs and OCSP responses (DER).
+#[derive(Default)]
+struct Revocation {
+    crls: Vec<CertificateList>,
+    ocsps: Vec<Vec<u8>>,
+}
+
+impl Revocation {
+    fn is_empty(&self) -> bool {
+        self.crls.is_empty() && self.ocsps.is_empty()
+    }
+}
+
+fn dss(doc: &Document) -> (Vec<CertInfo>, Revocation) {
     let mut certs = Vec::new();
-    let mut crls = Vec::new();
+    let mut crls = Revocation::default();
     let Ok(catalog) = doc.catalog() else { return (certs, crls) };
     let Some(dss) = catalog.get(b"DSS").ok().and_then(|d| deref(doc, d)).and_then(|d| d.as_dict().ok()) else {
         return (certs, crls);
@@ -392,9 +406,10 @@ fn dss(doc: &Document) -> (Vec<CertInfo>, Vec<CertificateList>) {
     }
     for der_bytes in streams(b"CRLs") {
         if let Ok(c) = CertificateList::from_der(&der_bytes) {
-            crls.push(c);
+            crls.crls.push(c);
         }
     }
+    crls.ocsps = streams(b"OCSPs");
     (certs, crls)
 }
 
@@ -412,11 +427,19 @@ fn subject(cert: &CertInfo) -> String {
     cert.subject().to_string()
 }
 
-/// Whether `crls` show `cert` (issued by `issuer`) unrevoked: `Some(false)` revoked, `None` no
-/// CRL of that issuer verifies.
-fn crl_status(cert: &CertInfo, issuer: &CertInfo, crls: &[CertificateList], t: u64) -> Option<bool> {
+/// Whether the file's CRLs and OCSP responses show `cert` (issued by `issuer`) unrevoked at `t`:
+/// `Some(false)` revoked, `None` no CRL or OCSP response of that issuer verifies.
+fn crl_status(cert: &CertInfo, issuer: &CertInfo, crls: &Revocation, t: u64) -> Option<bool> {
     let mut found = None;
-    for crl in crls.iter().filter(|c| c.tbs_cert_list.issuer == *issuer.subject()) {
+    for der in &crls.ocsps {
+        if let Ok(status) = crate::revocation::ocsp_status(der, cert, issuer) {
+            if status.revoked_since.is_some_and(|since| since <= t) {
+                return Some(false);
+            }
+            found = Some(true);
+        }
+    }
+    for crl in crls.crls.iter().filter(|c| c.tbs_cert_list.issuer == *issuer.subject()) {
         let Ok(tbs) = crl.tbs_cert_list.to_der() else { continue };
         if !issuer.verifies(&crl.signature_algorithm.oid, &tbs, crl.signature.as_bytes()) {
             continue;
@@ -434,7 +457,7 @@ fn crl_status(cert: &CertInfo, issuer: &CertInfo, crls: &[CertificateList], t: u
 }
 
 /// Builds and checks the chain from `leaf` to one of `anchors` at time `t`.
-fn chain(leaf: &CertInfo, pool: &[CertInfo], anchors: &[CertInfo], crls: &[CertificateList], t: u64) -> ChainReport {
+fn chain(leaf: &CertInfo, pool: &[CertInfo], anchors: &[CertInfo], crls: &Revocation, t: u64) -> ChainReport {
     let mut path = vec![subject(leaf)];
     let mut problems = Vec::new();
     let mut current = leaf.clone();
@@ -509,7 +532,7 @@ fn timestamp_report(
     imprint: &[u8; 32],
     pool: &[CertInfo],
     anchors: &[CertInfo],
-    crls: &[CertificateList],
+    crls: &Revocation,
 ) -> Result<TimestampReport, String> {
     let check = tsp::check_token(token, imprint).map_err(|e| e.to_string())?;
     let t = check.gen_time_unix;
@@ -574,7 +597,8 @@ pub fn verify(file: &[u8], anchors: &[CertInfo], now_unix: u64) -> Result<Report
         signatures: reports,
         unsigned_trailing_bytes,
         dss_certificates: dss_certs.len(),
-        dss_crls: crls.len(),
+        dss_crls: crls.crls.len(),
+        dss_ocsp_responses: crls.ocsps.len(),
         audit_trail,
         problems,
     })
@@ -585,7 +609,7 @@ fn verify_one(
     s: &RawSignature,
     dss_certs: &[CertInfo],
     anchors: &[CertInfo],
-    crls: &[CertificateList],
+    crls: &Revocation,
     now_unix: u64,
 ) -> SignatureReport {
     let mut problems = Vec::new();
@@ -693,7 +717,7 @@ fn level(
     raw: &[RawSignature],
     reports: &[SignatureReport],
     dss_certs: &[CertInfo],
-    crls: &[CertificateList],
+    crls: &Revocation,
 ) -> Option<PadesLevel> {
     let (first_idx, first) =
         reports.iter().enumerate().find(|(_, r)| r.kind == SignatureKind::Signature && r.intact())?;

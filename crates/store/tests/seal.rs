@@ -245,14 +245,15 @@ async fn seal_with_a_certificate_from_an_outside_ca() {
     assert!(matches!(wrong.certificates().await, Err(sigillum_core::pki::PkiServiceError::Config(_))));
 }
 
-/// The outside CA of [`seal_with_an_outside_ca_and_tsa_embeds_their_crls`]: an RSA root run by
-/// `openssl ca` (its database records revocations), publishing its CRL at `crl_url`.
+/// The outside CA of the tests below: an RSA root run by `openssl ca` (its database records
+/// revocations), publishing its CRL at `{base}/root.crl`, answering OCSP at `{base}/ocsp`, and
+/// running a timestamp authority (OpenSSL's, with an RSA key) at `{base}/tsa`.
 struct OutsideCa {
     dir: std::path::PathBuf,
 }
 
 impl OutsideCa {
-    fn new(dir: &Path, crl_url: &str) -> Self {
+    fn new(dir: &Path, base: &str) -> Self {
         let d = dir.display();
         std::fs::create_dir_all(dir.join("newcerts")).unwrap();
         std::fs::write(dir.join("index.txt"), "").unwrap();
@@ -265,10 +266,14 @@ impl OutsideCa {
                  certificate = $dir/ca.pem\nprivate_key = $dir/ca.key\nserial = $dir/serial\ncrlnumber = $dir/crlnumber\n\
                  default_md = sha256\ndefault_days = 30\ndefault_crl_days = 7\npolicy = any\nunique_subject = no\n\
                  [any]\ncommonName = supplied\norganizationName = optional\ncountryName = optional\n\
-                 [seal]\nbasicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature,nonRepudiation\n\
-                 crlDistributionPoints = URI:{crl_url}\n\
+                 [seal_crl]\nbasicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature,nonRepudiation\n\
+                 crlDistributionPoints = URI:{base}/root.crl\n\
+                 [seal_ocsp]\nbasicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature,nonRepudiation\n\
+                 authorityInfoAccess = OCSP;URI:{base}/ocsp\n\
+                 [responder]\nbasicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature\n\
+                 extendedKeyUsage = critical,OCSPSigning\nnoCheck = ignored\n\
                  [tsa]\nbasicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature\n\
-                 extendedKeyUsage = critical,timeStamping\ncrlDistributionPoints = URI:{crl_url}\n\
+                 extendedKeyUsage = critical,timeStamping\ncrlDistributionPoints = URI:{base}/root.crl\n\
                  [tsa_service]\ndefault_tsa = ts\n[ts]\ndir = {d}\nserial = $dir/tsaserial\nsigner_cert = $dir/tsa.pem\n\
                  signer_key = $dir/tsa.key\ncerts = $dir/ca.pem\nsigner_digest = sha256\ndefault_policy = 1.3.6.1.4.1.32473.1\n\
                  digests = sha256, sha384, sha512\naccuracy = secs:1\nordering = yes\ness_cert_id_alg = sha1\n"
@@ -320,6 +325,27 @@ impl OutsideCa {
         assert!(ok, "{text}");
         ca.certify(&p("tsa.csr"), "tsa", &p("tsa.pem"));
         std::fs::write(dir.join("tsaserial"), "01\n").unwrap();
+        // A responder certificate the CA delegates OCSP signing to (RFC 6960 §4.2.2.2).
+        let (ok, text) = run(
+            "openssl",
+            &[
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-384",
+                "-nodes",
+                "-keyout",
+                &p("ocsp.key"),
+                "-out",
+                &p("ocsp.csr"),
+                "-subj",
+                "/CN=Example OCSP Responder/O=Example AG",
+            ],
+        );
+        assert!(ok, "{text}");
+        ca.certify(&p("ocsp.csr"), "responder", &p("ocsp.pem"));
         ca.publish_crl();
         ca
     }
@@ -363,44 +389,83 @@ impl OutsideCa {
         self.publish_crl();
     }
 
-    /// Answers one RFC 3161 request with `openssl ts -reply` (RSA key, ESS signing-certificate v1).
-    fn timestamp(&self, request: &[u8]) -> Vec<u8> {
-        let id = uuid_like();
-        let (q, r) = (self.path(&format!("{id}.tsq")), self.path(&format!("{id}.tsr")));
+    /// Runs `openssl` on one request written to a file and returns the response it wrote.
+    fn answer(&self, request: &[u8], args: impl FnOnce(&str, &str) -> Vec<String>) -> Vec<u8> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let id = N.fetch_add(1, Ordering::Relaxed);
+        let (q, r) = (self.path(&format!("q{id}.der")), self.path(&format!("r{id}.der")));
         std::fs::write(&q, request).unwrap();
-        let (ok, text) = run(
-            "openssl",
-            &["ts", "-reply", "-config", &self.path("ca.cnf"), "-section", "ts", "-queryfile", &q, "-out", &r],
-        );
+        let args = args(&q, &r);
+        let (ok, text) = run("openssl", &args.iter().map(String::as_str).collect::<Vec<_>>());
         assert!(ok, "{text}");
         std::fs::read(&r).unwrap()
     }
+
+    /// Answers one RFC 3161 request with `openssl ts -reply` (RSA key, ESS signing-certificate v1).
+    fn timestamp(&self, request: &[u8]) -> Vec<u8> {
+        let cnf = self.path("ca.cnf");
+        self.answer(request, |q, r| {
+            ["ts", "-reply", "-config", &cnf, "-section", "ts", "-queryfile", q, "-out", r].map(String::from).to_vec()
+        })
+    }
+
+    /// Answers one OCSP request with `openssl ocsp` from the CA's database, signed by the
+    /// delegated responder (P-384), whose certificate goes with the answer.
+    fn ocsp(&self, request: &[u8]) -> Vec<u8> {
+        let (index, ca) = (self.path("index.txt"), self.path("ca.pem"));
+        let (signer, key) = (self.path("ocsp.pem"), self.path("ocsp.key"));
+        self.answer(request, |q, r| {
+            [
+                "ocsp", "-index", &index, "-CA", &ca, "-rsigner", &signer, "-rkey", &key, "-ndays", "1", "-reqin", q,
+                "-respout", r,
+            ]
+            .map(String::from)
+            .to_vec()
+        })
+    }
 }
 
-fn uuid_like() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!("q{}", N.fetch_add(1, Ordering::Relaxed))
+/// How often the outside CA's server was asked for its CRL and for OCSP answers.
+#[derive(Default)]
+struct Asked {
+    crl: std::sync::atomic::AtomicUsize,
+    ocsp: std::sync::atomic::AtomicUsize,
 }
 
-/// The CA's web server on loopback: its CRL at `/root.crl` (fetches counted) and its TSA at
-/// `POST /tsa`.
-async fn serve_outside_ca(
+impl Asked {
+    fn counts(&self) -> (usize, usize) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (self.crl.load(SeqCst), self.ocsp.load(SeqCst))
+    }
+}
+
+/// The CA's web server on loopback: CRL, OCSP responder and TSA.
+fn serve_outside_ca(
     listener: tokio::net::TcpListener,
     ca: Arc<OutsideCa>,
-    crl_fetches: Arc<std::sync::atomic::AtomicUsize>,
+    asked: Arc<Asked>,
 ) -> tokio::task::JoinHandle<()> {
     use axum::routing::{get, post};
-    let crl_ca = ca.clone();
+    use std::sync::atomic::Ordering::SeqCst;
+    let (crl_ca, crl_asked, ocsp_ca, ocsp_asked) = (ca.clone(), asked.clone(), ca.clone(), asked);
     let app = axum::Router::new()
         .route(
             "/root.crl",
             get(move || {
-                let ca = crl_ca.clone();
-                let fetches = crl_fetches.clone();
+                crl_asked.crl.fetch_add(1, SeqCst);
+                let body = std::fs::read(crl_ca.path("root.crl")).unwrap();
+                async move { body }
+            }),
+        )
+        .route(
+            "/ocsp",
+            post(move |body: axum::body::Bytes| {
+                ocsp_asked.ocsp.fetch_add(1, SeqCst);
+                let ca = ocsp_ca.clone();
                 async move {
-                    fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    std::fs::read(ca.path("root.crl")).unwrap()
+                    let reply = tokio::task::spawn_blocking(move || ca.ocsp(&body)).await.unwrap();
+                    ([("content-type", "application/ocsp-response")], reply)
                 }
             }),
         )
@@ -419,83 +484,116 @@ async fn serve_outside_ca(
     })
 }
 
-/// Production with its own CA and an outside timestamp authority (RSA keys, CRLs published over
-/// HTTP, OpenSSL's TSA with ESS signing-certificate v1): the seal embeds the CA's CRL, so
-/// pyHanko validates it at B-LTA with the CA's server gone; a revoked seal certificate stops
-/// sealing, and so does a CRL that cannot be had.
+/// Production with its own CA (OpenSSL, RSA) and that CA's timestamp authority: the seal key's
+/// certificate is issued from `seal_csr` with `extensions` (`seal_crl` or `seal_ocsp`).
+struct OutsideDeployment {
+    stack: common::Stack,
+    dir: tempfile::TempDir,
+    ca: Arc<OutsideCa>,
+    base: String,
+    asked: Arc<Asked>,
+    server: tokio::task::JoinHandle<()>,
+    chain: Vec<sigillum_pdf::pki::CertInfo>,
+}
+
+impl OutsideDeployment {
+    async fn start(extensions: &str) -> Self {
+        let stack = common::local_stack().await;
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let ca = Arc::new(OutsideCa::new(&dir.path().join("ca"), &base));
+        let asked = Arc::new(Asked::default());
+        let server = serve_outside_ca(listener, ca.clone(), asked.clone());
+        let internal =
+            Pki::new(stack.vault.key_manager().clone(), stack.repo.clone(), Arc::new(SystemClock), "https://x");
+        let csr = internal.seal_csr("CN=Example AG Document Seal,O=Example AG,C=CH").await.unwrap();
+        std::fs::write(ca.path("seal.csr"), csr).unwrap();
+        ca.certify(&ca.path("seal.csr"), extensions, &ca.path("seal.pem"));
+        let mut chain_pem = std::fs::read(ca.path("seal.pem")).unwrap();
+        chain_pem.extend(std::fs::read(ca.path("ca.pem")).unwrap());
+        let chain = sigillum_pdf::pki::parse_certificates(&chain_pem).unwrap();
+        Self { stack, dir, ca, base, asked, server, chain }
+    }
+
+    fn root(&self) -> sigillum_pdf::pki::CertInfo {
+        self.chain[1].clone()
+    }
+
+    fn pki(&self) -> Arc<Pki> {
+        let keys = self.stack.vault.key_manager().clone();
+        Arc::new(
+            Pki::new(keys, self.stack.repo.clone(), Arc::new(SystemClock), "https://localhost:8443")
+                .with_imported_seal_chain(self.chain.clone()),
+        )
+    }
+
+    /// A fresh sealer (empty revocation cache) with the CA's TSA, or the internal one.
+    fn sealer(&self, outside_tsa: bool) -> Sealer {
+        let pki = self.pki();
+        let tsa: Arc<dyn sigillum_core::pki::TimestampAuthority> = if outside_tsa {
+            Arc::new(sigillum_web::pki::HttpTimestampAuthority::new(&format!("{}/tsa", self.base)).unwrap())
+        } else {
+            pki.clone()
+        };
+        Sealer::new(pki, tsa).with_revocation_source(Arc::new(sigillum_web::pki::HttpRevocationSource::new().unwrap()))
+    }
+
+    /// The sealing, revocation and validation story both kinds of outside certificate share:
+    /// sealed documents carry the revocation data (fetched once for several seals), verify at
+    /// B-LTA with our verifier, pyHanko, pdfsig and qpdf once the CA's server is gone; a revoked
+    /// seal certificate stops sealing, and so does revocation data that cannot be had.
+    async fn prove(mut self, asked_per_seal: (usize, usize)) {
+        use sigillum_core::seal::SealServiceError;
+        let req = SealRequest { reason: "Signed".into(), signing_time_unix: now_s() };
+        let first = self.sealer(true);
+        let sealed = first.seal(sigillum_testkit::pdf::pdf(2), &req).await.unwrap();
+        assert_eq!(self.asked.counts(), asked_per_seal, "(CRL, OCSP) asked for the first seal");
+        first.seal(sigillum_testkit::pdf::pdf(1), &req).await.unwrap();
+        assert_eq!(self.asked.counts(), asked_per_seal, "current revocation data is kept, not fetched per seal");
+
+        // Our verifier: trusted to the outside root alone, revocation checked from the DSS.
+        let report = verify::verify(&sealed, &[self.root()], now_s() as u64).unwrap();
+        assert!(report.valid, "{report:#?}");
+        assert_eq!(report.level, Some(PadesLevel::BLta), "{report:#?}");
+        assert_eq!(report.dss_ocsp_responses, asked_per_seal.1, "{report:#?}");
+        let chain_report = report.signatures[0].chain.as_ref().unwrap();
+        assert!(chain_report.revocation_checked && !chain_report.revoked, "{report:#?}");
+
+        // The seal certificate is revoked: no more seals with it.
+        self.ca.revoke(&self.ca.path("seal.pem"));
+        let err = self.sealer(true).seal(sigillum_testkit::pdf::pdf(1), &req).await.unwrap_err();
+        assert!(matches!(err, SealServiceError::Revoked { .. }), "{err}");
+
+        // The CA's server is gone: a new seal (internal TSA) is refused rather than made without
+        // revocation data, and the earlier document still validates from what it carries.
+        self.server.abort();
+        let _ = (&mut self.server).await;
+        let err = self.sealer(false).seal(sigillum_testkit::pdf::pdf(1), &req).await.unwrap_err();
+        assert!(matches!(err, SealServiceError::RevocationUnavailable { .. }), "{err}");
+        let file = self.dir.path().join("sealed.pdf");
+        std::fs::write(&file, &sealed).unwrap();
+        let j = judge(&file, Path::new(&self.ca.path("ca.pem")));
+        let (ok, text) = &j.pyhanko;
+        assert!(
+            *ok && text.contains(":INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>,EXTENDED_WITH_LTA_UPDATES"),
+            "pyHanko:\n{text}"
+        );
+        let pdfsig = &j.pdfsig.1;
+        assert_eq!(pdfsig.matches("Signature Validation: Signature is Valid.").count(), 1, "pdfsig:\n{pdfsig}");
+        assert!(j.qpdf.0, "qpdf:\n{}", j.qpdf.1);
+    }
+}
+
+/// The seal certificate and the TSA's name a CRL distribution point: one CRL covers both.
 #[tokio::test]
 async fn seal_with_an_outside_ca_and_tsa_embeds_their_crls() {
-    use sigillum_core::seal::SealServiceError;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let s = common::local_stack().await;
-    let dir = tempfile::tempdir().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let ca = Arc::new(OutsideCa::new(&dir.path().join("ca"), &format!("{base}/root.crl")));
-    let fetches = Arc::new(AtomicUsize::new(0));
-    let server = serve_outside_ca(listener, ca.clone(), fetches.clone()).await;
+    OutsideDeployment::start("seal_crl").await.prove((1, 0)).await;
+}
 
-    let keys = s.vault.key_manager().clone();
-    let internal = Pki::new(keys.clone(), s.repo.clone(), Arc::new(SystemClock), "https://localhost:8443");
-    std::fs::write(
-        ca.path("seal.csr"),
-        internal.seal_csr("CN=Example AG Document Seal,O=Example AG,C=CH").await.unwrap(),
-    )
-    .unwrap();
-    ca.certify(&ca.path("seal.csr"), "seal", &ca.path("seal.pem"));
-    let mut chain_pem = std::fs::read(ca.path("seal.pem")).unwrap();
-    chain_pem.extend(std::fs::read(ca.path("ca.pem")).unwrap());
-    let chain = sigillum_pdf::pki::parse_certificates(&chain_pem).unwrap();
-    let root = chain[1].clone();
-    let sealer = |keys| {
-        let pki = Arc::new(
-            Pki::new(keys, s.repo.clone(), Arc::new(SystemClock), "https://localhost:8443")
-                .with_imported_seal_chain(chain.clone()),
-        );
-        let tsa = sigillum_web::pki::HttpTimestampAuthority::new(&format!("{base}/tsa")).unwrap();
-        Sealer::new(pki, Arc::new(tsa))
-            .with_revocation_source(Arc::new(sigillum_web::pki::HttpRevocationSource::new().unwrap()))
-    };
-    let req = SealRequest { reason: "Signed".into(), signing_time_unix: now_s() };
-
-    let first = sealer(keys.clone());
-    let sealed = first.seal(sigillum_testkit::pdf::pdf(2), &req).await.unwrap();
-    assert_eq!(fetches.load(Ordering::SeqCst), 1, "one CRL serves the seal and the TSA certificate");
-    first.seal(sigillum_testkit::pdf::pdf(1), &req).await.unwrap();
-    assert_eq!(fetches.load(Ordering::SeqCst), 1, "a current CRL is kept, not fetched for every seal");
-
-    // Our verifier: trusted to the outside root alone, revocation checked from the file's DSS.
-    let report = verify::verify(&sealed, std::slice::from_ref(&root), now_s() as u64).unwrap();
-    assert!(report.valid, "{report:#?}");
-    assert_eq!(report.level, Some(PadesLevel::BLta), "{report:#?}");
-    let chain_report = report.signatures[0].chain.as_ref().unwrap();
-    assert!(chain_report.revocation_checked && !chain_report.revoked, "{report:#?}");
-
-    // The seal certificate is revoked: no more seals with it.
-    ca.revoke(&ca.path("seal.pem"));
-    let err = sealer(keys.clone()).seal(sigillum_testkit::pdf::pdf(1), &req).await.unwrap_err();
-    assert!(matches!(err, SealServiceError::Revoked { .. }), "{err}");
-
-    // The CA's server is gone: the earlier document still validates from what it carries, and a
-    // new seal is refused rather than made without revocation data.
-    server.abort();
-    let _ = server.await;
-    let pki = Arc::new(
-        Pki::new(keys.clone(), s.repo.clone(), Arc::new(SystemClock), "https://localhost:8443")
-            .with_imported_seal_chain(chain.clone()),
-    );
-    let internal_tsa = Sealer::new(pki.clone(), pki)
-        .with_revocation_source(Arc::new(sigillum_web::pki::HttpRevocationSource::new().unwrap()));
-    let err = internal_tsa.seal(sigillum_testkit::pdf::pdf(1), &req).await.unwrap_err();
-    assert!(matches!(err, SealServiceError::RevocationUnavailable { .. }), "{err}");
-    let file = dir.path().join("sealed.pdf");
-    std::fs::write(&file, &sealed).unwrap();
-    let j = judge(&file, Path::new(&ca.path("ca.pem")));
-    let (ok, text) = &j.pyhanko;
-    assert!(
-        *ok && text.contains(":INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>,EXTENDED_WITH_LTA_UPDATES"),
-        "pyHanko:\n{text}"
-    );
-    assert_eq!(j.pdfsig.1.matches("Signature Validation: Signature is Valid.").count(), 1, "pdfsig:\n{}", j.pdfsig.1);
-    assert!(j.qpdf.0, "qpdf:\n{}", j.qpdf.1);
+/// The seal certificate names only an OCSP responder (the TSA's a CRL): the seal carries the
+/// answer of the responder the CA delegated to (a P-384 key).
+#[tokio::test]
+async fn seal_with_an_outside_certificate_checked_by_ocsp_embeds_the_response() {
+    OutsideDeployment::start("seal_ocsp").await.prove((1, 1)).await;
 }

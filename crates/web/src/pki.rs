@@ -109,9 +109,9 @@ impl TimestampAuthority for HttpTimestampAuthority {
 /// The largest CRL fetched: large public CAs publish CRLs of a few MiB.
 const MAX_CRL_BYTES: usize = 16 * 1024 * 1024;
 
-/// Fetches CRLs over HTTP(S) from the distribution points named in certificates. Those URLs come
-/// from certificates the operator configured (imported chain, external TSA), not from users; the
-/// sealer checks each CRL's signature against its issuer before using it.
+/// Fetches CRLs and asks OCSP responders over HTTP(S), at the URLs named in certificates. Those
+/// URLs come from certificates the operator configured (imported chain, external TSA), not from
+/// users; the sealer checks every answer's signature against the certificate's issuer.
 pub struct HttpRevocationSource {
     client: reqwest::Client,
 }
@@ -127,23 +127,45 @@ impl HttpRevocationSource {
     }
 }
 
+/// The largest OCSP response read (one certificate's status and the responder's chain).
+const MAX_OCSP_BYTES: usize = 1024 * 1024;
+
+/// The body of a successful response, refused once it grows past `limit` bytes.
+async fn limited_body(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+    if !resp.status().is_success() {
+        return Err(format!("HTTP {}", resp.status()));
+    }
+    let too_large = || format!("the response is larger than {} KiB", limit / 1024);
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.without_url().to_string())? {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 #[async_trait::async_trait]
 impl RevocationSource for HttpRevocationSource {
     async fn fetch_crl(&self, url: &str) -> Result<Vec<u8>, String> {
-        let mut resp = self.client.get(url).send().await.map_err(|e| e.without_url().to_string())?;
-        if !resp.status().is_success() {
-            return Err(format!("HTTP {}", resp.status()));
-        }
-        if resp.content_length().is_some_and(|n| n > MAX_CRL_BYTES as u64) {
-            return Err("the CRL is larger than 16 MiB".into());
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| e.without_url().to_string())? {
-            if body.len() + chunk.len() > MAX_CRL_BYTES {
-                return Err("the CRL is larger than 16 MiB".into());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
+        let resp = self.client.get(url).send().await.map_err(|e| e.without_url().to_string())?;
+        limited_body(resp, MAX_CRL_BYTES).await
+    }
+
+    async fn ask_ocsp(&self, url: &str, request_der: &[u8]) -> Result<Vec<u8>, String> {
+        let resp = self
+            .client
+            .post(url)
+            .header(header::CONTENT_TYPE, "application/ocsp-request")
+            .header(header::ACCEPT, "application/ocsp-response")
+            .body(request_der.to_vec())
+            .send()
+            .await
+            .map_err(|e| e.without_url().to_string())?;
+        limited_body(resp, MAX_OCSP_BYTES).await
     }
 }
