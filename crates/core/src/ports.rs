@@ -604,7 +604,9 @@ pub trait SigningStore: Send + Sync {
     ) -> Result<Vec<uuid::Uuid>, RepoError>;
     /// Marks a recipient `delivered` (first view) if it was `sent`; true if it changed.
     async fn mark_delivered(&self, recipient: uuid::Uuid) -> Result<bool, RepoError>;
-    async fn record_consent(&self, recipient: uuid::Uuid, now_unix_ms: i64) -> Result<(), RepoError>;
+    /// Records the recipient's consent (its first time is kept) and stores `jobs` (the consent
+    /// event's audit fallback) in the same transaction.
+    async fn record_consent(&self, recipient: uuid::Uuid, now_unix_ms: i64, jobs: &[NewJob]) -> Result<(), RepoError>;
     /// Stores a signer's completion or decline. Serialises with every other outcome of the same
     /// envelope (the envelope row is locked first); `Conflict` if the envelope is no longer `sent`
     /// or the recipient already finished.

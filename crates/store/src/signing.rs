@@ -128,14 +128,16 @@ impl SigningStore for SqlRepository {
         Ok(r.rows_affected() == 1)
     }
 
-    async fn record_consent(&self, recipient: uuid::Uuid, now_unix_ms: i64) -> Result<(), RepoError> {
+    async fn record_consent(&self, recipient: uuid::Uuid, now_unix_ms: i64, jobs: &[NewJob]) -> Result<(), RepoError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query("UPDATE recipients SET consented_ms = COALESCE(consented_ms, $1) WHERE id = $2")
             .bind(now_unix_ms)
             .bind(recipient.to_string())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
-        Ok(())
+        insert_jobs(&mut tx, jobs, now_unix_ms).await?;
+        tx.commit().await.map_err(db)
     }
 
     async fn record_outcome(&self, o: &RecipientOutcome) -> Result<(), RepoError> {

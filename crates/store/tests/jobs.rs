@@ -414,6 +414,22 @@ async fn a_change_whose_node_stopped_before_logging_it_is_logged_by_its_job() {
     assert!(kinds.contains(&"email.sent".to_owned()), "the invitation went out: {kinds:?}");
     assert!(f.s.repo.pending_jobs().await.unwrap().iter().all(|j| !j.id.starts_with("audit:")));
 
+    // The recipient consents while the node stops again: the consent is stored, and so is its
+    // event once its job is due.
+    let invitation = std::fs::read_dir(&f.outbox).unwrap().flatten().next().unwrap().path();
+    let token =
+        sigillum_testkit::smtp::Mail::parse(std::fs::read_to_string(invitation).unwrap()).signing_token().unwrap();
+    store.stopped.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(f.wf.consent(&token, None, true, &f.client).await.is_err(), "the node stopped before answering");
+    store.stopped.store(false, std::sync::atomic::Ordering::SeqCst);
+    let recipients = sigillum_core::ports::RecipientStore::recipients(f.s.repo.as_ref(), env.id).await.unwrap();
+    assert!(recipients[0].consented_unix_ms.is_some(), "the consent is stored");
+    assert!(!logged_kinds(&f.s.repo, env.id).await.contains(&"consent.given".to_owned()));
+    f.clock.advance(61_000);
+    f.wf.drain().await;
+    let kinds = logged_kinds(&f.s.repo, env.id).await;
+    assert_eq!(kinds.iter().filter(|k| *k == "consent.given").count(), 1, "{kinds:?}");
+
     // A prepared event survives its job's payload, and is appended once however often it is
     // offered.
     let e = NewEvent::new(sigillum_audit::EventKind::DocumentViewed, Some(env.id), f.p.actor(), f.client.clone());

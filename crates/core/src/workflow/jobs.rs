@@ -498,15 +498,16 @@ impl Workflow {
         let now = self.now();
         let mut jobs = self.notify_jobs(id, &recipients, "completed", now, |_| true);
         let data = serde_json::json!({ "envelope_id": id, "status": "completed", "final_sha256": final_sha });
-        jobs.extend(self.event_jobs(env.org_id, "envelope.completed", data, now).await?);
-        let (logged, log_job) = self
-            .prepare_change_event(
+        let (logged, reports) = self
+            .change_reports(
                 NewEvent::new(EventKind::EnvelopeCompleted, Some(id), Actor::system(), ClientInfo::default())
                     .document(final_sha.clone())
                     .detail("original_sha256", Detail::Text(env.document_sha256.clone())),
+                Some((env.org_id, "envelope.completed", data)),
+                now,
             )
             .await?;
-        jobs.push(log_job);
+        jobs.extend(reports);
         let change = EnvelopeChange {
             envelope_id: id,
             from: EnvelopeStatus::Sent,
@@ -656,10 +657,12 @@ impl Workflow {
         }
         let now = self.now();
         let data = serde_json::json!({ "envelope_id": id, "status": "expired" });
-        let (logged, log_job) = self
-            .prepare_change_event(
+        let (logged, reports) = self
+            .change_reports(
                 NewEvent::new(EventKind::EnvelopeExpired, Some(id), Actor::system(), ClientInfo::default())
                     .document(env.document_sha256.clone()),
+                Some((env.org_id, "envelope.expired", data)),
+                now,
             )
             .await?;
         let change = EnvelopeChange {
@@ -670,7 +673,7 @@ impl Workflow {
             send: None,
             reason_sealed: None,
             final_sha256: None,
-            jobs: [vec![log_job], self.event_jobs(env.org_id, "envelope.expired", data, now).await?].concat(),
+            jobs: reports,
         };
         match self.inner.ports.signing.change_envelope(&change).await.map_err(moved) {
             Ok(()) => {}

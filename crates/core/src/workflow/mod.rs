@@ -143,14 +143,24 @@ impl Workflow {
         self.inner.audit.record(e).await.map(|_| ()).map_err(|e| internal(format!("audit: {e}")))
     }
 
-    /// Prepares the audit event of a state change, and the job, to store in the change's own
-    /// transaction, that appends the event should this node stop before [`Self::record_change`].
-    async fn prepare_change_event(&self, e: NewEvent) -> Result<(ChangeEvent, NewJob), EnvelopeError> {
-        let event = self.inner.audit.prepare(e).await.map_err(|e| internal(format!("audit: {e}")))?;
+    /// What a state change reports, to store in the change's own transaction: the fallback job
+    /// of its audit event (which appends the event should this node stop before
+    /// [`Self::record_change`]) and, when a webhook of the organisation subscribes to `webhook`'s
+    /// event, the job that delivers it. Returns the prepared event to append after the commit.
+    async fn change_reports(
+        &self,
+        audit: NewEvent,
+        webhook: Option<(crate::OrgId, &str, serde_json::Value)>,
+        now: i64,
+    ) -> Result<(ChangeEvent, Vec<NewJob>), EnvelopeError> {
+        let event = self.inner.audit.prepare(audit).await.map_err(|e| internal(format!("audit: {e}")))?;
         let job_id = format!("audit:{}", hex::encode(event.leaf_hash()));
         let payload = serde_json::json!({ "event": event.to_json() });
-        let fallback = sending::job(job_id.clone(), JobKind::Audit, payload, self.now() + AUDIT_FALLBACK_MS);
-        Ok((ChangeEvent(event.settling(job_id)), fallback))
+        let mut jobs = vec![sending::job(job_id.clone(), JobKind::Audit, payload, now + AUDIT_FALLBACK_MS)];
+        if let Some((org, name, data)) = webhook {
+            jobs.extend(self.event_jobs(org, name, data, now).await?);
+        }
+        Ok((ChangeEvent(event.settling(job_id)), jobs))
     }
 
     /// Appends the event of a change now stored; the append marks its fallback job done.

@@ -92,12 +92,14 @@ impl Workflow {
             None => None,
         };
         let envelope = serde_json::json!({ "envelope_id": id });
-        let (logged, log_job) = self
-            .prepare_change_event(
+        let (logged, reports) = self
+            .change_reports(
                 NewEvent::new(EventKind::EnvelopeSent, Some(id), p.actor(), client.clone())
                     .document(env.document_sha256.clone())
                     .detail("expires_unix_ms", Detail::Int(expires))
                     .detail("recipients", Detail::Int(recipients.len() as i64)),
+                Some((env.org_id, "envelope.sent", serde_json::json!({ "envelope_id": id, "status": "sent" }))),
+                now,
             )
             .await?;
         let change = EnvelopeChange {
@@ -116,15 +118,8 @@ impl Workflow {
                 vec![
                     job(fresh_job_id("advance"), super::JobKind::Advance, envelope.clone(), now),
                     job(format!("expire:{id}"), super::JobKind::Expire, envelope, expires),
-                    log_job,
                 ],
-                self.event_jobs(
-                    env.org_id,
-                    "envelope.sent",
-                    serde_json::json!({ "envelope_id": id, "status": "sent" }),
-                    now,
-                )
-                .await?,
+                reports,
             ]
             .concat(),
         };
@@ -167,16 +162,16 @@ impl Workflow {
         let now = self.now();
         let recipients = self.inner.ports.parties.recipients(id).await?;
         let mut jobs = self.notify_jobs(id, &recipients, "voided", now, |r| r.status != "created");
-        let data = serde_json::json!({ "envelope_id": id, "status": "voided" });
-        jobs.extend(self.event_jobs(env.org_id, "envelope.voided", data, now).await?);
-        let (logged, log_job) = self
-            .prepare_change_event(
+        let (logged, reports) = self
+            .change_reports(
                 NewEvent::new(EventKind::EnvelopeVoided, Some(id), p.actor(), client.clone())
                     .document(env.document_sha256)
                     .note(reason),
+                Some((env.org_id, "envelope.voided", serde_json::json!({ "envelope_id": id, "status": "voided" }))),
+                now,
             )
             .await?;
-        jobs.push(log_job);
+        jobs.extend(reports);
         let change = EnvelopeChange {
             envelope_id: id,
             from: EnvelopeStatus::Sent,

@@ -298,12 +298,15 @@ impl Workflow {
         if !accepted {
             return Err(EnvelopeError::Invalid("consent requires accepted: true; decline instead to refuse".into()));
         }
-        self.inner.ports.signing.record_consent(s.recipient.id, self.now()).await?;
-        self.record(
-            s.event(EventKind::ConsentGiven, client)
-                .detail("disclosure_version", Detail::Text(CONSENT_DISCLOSURE_VERSION.into())),
-        )
-        .await
+        // The consent and its audit event must not part: the event's fallback job is stored with
+        // the consent (see `change_reports`).
+        let now = self.now();
+        let consent = s
+            .event(EventKind::ConsentGiven, client)
+            .detail("disclosure_version", Detail::Text(CONSENT_DISCLOSURE_VERSION.into()));
+        let (logged, reports) = self.change_reports(consent, None, now).await?;
+        self.inner.ports.signing.record_consent(s.recipient.id, now, &reports).await?;
+        self.record_change(logged).await
     }
 
     /// Checks the submitted values against this recipient's fields; returns each field's value
@@ -458,7 +461,8 @@ impl Workflow {
         if let Some(locale) = &req.locale {
             event = event.detail("locale", Detail::Text(locale.clone()));
         }
-        let (logged, log_job) = self.prepare_change_event(event).await?;
+        let data = serde_json::json!({ "envelope_id": s.env.id, "recipient_id": s.recipient.id });
+        let (logged, reports) = self.change_reports(event, Some((s.env.org_id, "recipient.signed", data)), now).await?;
         let outcome = RecipientOutcome {
             envelope_id: s.env.id,
             recipient_id: s.recipient.id,
@@ -470,22 +474,13 @@ impl Workflow {
             signature_font,
             decline_reason_sealed: None,
             jobs: [
-                vec![
-                    job(
-                        fresh_job_id("advance"),
-                        super::JobKind::Advance,
-                        serde_json::json!({ "envelope_id": s.env.id }),
-                        now,
-                    ),
-                    log_job,
-                ],
-                self.event_jobs(
-                    s.env.org_id,
-                    "recipient.signed",
-                    serde_json::json!({ "envelope_id": s.env.id, "recipient_id": s.recipient.id }),
+                vec![job(
+                    fresh_job_id("advance"),
+                    super::JobKind::Advance,
+                    serde_json::json!({ "envelope_id": s.env.id }),
                     now,
-                )
-                .await?,
+                )],
+                reports,
             ]
             .concat(),
         };
@@ -521,10 +516,10 @@ impl Workflow {
         let mut jobs =
             self.notify_jobs(s.env.id, &s.recipients, "declined", now, |r| r.id != me && r.status != "created");
         let data = serde_json::json!({ "envelope_id": s.env.id, "status": "declined", "recipient_id": me });
-        jobs.extend(self.event_jobs(s.env.org_id, "envelope.declined", data, now).await?);
-        let (logged, log_job) =
-            self.prepare_change_event(s.event(EventKind::RecipientDeclined, client).note(reason)).await?;
-        jobs.push(log_job);
+        let declined = s.event(EventKind::RecipientDeclined, client).note(reason);
+        let (logged, reports) =
+            self.change_reports(declined, Some((s.env.org_id, "envelope.declined", data)), now).await?;
+        jobs.extend(reports);
         let outcome = RecipientOutcome {
             envelope_id: s.env.id,
             recipient_id: me,
