@@ -541,30 +541,44 @@ pub(crate) mod tests {
         assert!(o.status.success() && read.contains("Łukasz Żółć") && read.contains("Дмитрий Иванов"), "{read}");
     }
 
-    #[test]
-    fn chinese_japanese_and_korean_names_print_with_the_fallback_face() {
-        crate::text_font::tests::with_cjk_fallback();
+    /// The certificate of `cert(3)` with `title`, a first recipient `first` who typed their
+    /// name, and a second `second` whose signature is the text `second_signature`; returns the
+    /// text poppler reads on the certificate page, and the file's path (kept in `dir`).
+    fn certificate_read_by_poppler(
+        dir: &std::path::Path,
+        title: &str,
+        first: &str,
+        second: &str,
+        second_signature: &str,
+    ) -> (String, std::path::PathBuf) {
         let base = crate::inspect::tests::sample(&[(612, 792, 0)]);
         let mut c = cert(3);
-        c.title = "供货合同 — Liefervertrag".into();
-        c.recipients[0].name = "王小明".into();
-        c.recipients[0].signature = Some(MarkContent::Script("王小明".into(), ScriptFace::DancingScript));
+        c.title = title.into();
+        c.recipients[0].name = first.into();
+        c.recipients[0].signature = Some(MarkContent::Script(first.into(), ScriptFace::DancingScript));
         c.recipients.push(CertRecipient {
-            name: "山田 花子 / 김민준".into(),
-            signature: Some(MarkContent::Text("山田".into())),
+            name: second.into(),
+            signature: Some(MarkContent::Text(second_signature.into())),
             ..c.recipients[0].clone()
         });
         let out = append_certificate(&base, &c, b"{}").unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cert.pdf");
+        let path = dir.join("cert.pdf");
         std::fs::write(&path, &out).unwrap();
         if let Ok(keep) = std::env::var("SIGILLUM_TEST_KEEP") {
-            std::fs::write(std::path::Path::new(&keep).join("cjk-certificate.pdf"), &out).unwrap();
+            std::fs::write(std::path::Path::new(&keep).join(format!("certificate-{first}.pdf")), &out).unwrap();
         }
-        // Poppler reads the names back, and lists the fallback face as embedded.
         let o =
             std::process::Command::new("pdftotext").args(["-f", "2", "-l", "2"]).arg(&path).arg("-").output().unwrap();
-        let read = String::from_utf8_lossy(&o.stdout);
+        (String::from_utf8_lossy(&o.stdout).into_owned(), path)
+    }
+
+    #[test]
+    fn chinese_japanese_and_korean_names_print_with_the_fallback_face() {
+        crate::text_font::tests::with_cjk_fallback();
+        let dir = tempfile::tempdir().unwrap();
+        let (read, path) =
+            certificate_read_by_poppler(dir.path(), "供货合同 — Liefervertrag", "王小明", "山田 花子 / 김민준", "山田");
+        // Poppler reads the names back, and lists the fallback face as embedded.
         for expected in ["供货合同 — Liefervertrag", "王小明", "山田 花子 / 김민준"] {
             assert!(read.contains(expected), "{expected} in {read}");
         }
@@ -579,31 +593,13 @@ pub(crate) mod tests {
 
     #[test]
     fn hebrew_and_arabic_names_are_reordered_and_shaped() {
-        let base = crate::inspect::tests::sample(&[(612, 792, 0)]);
-        let mut c = cert(3);
-        c.title = "اتفاقية توريد — Liefervertrag".into();
-        c.recipients[0].name = "דוד לוי".into();
-        c.recipients[0].signature = Some(MarkContent::Script("דוד לוי".into(), ScriptFace::DancingScript));
-        c.recipients.push(CertRecipient {
-            name: "سلام الخطيب".into(),
-            signature: Some(MarkContent::Text("سلام".into())),
-            ..c.recipients[0].clone()
-        });
-        let out = append_certificate(&base, &c, b"{}").unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cert.pdf");
-        std::fs::write(&path, &out).unwrap();
-        if let Ok(keep) = std::env::var("SIGILLUM_TEST_KEEP") {
-            std::fs::write(std::path::Path::new(&keep).join("rtl-certificate.pdf"), &out).unwrap();
-        }
-        let o =
-            std::process::Command::new("pdftotext").args(["-f", "2", "-l", "2"]).arg(&path).arg("-").output().unwrap();
+        let (read, _) =
+            certificate_read_by_poppler(dir.path(), "اتفاقية توريد — Liefervertrag", "דוד לוי", "سلام الخطيب", "سلام");
         // Poppler reads the names back in logical order (it wraps right-to-left runs in
         // directional marks, dropped here).
-        let read: String = String::from_utf8_lossy(&o.stdout)
-            .chars()
-            .filter(|c| !matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}'))
-            .collect();
+        let read: String =
+            read.chars().filter(|c| !matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}')).collect();
         for expected in ["اتفاقية توريد", "Liefervertrag", "דוד לוי", "سلام الخطيب", "سلام"]
         {
             assert!(read.contains(expected), "{expected} in {read}");

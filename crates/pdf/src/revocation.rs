@@ -65,33 +65,21 @@ pub fn crl_urls(cert: &CertInfo) -> Vec<String> {
             _ => None,
         })
         .flatten()
-        .filter_map(|name| match name {
-            GeneralName::UniformResourceIdentifier(uri) => Some(uri.as_str().to_owned()),
-            _ => None,
-        })
-        .filter(|uri| {
-            let lower = uri.to_ascii_lowercase();
-            lower.starts_with("http://") || lower.starts_with("https://")
-        })
+        .filter_map(http_uri)
         .collect()
+}
+
+/// The URL a general name holds, when it is an http(s) URI.
+fn http_uri(name: &GeneralName) -> Option<String> {
+    let GeneralName::UniformResourceIdentifier(uri) = name else { return None };
+    let lower = uri.as_str().to_ascii_lowercase();
+    (lower.starts_with("http://") || lower.starts_with("https://")).then(|| uri.as_str().to_owned())
 }
 
 /// The http(s) URLs of `cert`'s OCSP responders (authority information access, `id-ad-ocsp`).
 pub fn ocsp_urls(cert: &CertInfo) -> Vec<String> {
     let Ok(Some((_, access))) = cert.cert.tbs_certificate.get::<AuthorityInfoAccessSyntax>() else { return vec![] };
-    access
-        .0
-        .iter()
-        .filter(|a| a.access_method == ID_AD_OCSP)
-        .filter_map(|a| match &a.access_location {
-            GeneralName::UniformResourceIdentifier(uri) => Some(uri.as_str().to_owned()),
-            _ => None,
-        })
-        .filter(|uri| {
-            let lower = uri.to_ascii_lowercase();
-            lower.starts_with("http://") || lower.starts_with("https://")
-        })
-        .collect()
+    access.0.iter().filter(|a| a.access_method == ID_AD_OCSP).filter_map(|a| http_uri(&a.access_location)).collect()
 }
 
 /// The RFC 6960 `CertID` of `cert` (issued by `issuer`), hashed with SHA-1 as every responder
