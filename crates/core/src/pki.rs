@@ -8,13 +8,20 @@
 //! TSA key signs timestamp tokens.
 //!
 //! Certificates carry the public URL's `/pki/crl` as CRL distribution point.
+//!
+//! Renewal: the seal and TSA certificates (10 years) are issued anew for the same keys once less
+//! than [`RENEW_BEFORE_S`] of them is left, and the root (20 years) once less than a year is
+//! left; the root keeps its key and name, so what the old root certificate issued chains to the
+//! new one and the other way round, and relying parties can trust either. Each renewal is a new
+//! generation (`seal`, `seal#2`, …) that the first node to insert it fixes for all; every node
+//! looks at its certificates again hourly and uses the latest generation.
 
 use std::sync::Arc;
 
 use sigillum_crypto::KeyManager;
 use sigillum_pdf::pki::{self, CertInfo, CertRequest, CertRole, PkiError};
 use sigillum_pdf::tsp::{self, TspError};
-use tokio::sync::OnceCell;
+use tokio::sync::RwLock;
 
 use crate::ports::{Clock, PkiStore, RepoError};
 
@@ -25,6 +32,14 @@ pub const TSA_KEY: &str = "system:pki-tsa";
 const YEAR_S: u64 = 365 * 86_400;
 /// How long a CRL is valid; relying parties fetch the next one before then.
 const CRL_VALIDITY_S: u64 = 7 * 86_400;
+/// A seal or TSA certificate is renewed once less than this is left of it.
+pub const RENEW_BEFORE_S: u64 = 90 * 86_400;
+/// The root is renewed once less than this is left of it (relying parties need time to fetch it).
+const ROOT_RENEW_BEFORE_S: u64 = YEAR_S;
+/// How often a node looks at its certificates again (renewals, its own or another node's).
+const RECHECK_S: u64 = 3600;
+/// Generations looked for; one renewal per ten years makes this centuries.
+const MAX_GENERATIONS: u32 = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PkiServiceError {
@@ -70,13 +85,32 @@ pub struct Pki {
     crl_url: String,
     /// An imported seal certificate and its chain (seal first), when production uses its own CA.
     imported_seal: Option<Vec<CertInfo>>,
-    certs: OnceCell<Certificates>,
+    loaded: RwLock<Option<Loaded>>,
+}
+
+/// The certificates in use, and when to look at them again.
+struct Loaded {
+    certs: Arc<Certificates>,
+    recheck_at: u64,
+}
+
+/// The stored name of a certificate's `generation` (1: the first issued).
+fn generation_name(name: &str, generation: u32) -> String {
+    if generation <= 1 {
+        name.to_owned()
+    } else {
+        format!("{name}#{generation}")
+    }
+}
+
+fn not_after(cert: &CertInfo) -> u64 {
+    cert.cert.tbs_certificate.validity.not_after.to_unix_duration().as_secs()
 }
 
 impl Pki {
     pub fn new(keys: Arc<dyn KeyManager>, store: Arc<dyn PkiStore>, clock: Arc<dyn Clock>, public_url: &str) -> Self {
         let crl_url = format!("{}/pki/crl", public_url.trim_end_matches('/'));
-        Self { keys, store, clock, crl_url, imported_seal: None, certs: OnceCell::new() }
+        Self { keys, store, clock, crl_url, imported_seal: None, loaded: RwLock::new(None) }
     }
 
     /// Seals with an imported certificate (seal first, then the chain up to its root) whose
@@ -99,9 +133,19 @@ impl Pki {
         (self.clock.now_unix_ms().max(0) / 1000) as u64
     }
 
-    /// The certificates, issued on first use.
-    pub async fn certificates(&self) -> Result<&Certificates, PkiServiceError> {
-        self.certs.get_or_try_init(|| self.load_or_issue()).await
+    /// The certificates, issued on first use and renewed when due (looked at hourly).
+    pub async fn certificates(&self) -> Result<Arc<Certificates>, PkiServiceError> {
+        let now = self.now_unix_s();
+        if let Some(l) = self.loaded.read().await.as_ref().filter(|l| now < l.recheck_at) {
+            return Ok(l.certs.clone());
+        }
+        let mut loaded = self.loaded.write().await;
+        if let Some(l) = loaded.as_ref().filter(|l| now < l.recheck_at) {
+            return Ok(l.certs.clone());
+        }
+        let certs = Arc::new(self.load_or_issue().await?);
+        *loaded = Some(Loaded { certs: certs.clone(), recheck_at: now + RECHECK_S });
+        Ok(certs)
     }
 
     async fn load_or_issue(&self) -> Result<Certificates, PkiServiceError> {
@@ -143,6 +187,8 @@ impl Pki {
         Ok(Certificates { root, seal, seal_chain, tsa })
     }
 
+    /// The latest stored generation of certificate `name`; the first one issued when there is
+    /// none, the next one when the latest is due for renewal.
     async fn stored_or_issue(
         &self,
         name: &str,
@@ -151,9 +197,36 @@ impl Pki {
         subject: &str,
         issuer: Option<(&CertInfo, &[u8])>,
     ) -> Result<CertInfo, PkiServiceError> {
-        if let Some(der) = self.store.pki_certificate(name).await? {
-            return Ok(CertInfo::parse(&der)?);
+        let mut latest = None;
+        for generation in 1..=MAX_GENERATIONS {
+            match self.store.pki_certificate(&generation_name(name, generation)).await? {
+                Some(der) => latest = Some((generation, CertInfo::parse(&der)?)),
+                None => break,
+            }
         }
+        let renew_before = if role == CertRole::Root { ROOT_RENEW_BEFORE_S } else { RENEW_BEFORE_S };
+        let generation = match latest {
+            Some((g, cert)) if not_after(&cert) > self.now_unix_s() + renew_before || g == MAX_GENERATIONS => {
+                return Ok(cert)
+            }
+            Some((g, _)) => {
+                tracing::info!(certificate = name, generation = g + 1, "renewing an internal PKI certificate");
+                g + 1
+            }
+            None => 1,
+        };
+        self.issue(&generation_name(name, generation), key_id, role, subject, issuer).await
+    }
+
+    /// Issues certificate `name` (first insert wins: a node that lost the race loads the winner's).
+    async fn issue(
+        &self,
+        name: &str,
+        key_id: &str,
+        role: CertRole,
+        subject: &str,
+        issuer: Option<(&CertInfo, &[u8])>,
+    ) -> Result<CertInfo, PkiServiceError> {
         let key = self.keys.ensure_signing_key(key_id).await?;
         let now = self.now_unix_s();
         let serial: [u8; 16] =

@@ -597,3 +597,60 @@ async fn seal_with_an_outside_ca_and_tsa_embeds_their_crls() {
 async fn seal_with_an_outside_certificate_checked_by_ocsp_embeds_the_response() {
     OutsideDeployment::start("seal_ocsp").await.prove((1, 1)).await;
 }
+
+/// The internal PKI renews its certificates for the same keys when they near their end: the seal
+/// and TSA certificates 90 days before, the root a year before. Two nodes on one database agree
+/// on each renewal, and documents sealed after it verify against the old root certificate as
+/// well as the new one.
+#[tokio::test]
+async fn internal_certificates_are_renewed_before_they_end() {
+    use sigillum_core::pki::RENEW_BEFORE_S;
+    use sigillum_core::ports::Clock;
+    const YEAR_MS: i64 = 365 * 86_400_000;
+    let s = common::local_stack().await;
+    let clock = Arc::new(common::ManualClock::at(1_800_000_000_000));
+    let node = |clock: &Arc<common::ManualClock>| {
+        Arc::new(Pki::new(s.vault.key_manager().clone(), s.repo.clone(), clock.clone(), "https://localhost:8443"))
+    };
+    let (a, b) = (node(&clock), node(&clock));
+    let first = a.certificates().await.unwrap();
+    assert_eq!(b.certificates().await.unwrap().seal.der, first.seal.der, "one seal certificate for both nodes");
+    let end = |c: &sigillum_pdf::pki::CertInfo| c.cert.tbs_certificate.validity.not_after.to_unix_duration().as_secs();
+
+    let sealed_at = |pki: &Arc<Pki>, clock: &common::ManualClock| {
+        let (pki, now) = (pki.clone(), clock.now_unix_ms() / 1000);
+        async move {
+            let req = SealRequest { reason: "Signed".into(), signing_time_unix: now };
+            (Sealer::new(pki.clone(), pki).seal(sigillum_testkit::pdf::pdf(1), &req).await.unwrap(), now as u64)
+        }
+    };
+
+    // Ten years on, 80 days before the seal and TSA certificates end: both are renewed (same
+    // keys, later ends); the root, with ten years left, is not.
+    clock.advance(10 * YEAR_MS - 80 * 86_400_000);
+    assert!(end(&first.seal) < (clock.now_unix_ms() / 1000) as u64 + RENEW_BEFORE_S);
+    let renewed = a.certificates().await.unwrap();
+    assert_ne!(renewed.seal.der, first.seal.der);
+    assert_ne!(renewed.tsa.der, first.tsa.der);
+    assert_eq!(renewed.seal.spki_der().unwrap(), first.seal.spki_der().unwrap(), "the same seal key");
+    assert!(end(&renewed.seal) > end(&first.seal) + 9 * 365 * 86_400);
+    assert_eq!(renewed.root.der, first.root.der);
+    assert_eq!(b.certificates().await.unwrap().seal.der, renewed.seal.der, "the other node takes the same renewal");
+    let (doc, t) = sealed_at(&a, &clock).await;
+    let report = verify::verify(&doc, std::slice::from_ref(&first.root), t).unwrap();
+    assert!(report.valid, "{report:#?}");
+    assert_eq!(report.level, Some(PadesLevel::BLta));
+
+    // Nineteen years and a bit on: the root is renewed for the same key; a document sealed now
+    // verifies against the old root certificate and the new one.
+    clock.advance(9 * YEAR_MS + 120 * 86_400_000);
+    let later = a.certificates().await.unwrap();
+    assert_ne!(later.root.der, first.root.der);
+    assert_eq!(later.root.spki_der().unwrap(), first.root.spki_der().unwrap(), "the same root key");
+    assert!(end(&later.root) > end(&first.root));
+    let (doc, t) = sealed_at(&a, &clock).await;
+    for root in [&first.root, &later.root] {
+        let report = verify::verify(&doc, std::slice::from_ref(root), t).unwrap();
+        assert!(report.valid, "{report:#?}");
+    }
+}
