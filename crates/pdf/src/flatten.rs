@@ -290,7 +290,14 @@ pub(crate) fn draw_marks(doc: &mut Document, marks: &[Mark], script_font: &mut S
                         }
                     };
                     let baseline = bottom + (mark.height - size) / 2.0 + size * 0.22;
-                    ops.extend_from_slice(format!("BT 0 g {} {} Td ", num(mark.x + 1.0), num(baseline)).as_bytes());
+                    // Right-to-left values (Hebrew, Arabic; never drawn in a script face, which
+                    // has Latin only) end at the field's right edge.
+                    let x = if crate::text_font::is_right_to_left(t) {
+                        mark.x + mark.width - 1.0 - sans.width(t, size)
+                    } else {
+                        mark.x + 1.0
+                    };
+                    ops.extend_from_slice(format!("BT 0 g {} {} Td ", num(x), num(baseline)).as_bytes());
                     ops.extend_from_slice(&shown);
                     ops.extend_from_slice(b" ET\n");
                 }

@@ -234,6 +234,27 @@ mod tests {
     }
 
     #[test]
+    fn right_to_left_values_end_at_the_right_of_their_field() {
+        let base = crate::inspect::tests::sample(&[(612, 792, 0)]);
+        let mark = |y: f64, t: &str| Mark {
+            page: 1,
+            x: 72.0,
+            y,
+            width: 400.0,
+            height: 30.0,
+            content: MarkContent::Text(t.into()),
+        };
+        let flat = flatten(&base, &[mark(100.0, "سلام"), mark(200.0, "Ada")]).unwrap();
+        let pages = render_pages(&flat).unwrap();
+        let large = &pages[0][0].1;
+        let px = 1000.0 / 612.0;
+        let at = |v: f64| (v * px) as u32;
+        let half = |x: f64, y: f64| ink_ratio(large, at(x), at(y), at(200.0), at(30.0)).unwrap();
+        assert!(half(72.0, 100.0) < 0.001 && half(272.0, 100.0) > 0.01, "Arabic ends on the right");
+        assert!(half(72.0, 200.0) > 0.01 && half(272.0, 200.0) < 0.001, "Latin starts on the left");
+    }
+
+    #[test]
     fn image_bombs_are_refused_before_rendering() {
         let mut doc = lopdf::Document::load_mem(&crate::inspect::tests::sample(&[(612, 792, 0)])).unwrap();
         doc.add_object(lopdf::Stream::new(

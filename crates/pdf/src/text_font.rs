@@ -104,6 +104,12 @@ fn has_rtl(s: &str) -> bool {
     s.chars().any(|c| matches!(unicode_bidi::bidi_class(c), R | AL))
 }
 
+/// Whether `s` reads right to left as a paragraph (its first strong character is Hebrew,
+/// Arabic, …): such values are aligned to the right of their field.
+pub(crate) fn is_right_to_left(s: &str) -> bool {
+    has_rtl(s) && unicode_bidi::BidiInfo::new(s, None).paragraphs.first().is_some_and(|p| p.level.is_rtl())
+}
+
 impl FaceUse {
     fn new(
         doc: &mut Document,
@@ -570,6 +576,8 @@ pub(crate) mod tests {
         let visual: String = placed.iter().map(|p| p.text.as_str()).collect();
         assert_eq!(visual.chars().rev().collect::<String>(), word, "every character maps back from its glyph");
         assert!(font.width(word, 10.0) > 0.0);
+        assert!(is_right_to_left("سلام Ada") && is_right_to_left("דוד"));
+        assert!(!is_right_to_left("Ada سلام") && !is_right_to_left("Ada") && !is_right_to_left("42"));
     }
 
     fn font_glyphs(s: &str) -> GlyphRemapper {
