@@ -207,6 +207,11 @@ struct WriterState {
 }
 
 impl WriterCache {
+    /// Empties the cache (its connection and remembered state), for closing the pool.
+    pub(crate) fn release(&self) -> WriterSlot {
+        self.take()
+    }
+
     fn take(&self) -> WriterSlot {
         self.0.lock().map(|mut s| std::mem::take(&mut *s)).unwrap_or_default()
     }

@@ -245,8 +245,15 @@ impl SqlRepository {
         }
     }
 
+    /// Closes the pool. The audit writer's kept connection goes first: the pool waits for every
+    /// connection to come back, and that one would not. A connection something else still holds
+    /// is given 10 s; then the pool is left to close as those connections drop (logged), rather
+    /// than a shutdown or a backup hanging on it.
     pub async fn close(&self) {
-        self.pool.close().await;
+        drop(self.audit_writer.release());
+        if tokio::time::timeout(std::time::Duration::from_secs(10), self.pool.close()).await.is_err() {
+            tracing::warn!("closing the database pool: a connection is still in use after 10 s");
+        }
     }
 }
 
