@@ -14,7 +14,7 @@ use sqlx::{AnyConnection, Row};
 use crate::envelopes::envelope_row;
 use crate::inline::Columns;
 use crate::recipients::uuid;
-use crate::sql::{db, hash_column, id_column, SqlRepository};
+use crate::sql::{db, hash_column, id_column, Backend, SqlRepository};
 
 fn conflict(what: &str) -> RepoError {
     RepoError::Conflict(what.to_owned())
@@ -281,6 +281,29 @@ macro_rules! claimable {
     };
 }
 
+/// Claims the next due job; `$lock` locks the chosen row. The outer condition is checked again
+/// on the row itself, so when two claims pick the same job, the second update matches nothing.
+macro_rules! claim_job {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE jobs SET locked_by = $1, locked_until_ms = $2, attempts = attempts + 1 \
+             WHERE id = (SELECT id FROM jobs WHERE ",
+            claimable!(3),
+            " ORDER BY run_at_ms LIMIT 1",
+            $lock,
+            ") AND ",
+            claimable!(3),
+            " RETURNING id, kind, payload, attempts, max_attempts, run_at_ms"
+        )
+    };
+}
+/// SQLite has one writer at a time: nothing to skip.
+const CLAIM_SQLITE: &str = claim_job!("");
+/// On PostgreSQL, nodes claim at the same time: a job another node's claim has locked is
+/// skipped, not waited for, so racing claims take different jobs instead of queueing behind one
+/// row lock and coming back empty while others are due.
+const CLAIM_POSTGRES: &str = claim_job!(" FOR UPDATE SKIP LOCKED");
+
 impl SqlRepository {
     /// Removes jobs done more than [`KEEP_DONE_MS`] ago, at most once a [`PRUNE_EVERY_MS`] per
     /// process (an idle node's lanes poll every half second).
@@ -323,22 +346,12 @@ impl JobStore for SqlRepository {
         if nothing_due == Some(None) {
             return self.prune_done_jobs(now).await.map(|()| None);
         }
-        // The outer condition is checked again on the row itself, so when two nodes pick the
-        // same job, the second update matches nothing.
-        let row = sqlx::query(concat!(
-            "UPDATE jobs SET locked_by = $1, locked_until_ms = $2, attempts = attempts + 1 \
-             WHERE id = (SELECT id FROM jobs WHERE ",
-            claimable!(3),
-            " ORDER BY run_at_ms LIMIT 1) AND ",
-            claimable!(3),
-            " RETURNING id, kind, payload, attempts, max_attempts, run_at_ms"
-        ))
-        .bind(node)
-        .bind(now + lease_ms)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db)?;
+        let sql = match self.backend {
+            Backend::Postgres => CLAIM_POSTGRES,
+            Backend::Sqlite => CLAIM_SQLITE,
+        };
+        let row =
+            sqlx::query(sql).bind(node).bind(now + lease_ms).bind(now).fetch_optional(&self.pool).await.map_err(db)?;
         match row {
             Some(r) => Ok(Some(Job {
                 id: r.try_get("id").map_err(db)?,

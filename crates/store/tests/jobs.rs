@@ -113,6 +113,24 @@ async fn job_queue_on_postgres() {
     queue_semantics(s.repo.clone(), vec![a.repo.clone(), b.repo.clone()]).await;
 }
 
+/// On PostgreSQL a claim does not queue behind another node's claim of the same job: a job whose
+/// row another transaction holds is skipped, and the next due one is taken at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_on_postgres_skips_the_job_another_claim_holds() {
+    let s = common::server_stack().await;
+    let now = 1_800_000_000_000;
+    s.repo.enqueue(&[job("first", now - 2), job("second", now - 1)], now).await.unwrap();
+    // Another node's claim in flight: it holds the row of the first due job.
+    let mut other = s.repo.pool().begin().await.unwrap();
+    sqlx::query("SELECT id FROM jobs WHERE id = 'first' FOR UPDATE").execute(&mut *other).await.unwrap();
+    let claim = tokio::time::timeout(std::time::Duration::from_secs(5), s.repo.claim("n2", now, 60_000)).await;
+    let taken = claim.expect("the claim waited for the other node's row lock").unwrap().expect("a due job");
+    assert_eq!(taken.id, "second");
+    other.rollback().await.unwrap();
+    assert_eq!(s.repo.claim("n2", now, 60_000).await.unwrap().map(|j| j.id).as_deref(), Some("first"));
+    assert!(s.repo.claim("n2", now, 60_000).await.unwrap().is_none());
+}
+
 const DAY: i64 = 24 * 60 * 60 * 1000;
 
 /// A signing workflow on the embedded stack with a clock the test moves, mail to an outbox, and
