@@ -602,8 +602,10 @@ pub trait SigningStore: Send + Sync {
         ids: &[uuid::Uuid],
         jobs: &[NewJob],
     ) -> Result<Vec<uuid::Uuid>, RepoError>;
-    /// Marks a recipient `delivered` (first view) if it was `sent`; true if it changed.
-    async fn mark_delivered(&self, recipient: uuid::Uuid) -> Result<bool, RepoError>;
+    /// Marks a recipient `delivered` (first view) if it was `sent`; true if it changed. Only then
+    /// are `jobs` (the first view's audit fallback) stored, in the same transaction.
+    async fn mark_delivered(&self, recipient: uuid::Uuid, now_unix_ms: i64, jobs: &[NewJob])
+        -> Result<bool, RepoError>;
     /// Records the recipient's consent (its first time is kept) and stores `jobs` (the consent
     /// event's audit fallback) in the same transaction.
     async fn record_consent(&self, recipient: uuid::Uuid, now_unix_ms: i64, jobs: &[NewJob]) -> Result<(), RepoError>;
@@ -617,7 +619,9 @@ pub trait SigningStore: Send + Sync {
     /// Records that the envelope's page previews cannot be made, and why.
     async fn mark_previews_failed(&self, id: EnvelopeId, reason: &str) -> Result<(), RepoError>;
 
-    async fn insert_signing_token(&self, t: &SigningTokenRecord) -> Result<(), RepoError>;
+    /// Stores a signing token and `jobs` (an audit fallback, for a link handed to a caller) in
+    /// one transaction.
+    async fn insert_signing_token(&self, t: &SigningTokenRecord, jobs: &[NewJob]) -> Result<(), RepoError>;
     async fn signing_token(&self, token_hash: &[u8; 32]) -> Result<Option<SigningTokenRecord>, RepoError>;
 }
 

@@ -119,13 +119,24 @@ impl SigningStore for SqlRepository {
         Ok(moved)
     }
 
-    async fn mark_delivered(&self, recipient: uuid::Uuid) -> Result<bool, RepoError> {
+    async fn mark_delivered(
+        &self,
+        recipient: uuid::Uuid,
+        now_unix_ms: i64,
+        jobs: &[NewJob],
+    ) -> Result<bool, RepoError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
         let r = sqlx::query("UPDATE recipients SET status = 'delivered' WHERE id = $1 AND status = 'sent'")
             .bind(recipient.to_string())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
-        Ok(r.rows_affected() == 1)
+        let changed = r.rows_affected() == 1;
+        if changed {
+            insert_jobs(&mut tx, jobs, now_unix_ms).await?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(changed)
     }
 
     async fn record_consent(&self, recipient: uuid::Uuid, now_unix_ms: i64, jobs: &[NewJob]) -> Result<(), RepoError> {
@@ -226,7 +237,8 @@ impl SigningStore for SqlRepository {
         Ok(())
     }
 
-    async fn insert_signing_token(&self, t: &SigningTokenRecord) -> Result<(), RepoError> {
+    async fn insert_signing_token(&self, t: &SigningTokenRecord, jobs: &[NewJob]) -> Result<(), RepoError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query(
             "INSERT INTO signing_tokens (token_hash, recipient_id, envelope_id, purpose, created_ms, expires_ms) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -237,10 +249,11 @@ impl SigningStore for SqlRepository {
         .bind(&t.purpose)
         .bind(t.created_unix_ms)
         .bind(t.expires_unix_ms)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db)?;
-        Ok(())
+        insert_jobs(&mut tx, jobs, t.created_unix_ms).await?;
+        tx.commit().await.map_err(db)
     }
 
     async fn signing_token(&self, token_hash: &[u8; 32]) -> Result<Option<SigningTokenRecord>, RepoError> {

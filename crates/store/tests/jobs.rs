@@ -437,6 +437,41 @@ async fn a_change_whose_node_stopped_before_logging_it_is_logged_by_its_job() {
     let invitation = std::fs::read_dir(&f.outbox).unwrap().flatten().next().unwrap().path();
     let token =
         sigillum_testkit::smtp::Mail::parse(std::fs::read_to_string(invitation).unwrap()).signing_token().unwrap();
+    let count = |kinds: &[String], kind: &str| kinds.iter().filter(|k| *k == kind).count();
+
+    // The recipient's first view moves them to `delivered` while the node stops: the change is
+    // stored, and its event (`first`: true) is logged once its job is due.
+    store.stopped.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(f.wf.signer_view(&token, None, &f.client).await.is_err(), "the node stopped before answering");
+    store.stopped.store(false, std::sync::atomic::Ordering::SeqCst);
+    let recipients = sigillum_core::ports::RecipientStore::recipients(f.s.repo.as_ref(), env.id).await.unwrap();
+    assert_eq!(recipients[0].status, "delivered");
+    assert_eq!(count(&logged_kinds(&f.s.repo, env.id).await, "link.opened"), 0);
+    f.clock.advance(61_000);
+    f.wf.drain().await;
+    let leaves = AuditStore::envelope_leaves(f.s.repo.as_ref(), env.id, 0).await.unwrap();
+    let opened: Vec<serde_json::Value> = leaves
+        .iter()
+        .map(|l| serde_json::from_slice::<serde_json::Value>(&l.event).unwrap())
+        .filter(|e| e["kind"] == "link.opened")
+        .collect();
+    assert_eq!(opened.len(), 1, "{opened:?}");
+    assert_eq!(opened[0]["details"]["first"], true, "{}", opened[0]);
+    // Later views change nothing stored and are logged at once.
+    f.wf.signer_view(&token, None, &f.client).await.unwrap();
+    assert_eq!(count(&logged_kinds(&f.s.repo, env.id).await, "link.opened"), 2);
+
+    // An embedded signing link made while the node stops: the link works, and its creation is
+    // logged once its job is due.
+    let recipient = sigillum_core::ports::RecipientStore::recipients(f.s.repo.as_ref(), env.id).await.unwrap()[0].id;
+    store.stopped.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(f.wf.signing_link(&f.p, env.id, recipient, &f.client).await.is_err(), "stopped before answering");
+    store.stopped.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(count(&logged_kinds(&f.s.repo, env.id).await, "signing_link.created"), 0);
+    f.clock.advance(61_000);
+    f.wf.drain().await;
+    assert_eq!(count(&logged_kinds(&f.s.repo, env.id).await, "signing_link.created"), 1);
+
     store.stopped.store(true, std::sync::atomic::Ordering::SeqCst);
     assert!(f.wf.consent(&token, None, true, &f.client).await.is_err(), "the node stopped before answering");
     store.stopped.store(false, std::sync::atomic::Ordering::SeqCst);

@@ -430,7 +430,7 @@ impl Workflow {
             self.people(id, std::slice::from_ref(r)).await?.remove(&rid).ok_or_else(|| internal("recipient"))?;
         let now = self.now();
         let expires = env.expires_unix_ms.unwrap_or(now);
-        let link = self.issue_token(id, rid, "email", expires).await?;
+        let link = self.issue_token(id, rid, "email", expires, &[]).await?;
         let title = self.title(&env).await?;
         let sid = env.id.to_string();
         let message = match &env.message_sealed {
@@ -619,7 +619,7 @@ impl Workflow {
                 let sha = env.final_sha256.clone().unwrap_or_default();
                 let doc = self.inner.vault.read_blob(id, FINAL, 1).await?;
                 // The link lets the recipient fetch the final document again for 30 days.
-                let link = self.issue_token(id, rid, "email", self.now() + COMPLETED_LINK_MS).await?;
+                let link = self.issue_token(id, rid, "email", self.now() + COMPLETED_LINK_MS, &[]).await?;
                 super::mail::completed(
                     &person,
                     &r.language,

@@ -210,26 +210,30 @@ impl Workflow {
             .collect()
     }
 
-    /// A new signing token for `recipient`; returns the link.
+    /// A new signing token for `recipient`, stored with `jobs`; returns the link.
     pub(super) async fn issue_token(
         &self,
         envelope: EnvelopeId,
         recipient: uuid::Uuid,
         purpose: &str,
         expires_unix_ms: i64,
+        jobs: &[NewJob],
     ) -> Result<String, EnvelopeError> {
         let token = crate::accounts::random_token().map_err(internal)?;
         self.inner
             .ports
             .signing
-            .insert_signing_token(&SigningTokenRecord {
-                token_hash: crate::accounts::sha256(token.as_bytes()),
-                recipient_id: recipient,
-                envelope_id: envelope,
-                purpose: purpose.to_owned(),
-                created_unix_ms: self.now(),
-                expires_unix_ms,
-            })
+            .insert_signing_token(
+                &SigningTokenRecord {
+                    token_hash: crate::accounts::sha256(token.as_bytes()),
+                    recipient_id: recipient,
+                    envelope_id: envelope,
+                    purpose: purpose.to_owned(),
+                    created_unix_ms: self.now(),
+                    expires_unix_ms,
+                },
+                jobs,
+            )
             .await?;
         Ok(format!("{}/s/{token}", self.inner.config.public_url))
     }
@@ -254,14 +258,15 @@ impl Workflow {
         }
         let now = self.now();
         let expires = env.expires_unix_ms.unwrap_or(now + EMBEDDED_LINK_MS).min(now + EMBEDDED_LINK_MS);
-        let url = self.issue_token(id, recipient, "embedded", expires).await?;
-        self.record(
-            NewEvent::new(EventKind::SigningLinkCreated, Some(id), p.actor(), client.clone())
-                .document(env.document_sha256)
-                .detail("recipient_id", Detail::Text(recipient.to_string()))
-                .detail("expires_unix_ms", Detail::Int(expires)),
-        )
-        .await?;
+        let created = NewEvent::new(EventKind::SigningLinkCreated, Some(id), p.actor(), client.clone())
+            .document(env.document_sha256)
+            .detail("recipient_id", Detail::Text(recipient.to_string()))
+            .detail("expires_unix_ms", Detail::Int(expires));
+        // A working link and its audit event must not part: the event's fallback job is stored
+        // with the token (see `change_reports`).
+        let (logged, reports) = self.change_reports(created, None, now).await?;
+        let url = self.issue_token(id, recipient, "embedded", expires, &reports).await?;
+        self.record_change(logged).await?;
         Ok(url)
     }
 }

@@ -203,11 +203,22 @@ impl Workflow {
         client: &ClientInfo,
     ) -> Result<SignerView, EnvelopeError> {
         let mut s = self.session(token, access_code).await?;
-        let first = s.recipient.status == "sent" && self.inner.ports.signing.mark_delivered(s.recipient.id).await?;
-        if first {
-            s.recipient.status = "delivered".into();
+        let opened = |s: &Session, first| s.event(EventKind::LinkOpened, client).detail("first", Detail::Bool(first));
+        let mut first = false;
+        if s.recipient.status == "sent" {
+            // The first view moves the recipient to `delivered`: the change and its audit event
+            // must not part, so the event's fallback job is stored with it (see `change_reports`).
+            let now = self.now();
+            let (logged, reports) = self.change_reports(opened(&s, true), None, now).await?;
+            first = self.inner.ports.signing.mark_delivered(s.recipient.id, now, &reports).await?;
+            if first {
+                s.recipient.status = "delivered".into();
+                self.record_change(logged).await?;
+            }
         }
-        self.record(s.event(EventKind::LinkOpened, client).detail("first", Detail::Bool(first))).await?;
+        if !first {
+            self.record(opened(&s, false)).await?;
+        }
         let id = s.env.id.to_string();
         let message = match &s.env.message_sealed {
             Some(m) => Some(self.open_text(s.env.id, &envelope_ctx(&id, "message"), m).await?),
