@@ -24,6 +24,11 @@ use crate::ids::EnvelopeId;
 use crate::lifecycle::{self, Action, Conflict, EnvelopeStatus};
 use crate::ports::{Clock, EnvelopeRecord, EnvelopeStore, FieldRecord, RecipientRecord, RecipientStore, RepoError};
 use crate::vault::{Vault, VaultError};
+use crate::workflow::ChangeEvent;
+
+fn audit_error(e: crate::audit_log::AuditError) -> EnvelopeError {
+    EnvelopeError::Internal(format!("audit: {e}"))
+}
 
 pub const ORIGINAL: &str = "original";
 pub const FINAL: &str = "final";
@@ -325,7 +330,7 @@ impl Envelopes {
     }
 
     async fn record(&self, e: NewEvent) -> Result<(), EnvelopeError> {
-        self.audit.record(e).await.map(|_| ()).map_err(|e| EnvelopeError::Internal(format!("audit: {e}")))
+        self.audit.record(e).await.map(|_| ()).map_err(audit_error)
     }
 
     /// The caller's envelope, or `NotFound` (also for other organisations' envelopes).
@@ -429,21 +434,35 @@ impl Envelopes {
             sanitised_removed: Some(removed_json.clone()),
             previews_failed: None,
         };
-        if let Err(e) = self.store.insert_envelope(&record).await {
-            self.discard(id).await;
-            return Err(e.into());
+        let created = NewEvent::new(EventKind::EnvelopeCreated, Some(id), p.actor(), client.clone());
+        let uploaded = NewEvent::new(EventKind::DocumentUploaded, Some(id), p.actor(), client.clone())
+            .document(kept.sha256.clone())
+            .detail("bytes", Detail::Int(kept.plaintext_len as i64))
+            .detail("pages", Detail::Int(info.pages.len() as i64))
+            .detail("pdf_version", Detail::Text(info.version.clone()))
+            .detail("uploaded_sha256", Detail::Text(stored.sha256.clone()))
+            .detail("removed", Detail::Text(removed_json));
+        // The envelope and its two events must not part: their fallback jobs are stored with it
+        // (the second due a millisecond later, so a node that takes over keeps their order).
+        let events = async {
+            let (created, first) = ChangeEvent::prepare(&self.audit, created, now).await?;
+            let (uploaded, second) = ChangeEvent::prepare(&self.audit, uploaded, now + 1).await?;
+            Ok::<_, crate::audit_log::AuditError>(([created, uploaded], [first, second]))
+        };
+        let stored_with = match events.await {
+            Ok((events, jobs)) => self.store.insert_envelope(&record, &jobs).await.map(|()| events).map_err(Into::into),
+            Err(e) => Err(audit_error(e)),
+        };
+        let events = match stored_with {
+            Ok(events) => events,
+            Err(e) => {
+                self.discard(id).await;
+                return Err(e);
+            }
+        };
+        for e in events {
+            e.append(&self.audit).await.map_err(audit_error)?;
         }
-        self.record(NewEvent::new(EventKind::EnvelopeCreated, Some(id), p.actor(), client.clone())).await?;
-        self.record(
-            NewEvent::new(EventKind::DocumentUploaded, Some(id), p.actor(), client.clone())
-                .document(kept.sha256.clone())
-                .detail("bytes", Detail::Int(kept.plaintext_len as i64))
-                .detail("pages", Detail::Int(info.pages.len() as i64))
-                .detail("pdf_version", Detail::Text(info.version.clone()))
-                .detail("uploaded_sha256", Detail::Text(stored.sha256.clone()))
-                .detail("removed", Detail::Text(removed_json)),
-        )
-        .await?;
         self.view(&record).await
     }
 
@@ -548,15 +567,15 @@ impl Envelopes {
             signature_font: None,
             language,
         };
-        self.parties.insert_recipient(&record).await?;
-        self.record(
-            NewEvent::new(EventKind::RecipientAdded, Some(id), p.actor(), client.clone())
-                .document(env.document_sha256)
-                .detail("recipient_id", Detail::Text(rid_text))
-                .detail("role", Detail::Text(input.role))
-                .detail("routing_order", Detail::Int(i64::from(input.routing_order))),
-        )
-        .await?;
+        let added = NewEvent::new(EventKind::RecipientAdded, Some(id), p.actor(), client.clone())
+            .document(env.document_sha256)
+            .detail("recipient_id", Detail::Text(rid_text))
+            .detail("role", Detail::Text(input.role))
+            .detail("routing_order", Detail::Int(i64::from(input.routing_order)));
+        let (added, job) =
+            ChangeEvent::prepare(&self.audit, added, record.created_unix_ms).await.map_err(audit_error)?;
+        self.parties.insert_recipient(&record, &[job]).await?;
+        added.append(&self.audit).await.map_err(audit_error)?;
         Ok(RecipientView {
             id: rid,
             name,
@@ -628,16 +647,16 @@ impl Envelopes {
             required: input.required,
             created_unix_ms: self.clock.now_unix_ms(),
         };
-        self.parties.insert_field(&record).await?;
-        self.record(
-            NewEvent::new(EventKind::FieldAdded, Some(id), p.actor(), client.clone())
-                .document(env.document_sha256)
-                .detail("field_id", Detail::Text(record.id.to_string()))
-                .detail("recipient_id", Detail::Text(recipient.to_string()))
-                .detail("kind", Detail::Text(record.kind.clone()))
-                .detail("page", Detail::Int(i64::from(record.page))),
-        )
-        .await?;
+        let added = NewEvent::new(EventKind::FieldAdded, Some(id), p.actor(), client.clone())
+            .document(env.document_sha256)
+            .detail("field_id", Detail::Text(record.id.to_string()))
+            .detail("recipient_id", Detail::Text(recipient.to_string()))
+            .detail("kind", Detail::Text(record.kind.clone()))
+            .detail("page", Detail::Int(i64::from(record.page)));
+        let (added, job) =
+            ChangeEvent::prepare(&self.audit, added, record.created_unix_ms).await.map_err(audit_error)?;
+        self.parties.insert_field(&record, &[job]).await?;
+        added.append(&self.audit).await.map_err(audit_error)?;
         Ok(FieldView::from(&record))
     }
 

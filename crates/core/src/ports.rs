@@ -437,7 +437,8 @@ pub struct EnvelopeRecord {
 
 #[async_trait::async_trait]
 pub trait EnvelopeStore: Send + Sync {
-    async fn insert_envelope(&self, e: &EnvelopeRecord) -> Result<(), RepoError>;
+    /// Stores a new envelope and `jobs` (its audit events' fallbacks) in one transaction.
+    async fn insert_envelope(&self, e: &EnvelopeRecord, jobs: &[NewJob]) -> Result<(), RepoError>;
     /// The envelope if it belongs to `org` (otherwise `None`: existence is not revealed).
     async fn envelope(&self, org: OrgId, id: EnvelopeId) -> Result<Option<EnvelopeRecord>, RepoError>;
     /// The organisation's envelopes, newest first.
@@ -497,9 +498,11 @@ pub struct FieldRecord {
 /// Recipients and fields of envelopes (always read through an envelope already authorised).
 #[async_trait::async_trait]
 pub trait RecipientStore: Send + Sync {
-    async fn insert_recipient(&self, r: &RecipientRecord) -> Result<(), RepoError>;
+    /// Stores a recipient and `jobs` (its audit event's fallback) in one transaction.
+    async fn insert_recipient(&self, r: &RecipientRecord, jobs: &[NewJob]) -> Result<(), RepoError>;
     async fn recipients(&self, envelope: EnvelopeId) -> Result<Vec<RecipientRecord>, RepoError>;
-    async fn insert_field(&self, f: &FieldRecord) -> Result<(), RepoError>;
+    /// Stores a field and `jobs` (its audit event's fallback) in one transaction.
+    async fn insert_field(&self, f: &FieldRecord, jobs: &[NewJob]) -> Result<(), RepoError>;
     async fn fields(&self, envelope: EnvelopeId) -> Result<Vec<FieldRecord>, RepoError>;
 }
 

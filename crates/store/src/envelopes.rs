@@ -1,7 +1,7 @@
 //! Envelope records on SQLite or PostgreSQL. Every query is scoped by organisation.
 
 use sigillum_core::lifecycle::EnvelopeStatus;
-use sigillum_core::ports::{EnvelopeRecord, EnvelopeStore};
+use sigillum_core::ports::{EnvelopeRecord, EnvelopeStore, NewJob};
 use sigillum_core::{EnvelopeId, OrgId, RepoError, UserId};
 use sqlx::Row;
 
@@ -35,7 +35,8 @@ pub(crate) fn envelope_row(r: &(impl Columns + ?Sized)) -> Result<EnvelopeRecord
 
 #[async_trait::async_trait]
 impl EnvelopeStore for SqlRepository {
-    async fn insert_envelope(&self, e: &EnvelopeRecord) -> Result<(), RepoError> {
+    async fn insert_envelope(&self, e: &EnvelopeRecord, jobs: &[NewJob]) -> Result<(), RepoError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query(
             "INSERT INTO envelopes (id, org_id, created_by, title_sealed, status, document_sha256, document_bytes, \
              pages, created_ms, updated_ms, uploaded_sha256, sanitised_removed) \
@@ -53,10 +54,11 @@ impl EnvelopeStore for SqlRepository {
         .bind(e.updated_unix_ms)
         .bind(e.uploaded_sha256.clone())
         .bind(e.sanitised_removed.clone())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db)?;
-        Ok(())
+        crate::signing::insert_jobs(&mut tx, jobs, e.created_unix_ms).await?;
+        tx.commit().await.map_err(db)
     }
 
     async fn envelope(&self, org: OrgId, id: EnvelopeId) -> Result<Option<EnvelopeRecord>, RepoError> {

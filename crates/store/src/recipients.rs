@@ -1,6 +1,6 @@
 //! Recipients and fields on SQLite or PostgreSQL.
 
-use sigillum_core::ports::{FieldRecord, RecipientRecord, RecipientStore};
+use sigillum_core::ports::{FieldRecord, NewJob, RecipientRecord, RecipientStore};
 use sigillum_core::{EnvelopeId, RepoError};
 
 use crate::inline::Columns;
@@ -48,7 +48,8 @@ fn field_row(r: &(impl Columns + ?Sized)) -> Result<FieldRecord, RepoError> {
 
 #[async_trait::async_trait]
 impl RecipientStore for SqlRepository {
-    async fn insert_recipient(&self, r: &RecipientRecord) -> Result<(), RepoError> {
+    async fn insert_recipient(&self, r: &RecipientRecord, jobs: &[NewJob]) -> Result<(), RepoError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query(
             "INSERT INTO recipients (id, envelope_id, name_sealed, email_sealed, role, routing_order, status, created_ms, \
              access_code_hash, language) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -63,10 +64,11 @@ impl RecipientStore for SqlRepository {
         .bind(r.created_unix_ms)
         .bind(r.access_code_hash.clone())
         .bind(&r.language)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db)?;
-        Ok(())
+        crate::signing::insert_jobs(&mut tx, jobs, r.created_unix_ms).await?;
+        tx.commit().await.map_err(db)
     }
 
     async fn recipients(&self, envelope: EnvelopeId) -> Result<Vec<RecipientRecord>, RepoError> {
@@ -79,7 +81,8 @@ impl RecipientStore for SqlRepository {
         rows.iter().map(recipient_row).collect()
     }
 
-    async fn insert_field(&self, f: &FieldRecord) -> Result<(), RepoError> {
+    async fn insert_field(&self, f: &FieldRecord, jobs: &[NewJob]) -> Result<(), RepoError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query(
             "INSERT INTO fields (id, envelope_id, recipient_id, kind, page, x, y, width, height, required, created_ms) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -95,10 +98,11 @@ impl RecipientStore for SqlRepository {
         .bind(f.height)
         .bind(i64::from(f.required))
         .bind(f.created_unix_ms)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db)?;
-        Ok(())
+        crate::signing::insert_jobs(&mut tx, jobs, f.created_unix_ms).await?;
+        tx.commit().await.map_err(db)
     }
 
     async fn fields(&self, envelope: EnvelopeId) -> Result<Vec<FieldRecord>, RepoError> {

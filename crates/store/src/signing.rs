@@ -21,7 +21,7 @@ fn conflict(what: &str) -> RepoError {
 }
 
 /// Enqueues jobs inside a transaction; an existing id is left alone.
-async fn insert_jobs(conn: &mut AnyConnection, jobs: &[NewJob], now: i64) -> Result<(), RepoError> {
+pub(crate) async fn insert_jobs(conn: &mut AnyConnection, jobs: &[NewJob], now: i64) -> Result<(), RepoError> {
     for j in jobs {
         sqlx::query(
             "INSERT INTO jobs (id, kind, payload, run_at_ms, max_attempts, created_ms) VALUES ($1, $2, $3, $4, $5, $6) \

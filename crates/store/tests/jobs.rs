@@ -399,10 +399,8 @@ async fn logged_kinds(repo: &SqlRepository, envelope: EnvelopeId) -> Vec<String>
         .collect()
 }
 
-/// A node that stores a change (here: the sending) and stops before appending its audit event:
-/// the event's job, stored with the change, appends it a minute later on a running node, once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_change_whose_node_stopped_before_logging_it_is_logged_by_its_job() {
+/// A workflow whose audit appends fail while the store is `stopped`.
+async fn stopping_flow() -> (Flow, Arc<StopsBeforeLogging>) {
     let store = Arc::new(std::sync::Mutex::new(None));
     let keep = store.clone();
     let f = flow(move |repo| {
@@ -412,6 +410,72 @@ async fn a_change_whose_node_stopped_before_logging_it_is_logged_by_its_job() {
     })
     .await;
     let store = store.lock().unwrap().clone().unwrap();
+    (f, store)
+}
+
+/// An envelope set up (created, a recipient, a field) while its node stops before logging each
+/// step: every step is stored, and every event is logged once, in order, when its job is due.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_envelope_set_up_while_its_node_stops_keeps_every_event() {
+    let (f, store) = stopping_flow().await;
+    let stop = |on: bool| store.stopped.store(on, std::sync::atomic::Ordering::SeqCst);
+    stop(true);
+    let body = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(sigillum_testkit::pdf::pdf(1)))]);
+    assert!(f.envelopes.create(&f.p, "Set up", body, &f.client).await.is_err(), "stopped before answering");
+    stop(false);
+    // Each step a second after the one before, as a client makes them.
+    f.clock.advance(1_000);
+    let listed = f.envelopes.list(&f.p).await.unwrap();
+    assert_eq!(listed.len(), 1, "the envelope is stored");
+    let id = listed[0].id;
+    let rita = NewRecipient {
+        name: "Rita".into(),
+        email: "rita@example.org".into(),
+        role: "signer".into(),
+        routing_order: 1,
+        access_code: None,
+        language: None,
+    };
+    stop(true);
+    assert!(f.envelopes.add_recipient(&f.p, id, rita, &f.client).await.is_err(), "stopped before answering");
+    stop(false);
+    f.clock.advance(1_000);
+    let recipients = sigillum_core::ports::RecipientStore::recipients(f.s.repo.as_ref(), id).await.unwrap();
+    assert_eq!(recipients.len(), 1, "the recipient is stored");
+    let field = NewField {
+        recipient_id: recipients[0].id.to_string(),
+        kind: "signature".into(),
+        page: 1,
+        x: 10.0,
+        y: 10.0,
+        width: 100.0,
+        height: 30.0,
+        required: true,
+    };
+    stop(true);
+    assert!(f.envelopes.add_field(&f.p, id, field, &f.client).await.is_err(), "stopped before answering");
+    stop(false);
+    assert_eq!(sigillum_core::ports::RecipientStore::fields(f.s.repo.as_ref(), id).await.unwrap().len(), 1);
+    assert!(logged_kinds(&f.s.repo, id).await.is_empty());
+
+    f.clock.advance(61_000);
+    f.wf.drain().await;
+    let kinds = logged_kinds(&f.s.repo, id).await;
+    assert_eq!(kinds, ["envelope.created", "document.uploaded", "recipient.added", "field.added"], "{kinds:?}");
+    // Taken again (a second node, a retry): nothing more.
+    f.clock.advance(61_000);
+    f.wf.drain().await;
+    assert_eq!(logged_kinds(&f.s.repo, id).await.len(), 4);
+    let key = AuditStore::log_key(f.s.repo.as_ref()).await.unwrap().unwrap().verifier_key;
+    let report = sigillum_core::audit_log::verify_log(f.s.repo.as_ref(), &key, &[]).await.unwrap();
+    assert!(report.ok, "{:?}", report.problems);
+}
+
+/// A node that stores a change (here: the sending) and stops before appending its audit event:
+/// the event's job, stored with the change, appends it a minute later on a running node, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_whose_node_stopped_before_logging_it_is_logged_by_its_job() {
+    let (f, store) = stopping_flow().await;
     let env = f.draft("Stopped").await;
 
     store.stopped.store(true, std::sync::atomic::Ordering::SeqCst);

@@ -111,9 +111,31 @@ fn conflict(code: &'static str, message: &'static str) -> EnvelopeError {
 /// only when that node stopped in between.
 const AUDIT_FALLBACK_MS: i64 = 60_000;
 
-/// The audit event of a state change, prepared before the change's transaction; its append
-/// settles the fallback job stored with the change.
-struct ChangeEvent(crate::audit_log::PreparedEvent);
+/// The audit event of a change, prepared before the change's transaction; its append settles the
+/// fallback job stored with the change. The audit outbox of every change that must not be stored
+/// without its event (envelope states, consent, first views, links, envelope set-up).
+pub(crate) struct ChangeEvent(crate::audit_log::PreparedEvent);
+
+impl ChangeEvent {
+    /// Prepares `e`, and the job to store in the change's own transaction: it appends the event
+    /// should this node stop before [`Self::append`] does.
+    pub(crate) async fn prepare(
+        audit: &AuditLog,
+        e: NewEvent,
+        now: i64,
+    ) -> Result<(Self, NewJob), crate::audit_log::AuditError> {
+        let event = audit.prepare(e).await?;
+        let job_id = format!("audit:{}", hex::encode(event.leaf_hash()));
+        let payload = serde_json::json!({ "event": event.to_json() });
+        let job = sending::job(job_id.clone(), JobKind::Audit, payload, now + AUDIT_FALLBACK_MS);
+        Ok((Self(event.settling(job_id)), job))
+    }
+
+    /// Appends the event of a change now stored; the append marks its fallback job done.
+    pub(crate) async fn append(self, audit: &AuditLog) -> Result<(), crate::audit_log::AuditError> {
+        audit.append(self.0).await.map(|_| ())
+    }
+}
 
 /// A random job id for jobs that may legitimately repeat (e.g. one `advance` per completion).
 fn fresh_job_id(kind: &str) -> String {
@@ -153,19 +175,18 @@ impl Workflow {
         webhook: Option<(crate::OrgId, &str, serde_json::Value)>,
         now: i64,
     ) -> Result<(ChangeEvent, Vec<NewJob>), EnvelopeError> {
-        let event = self.inner.audit.prepare(audit).await.map_err(|e| internal(format!("audit: {e}")))?;
-        let job_id = format!("audit:{}", hex::encode(event.leaf_hash()));
-        let payload = serde_json::json!({ "event": event.to_json() });
-        let mut jobs = vec![sending::job(job_id.clone(), JobKind::Audit, payload, now + AUDIT_FALLBACK_MS)];
+        let (event, job) =
+            ChangeEvent::prepare(&self.inner.audit, audit, now).await.map_err(|e| internal(format!("audit: {e}")))?;
+        let mut jobs = vec![job];
         if let Some((org, name, data)) = webhook {
             jobs.extend(self.event_jobs(org, name, data, now).await?);
         }
-        Ok((ChangeEvent(event.settling(job_id)), jobs))
+        Ok((event, jobs))
     }
 
     /// Appends the event of a change now stored; the append marks its fallback job done.
     async fn record_change(&self, c: ChangeEvent) -> Result<(), EnvelopeError> {
-        self.inner.audit.append(c.0).await.map(|_| ()).map_err(|e| internal(format!("audit: {e}")))
+        c.append(&self.inner.audit).await.map_err(|e| internal(format!("audit: {e}")))
     }
 
     async fn enqueue(&self, jobs: &[NewJob]) -> Result<(), EnvelopeError> {
