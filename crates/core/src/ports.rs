@@ -692,11 +692,19 @@ pub struct DeliveryRecord {
 
 #[async_trait::async_trait]
 pub trait WebhookStore: Send + Sync {
-    async fn insert_webhook(&self, w: &WebhookRecord) -> Result<(), RepoError>;
+    /// Stores a webhook and `jobs` (its audit event's fallback) in one transaction.
+    async fn insert_webhook(&self, w: &WebhookRecord, jobs: &[NewJob]) -> Result<(), RepoError>;
     async fn webhooks(&self, org: OrgId) -> Result<Vec<WebhookRecord>, RepoError>;
     async fn webhook(&self, id: uuid::Uuid) -> Result<Option<WebhookRecord>, RepoError>;
-    /// Disables a webhook of `org`; `NotFound` otherwise.
-    async fn disable_webhook(&self, org: OrgId, id: uuid::Uuid, now_unix_ms: i64) -> Result<(), RepoError>;
+    /// Disables a webhook of `org` and stores `jobs` (its audit event's fallback) in the same
+    /// transaction; `NotFound` (nothing stored) otherwise.
+    async fn disable_webhook(
+        &self,
+        org: OrgId,
+        id: uuid::Uuid,
+        now_unix_ms: i64,
+        jobs: &[NewJob],
+    ) -> Result<(), RepoError>;
     /// Stores deliveries together with the jobs that send them; a delivery (or job) whose id is
     /// already stored is left as it is, so storing the same deliveries again changes nothing.
     async fn insert_deliveries(&self, d: &[DeliveryRecord], jobs: &[NewJob]) -> Result<(), RepoError>;

@@ -473,7 +473,8 @@ fn delivery_row(r: &AnyRow) -> Result<DeliveryRecord, RepoError> {
 
 #[async_trait::async_trait]
 impl WebhookStore for SqlRepository {
-    async fn insert_webhook(&self, w: &WebhookRecord) -> Result<(), RepoError> {
+    async fn insert_webhook(&self, w: &WebhookRecord, jobs: &[NewJob]) -> Result<(), RepoError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query(
             "INSERT INTO webhooks (id, org_id, url, events, kek_key_id, kek_version, secret_wrapped, created_ms) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -486,10 +487,11 @@ impl WebhookStore for SqlRepository {
         .bind(i64::from(w.kek_version))
         .bind(w.secret_wrapped.clone())
         .bind(w.created_unix_ms)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db)?;
-        Ok(())
+        insert_jobs(&mut tx, jobs, w.created_unix_ms).await?;
+        tx.commit().await.map_err(db)
     }
 
     async fn webhooks(&self, org: OrgId) -> Result<Vec<WebhookRecord>, RepoError> {
@@ -510,19 +512,21 @@ impl WebhookStore for SqlRepository {
         r.as_ref().map(webhook_row).transpose()
     }
 
-    async fn disable_webhook(&self, org: OrgId, id: uuid::Uuid, now: i64) -> Result<(), RepoError> {
+    async fn disable_webhook(&self, org: OrgId, id: uuid::Uuid, now: i64, jobs: &[NewJob]) -> Result<(), RepoError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
         let r =
             sqlx::query("UPDATE webhooks SET disabled_ms = COALESCE(disabled_ms, $1) WHERE id = $2 AND org_id = $3")
                 .bind(now)
                 .bind(id.to_string())
                 .bind(org.to_string())
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(db)?;
         if r.rows_affected() == 0 {
             return Err(RepoError::NotFound);
         }
-        Ok(())
+        insert_jobs(&mut tx, jobs, now).await?;
+        tx.commit().await.map_err(db)
     }
 
     async fn insert_deliveries(&self, ds: &[DeliveryRecord], jobs: &[NewJob]) -> Result<(), RepoError> {

@@ -466,6 +466,36 @@ async fn an_envelope_set_up_while_its_node_stops_keeps_every_event() {
     f.clock.advance(61_000);
     f.wf.drain().await;
     assert_eq!(logged_kinds(&f.s.repo, id).await.len(), 4);
+
+    // The organisation's webhooks (events of no envelope): created and disabled while the node
+    // stops, each logged once.
+    let org_kinds = || async {
+        let leaves = AuditStore::leaves_from(f.s.repo.as_ref(), 0, 10_000).await.unwrap();
+        let kinds: Vec<String> = leaves
+            .iter()
+            .map(|l| {
+                serde_json::from_slice::<serde_json::Value>(&l.event).unwrap()["kind"].as_str().unwrap().to_owned()
+            })
+            .filter(|k| k.starts_with("webhook."))
+            .collect();
+        kinds
+    };
+    let hook = NewWebhook { url: "https://127.0.0.1/hooks".into(), events: None };
+    stop(true);
+    assert!(f.wf.create_webhook(&f.p, hook, &f.client).await.is_err(), "stopped before answering");
+    stop(false);
+    let hooks = f.wf.webhooks(&f.p).await.unwrap();
+    assert_eq!(hooks.len(), 1, "the webhook is stored");
+    f.clock.advance(1_000);
+    stop(true);
+    assert!(f.wf.disable_webhook(&f.p, hooks[0].id, &f.client).await.is_err(), "stopped before answering");
+    stop(false);
+    assert!(org_kinds().await.is_empty());
+    for _ in 0..2 {
+        f.clock.advance(61_000);
+        f.wf.drain().await;
+        assert_eq!(org_kinds().await, ["webhook.created", "webhook.disabled"]);
+    }
     let key = AuditStore::log_key(f.s.repo.as_ref()).await.unwrap().unwrap().verifier_key;
     let report = sigillum_core::audit_log::verify_log(f.s.repo.as_ref(), &key, &[]).await.unwrap();
     assert!(report.ok, "{:?}", report.problems);

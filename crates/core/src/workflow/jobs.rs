@@ -359,7 +359,11 @@ impl Workflow {
             JobKind::Audit => {
                 let p: AuditJob = payload(job)?;
                 let event = PreparedEvent::from_json(&p.event)
-                    .ok_or_else(|| internal(format!("job {}: not a prepared event", job.id)))?;
+                    .ok_or_else(|| internal(format!("job {}: not a prepared event", job.id)))?
+                    // Its append marks this job done in the same commit: a node stopping right
+                    // after it cannot leave the job to append the event again (events of no
+                    // envelope have no trail to look in).
+                    .settling(job.id.clone());
                 let appended =
                     self.inner.audit.append_once(event).await.map_err(|e| internal(format!("audit: {e}")))?;
                 if appended {

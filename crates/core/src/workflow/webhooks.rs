@@ -150,13 +150,12 @@ impl Workflow {
             created_unix_ms: self.now(),
             disabled_unix_ms: None,
         };
-        store.insert_webhook(&record).await?;
-        self.record(
-            NewEvent::new(EventKind::WebhookCreated, None, p.actor(), client.clone())
-                .detail("webhook_id", Detail::Text(record.id.to_string()))
-                .detail("events", Detail::Text(record.events.clone())),
-        )
-        .await?;
+        let created = NewEvent::new(EventKind::WebhookCreated, None, p.actor(), client.clone())
+            .detail("webhook_id", Detail::Text(record.id.to_string()))
+            .detail("events", Detail::Text(record.events.clone()));
+        let (logged, reports) = self.change_reports(created, None, record.created_unix_ms).await?;
+        store.insert_webhook(&record, &reports).await?;
+        self.record_change(logged).await?;
         Ok(WebhookCreated {
             webhook: WebhookView::from(&record),
             secret: format!("whsec_{}", hex::encode(secret.expose_secret())),
@@ -174,12 +173,12 @@ impl Workflow {
         client: &ClientInfo,
     ) -> Result<(), EnvelopeError> {
         owner_only(p)?;
-        self.inner.ports.webhooks.disable_webhook(p.org_id, id, self.now()).await?;
-        self.record(
-            NewEvent::new(EventKind::WebhookDisabled, None, p.actor(), client.clone())
-                .detail("webhook_id", Detail::Text(id.to_string())),
-        )
-        .await
+        let disabled = NewEvent::new(EventKind::WebhookDisabled, None, p.actor(), client.clone())
+            .detail("webhook_id", Detail::Text(id.to_string()));
+        let now = self.now();
+        let (logged, reports) = self.change_reports(disabled, None, now).await?;
+        self.inner.ports.webhooks.disable_webhook(p.org_id, id, now, &reports).await?;
+        self.record_change(logged).await
     }
 
     /// The delivery log of one of the caller's webhooks, newest first.
