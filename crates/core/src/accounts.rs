@@ -20,8 +20,24 @@ use sigillum_audit::{ActorKind, Detail, EventKind};
 
 use crate::audit_log::{Actor, AuditLog, ClientInfo, NewEvent};
 use crate::ids::{ApiKeyId, OrgId, UserId};
-use crate::ports::{AccountStore, ApiKeyRecord, Clock, RepoError, Role, SessionRecord, UserIdentity, UserRecord};
+use crate::ports::{
+    AccountStore, ApiKeyRecord, Clock, NewJob, RepoError, Role, SessionRecord, UserIdentity, UserRecord,
+};
 use crate::vault::Vault;
+use crate::workflow::ChangeEvent;
+
+fn audit_error(e: crate::audit_log::AuditError) -> AccountError {
+    AccountError::Internal(format!("audit: {e}"))
+}
+
+/// An account event (of no envelope).
+fn account_event(kind: EventKind, actor: Actor, client: &ClientInfo, detail: Option<(&str, Detail)>) -> NewEvent {
+    let mut e = NewEvent::new(kind, None, actor, client.clone());
+    if let Some((k, v)) = detail {
+        e = e.detail(k, v);
+    }
+    e
+}
 
 pub const SESSION_IDLE_MS: i64 = 30 * 60 * 1000;
 pub const SESSION_ABSOLUTE_MS: i64 = 12 * 60 * 60 * 1000;
@@ -277,11 +293,26 @@ impl Accounts {
         client: &ClientInfo,
         detail: Option<(&str, Detail)>,
     ) -> Result<(), AccountError> {
-        let mut e = NewEvent::new(kind, None, actor, client.clone());
-        if let Some((k, v)) = detail {
-            e = e.detail(k, v);
-        }
-        self.audit.record(e).await.map(|_| ()).map_err(|err| AccountError::Internal(format!("audit: {err}")))
+        self.audit.record(account_event(kind, actor, client, detail)).await.map(|_| ()).map_err(audit_error)
+    }
+
+    /// Prepares the event of an account change, with the job to store in the change's own
+    /// transaction: should this node stop before [`Self::logged`] appends the event, the job does
+    /// (see `ChangeEvent`). The change and its event never part.
+    pub(crate) async fn change(
+        &self,
+        kind: EventKind,
+        actor: Actor,
+        client: &ClientInfo,
+        detail: Option<(&str, Detail)>,
+    ) -> Result<(ChangeEvent, NewJob), AccountError> {
+        let e = account_event(kind, actor, client, detail);
+        ChangeEvent::prepare(&self.audit, e, self.clock.now_unix_ms()).await.map_err(audit_error)
+    }
+
+    /// Appends the event of an account change now stored.
+    pub(crate) async fn logged(&self, c: ChangeEvent) -> Result<(), AccountError> {
+        c.append(&self.audit).await.map_err(audit_error)
     }
 
     /// Creates an organisation and its first account (owner).
@@ -313,24 +344,20 @@ impl Accounts {
             role: Role::Owner,
             created_unix_ms: self.clock.now_unix_ms(),
         };
-        match self.store.insert_user(&user).await {
-            Ok(()) => {}
-            Err(RepoError::Conflict(_)) => return Err(AccountError::EmailTaken),
-            Err(e) => return Err(e.into()),
-        }
         let actor = Actor {
             kind: ActorKind::User,
             id: Some(user.id.to_string()),
             name: Some(user.name.clone()),
             email: Some(user.email.clone()),
         };
-        self.event(
-            EventKind::AccountCreated,
-            actor,
-            client,
-            Some(("organisation_id", Detail::Text(org.id.to_string()))),
-        )
-        .await?;
+        let detail = Some(("organisation_id", Detail::Text(org.id.to_string())));
+        let (created, job) = self.change(EventKind::AccountCreated, actor, client, detail).await?;
+        match self.store.insert_user(&user, &[job]).await {
+            Ok(()) => {}
+            Err(RepoError::Conflict(_)) => return Err(AccountError::EmailTaken),
+            Err(e) => return Err(e.into()),
+        }
+        self.logged(created).await?;
         Ok(UserView::from(&user))
     }
 
@@ -362,22 +389,24 @@ impl Accounts {
         let ok = verify_password(password, user.as_ref().map(|u| u.password_hash.clone())).await?;
         let now = self.clock.now_unix_ms();
         let Some(user) = user.filter(|_| ok) else {
+            // A failed attempt happened whatever is stored next: its event comes first, so a
+            // node stopping in between cannot leave counted failures with no event.
+            let actor = Actor { kind: ActorKind::Anonymous, id: None, name: None, email: Some(email) };
+            self.event(EventKind::AuthLoginFailed, actor, client, None).await?;
             for (scope, _) in &scopes {
                 self.store.record_login_failure(scope, now, THROTTLE_WINDOW_MS).await?;
             }
-            let actor = Actor { kind: ActorKind::Anonymous, id: None, name: None, email: Some(email) };
-            self.event(EventKind::AuthLoginFailed, actor, client, None).await?;
             return Err(AccountError::InvalidCredentials);
         };
         if let Err(e) = self.second_factor(&user, second_factor, client).await {
             if matches!(e, AccountError::InvalidTotp) {
-                for (scope, _) in &scopes {
-                    self.store.record_login_failure(scope, now, THROTTLE_WINDOW_MS).await?;
-                }
                 let actor =
                     Actor { kind: ActorKind::User, id: Some(user.id.to_string()), name: None, email: Some(email) };
                 self.event(EventKind::AuthLoginFailed, actor, client, Some(("reason", Detail::Text("totp".into()))))
                     .await?;
+                for (scope, _) in &scopes {
+                    self.store.record_login_failure(scope, now, THROTTLE_WINDOW_MS).await?;
+                }
             }
             return Err(e);
         }
@@ -392,14 +421,15 @@ impl Accounts {
             last_seen_unix_ms: now,
             expires_unix_ms: now + SESSION_ABSOLUTE_MS,
         };
-        self.store.insert_session(&session).await?;
         let actor = Actor {
             kind: ActorKind::User,
             id: Some(user.id.to_string()),
             name: Some(user.name.clone()),
             email: Some(user.email.clone()),
         };
-        self.event(EventKind::AuthLogin, actor, client, None).await?;
+        let (login, job) = self.change(EventKind::AuthLogin, actor, client, None).await?;
+        self.store.insert_session(&session, &[job]).await?;
+        self.logged(login).await?;
         Ok(LoginOutcome {
             session_token: SecretString::from(session_token),
             csrf_token,
@@ -414,7 +444,7 @@ impl Accounts {
         let (s, user) = self.store.session_with_user(&hash).await?.ok_or(AccountError::Unauthenticated)?;
         let now = self.clock.now_unix_ms();
         if now >= s.expires_unix_ms || now - s.last_seen_unix_ms >= SESSION_IDLE_MS {
-            self.store.delete_session(&hash).await?;
+            self.store.delete_session(&hash, now, &[]).await?;
             return Err(AccountError::Unauthenticated);
         }
         if now - s.last_seen_unix_ms >= TOUCH_EVERY_MS {
@@ -447,8 +477,9 @@ impl Accounts {
     /// Ends the caller's session.
     pub async fn logout(&self, p: &Principal, client: &ClientInfo) -> Result<(), AccountError> {
         if let AuthMethod::Session { token_hash, .. } = &p.method {
-            self.store.delete_session(token_hash).await?;
-            self.event(EventKind::AuthLogout, p.actor(), client, None).await?;
+            let (logout, job) = self.change(EventKind::AuthLogout, p.actor(), client, None).await?;
+            self.store.delete_session(token_hash, self.clock.now_unix_ms(), &[job]).await?;
+            self.logged(logout).await?;
         }
         Ok(())
     }
@@ -481,13 +512,14 @@ impl Accounts {
             role: Role::Member,
             created_unix_ms: self.clock.now_unix_ms(),
         };
-        match self.store.insert_user(&user).await {
+        let detail = Some(("user_id", Detail::Text(user.id.to_string())));
+        let (added, job) = self.change(EventKind::MemberAdded, p.actor(), client, detail).await?;
+        match self.store.insert_user(&user, &[job]).await {
             Ok(()) => {}
             Err(RepoError::Conflict(_)) => return Err(AccountError::EmailTaken),
             Err(e) => return Err(e.into()),
         }
-        self.event(EventKind::MemberAdded, p.actor(), client, Some(("user_id", Detail::Text(user.id.to_string()))))
-            .await?;
+        self.logged(added).await?;
         Ok(UserView::from(&user))
     }
 
@@ -504,8 +536,10 @@ impl Accounts {
         if id == p.user_id {
             return Err(AccountError::Invalid("an owner cannot remove themselves".into()));
         }
-        self.store.delete_user(p.org_id, id).await?;
-        self.event(EventKind::MemberRemoved, p.actor(), client, Some(("user_id", Detail::Text(id.to_string())))).await
+        let detail = Some(("user_id", Detail::Text(id.to_string())));
+        let (removed, job) = self.change(EventKind::MemberRemoved, p.actor(), client, detail).await?;
+        self.store.delete_user(p.org_id, id, self.clock.now_unix_ms(), &[job]).await?;
+        self.logged(removed).await
     }
 
     /// The caller's organisation as its members see it.
@@ -534,12 +568,14 @@ impl Accounts {
         if days.is_some_and(|d| !(1..=MAX_RETENTION_DAYS).contains(&d)) {
             return Err(AccountError::Invalid(format!("retention_days is from 1 to {MAX_RETENTION_DAYS}, or null")));
         }
-        self.vault.repository().set_retention_days(p.org_id, days).await?;
         let detail = match days {
             Some(d) => Detail::Int(i64::from(d)),
             None => Detail::Text("keep".into()),
         };
-        self.event(EventKind::RetentionChanged, p.actor(), client, Some(("retention_days", detail))).await?;
+        let (changed, job) =
+            self.change(EventKind::RetentionChanged, p.actor(), client, Some(("retention_days", detail))).await?;
+        self.vault.repository().set_retention_days(p.org_id, days, self.clock.now_unix_ms(), &[job]).await?;
+        self.logged(changed).await?;
         self.organisation(p).await
     }
 
@@ -591,14 +627,10 @@ impl Accounts {
             last_used_unix_ms: None,
             revoked_unix_ms: None,
         };
-        self.store.insert_api_key(&record).await?;
-        self.event(
-            EventKind::ApiKeyCreated,
-            p.actor(),
-            client,
-            Some(("api_key_id", Detail::Text(record.id.to_string()))),
-        )
-        .await?;
+        let detail = Some(("api_key_id", Detail::Text(record.id.to_string())));
+        let (created, job) = self.change(EventKind::ApiKeyCreated, p.actor(), client, detail).await?;
+        self.store.insert_api_key(&record, &[job]).await?;
+        self.logged(created).await?;
         Ok((ApiKeyView::from(&record), SecretString::from(secret)))
     }
 
@@ -608,10 +640,10 @@ impl Accounts {
 
     /// Revokes one of the organisation's keys (`NotFound` for anyone else's).
     pub async fn revoke_api_key(&self, p: &Principal, id: ApiKeyId, client: &ClientInfo) -> Result<(), AccountError> {
-        self.store.revoke_api_key(p.org_id, id, self.clock.now_unix_ms()).await?;
-        self.event(EventKind::ApiKeyRevoked, p.actor(), client, Some(("api_key_id", Detail::Text(id.to_string()))))
-            .await?;
-        Ok(())
+        let detail = Some(("api_key_id", Detail::Text(id.to_string())));
+        let (revoked, job) = self.change(EventKind::ApiKeyRevoked, p.actor(), client, detail).await?;
+        self.store.revoke_api_key(p.org_id, id, self.clock.now_unix_ms(), &[job]).await?;
+        self.logged(revoked).await
     }
 }
 

@@ -134,7 +134,15 @@ pub trait Repository: Send + Sync {
     async fn delete_organisation(&self, id: OrgId) -> Result<(), RepoError>;
     /// Days after an envelope ends until it is erased (`None`: kept until deleted).
     async fn retention_days(&self, id: OrgId) -> Result<Option<u32>, RepoError>;
-    async fn set_retention_days(&self, id: OrgId, days: Option<u32>) -> Result<(), RepoError>;
+    /// Sets the organisation's retention and stores `jobs` (its audit event's fallback) in the
+    /// same transaction.
+    async fn set_retention_days(
+        &self,
+        id: OrgId,
+        days: Option<u32>,
+        now_unix_ms: i64,
+        jobs: &[NewJob],
+    ) -> Result<(), RepoError>;
 
     /// Stores a new envelope key together with the key-use record of its wrap, atomically.
     async fn insert_envelope_key(&self, key: &EnvelopeKey, wrap_use: &KeyUse) -> Result<(), RepoError>;
@@ -332,30 +340,43 @@ pub struct ApiKeyRecord {
 /// Storage of accounts, sessions, API keys and login-failure counters.
 #[async_trait::async_trait]
 pub trait AccountStore: Send + Sync {
-    /// `Conflict` when the email is taken.
-    async fn insert_user(&self, user: &UserRecord) -> Result<(), RepoError>;
+    /// `Conflict` when the email is taken. Every change of this store that takes `jobs` stores
+    /// them (its audit event's fallback) in its own transaction.
+    async fn insert_user(&self, user: &UserRecord, jobs: &[NewJob]) -> Result<(), RepoError>;
     async fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>, RepoError>;
     async fn user(&self, id: crate::ids::UserId) -> Result<UserRecord, RepoError>;
     /// The organisation's users, oldest first.
     async fn users(&self, org: OrgId) -> Result<Vec<UserRecord>, RepoError>;
     /// Deletes a user of `org` with their sessions and API keys; `NotFound` otherwise.
-    async fn delete_user(&self, org: OrgId, id: crate::ids::UserId) -> Result<(), RepoError>;
+    async fn delete_user(
+        &self,
+        org: OrgId,
+        id: crate::ids::UserId,
+        now_unix_ms: i64,
+        jobs: &[NewJob],
+    ) -> Result<(), RepoError>;
 
-    async fn insert_session(&self, session: &SessionRecord) -> Result<(), RepoError>;
+    async fn insert_session(&self, session: &SessionRecord, jobs: &[NewJob]) -> Result<(), RepoError>;
     /// A session with the identity of its user, in one round trip (every request asks).
     async fn session_with_user(
         &self,
         token_hash: &[u8; 32],
     ) -> Result<Option<(SessionRecord, UserIdentity)>, RepoError>;
     async fn touch_session(&self, token_hash: &[u8; 32], now_unix_ms: i64) -> Result<(), RepoError>;
-    async fn delete_session(&self, token_hash: &[u8; 32]) -> Result<(), RepoError>;
+    async fn delete_session(&self, token_hash: &[u8; 32], now_unix_ms: i64, jobs: &[NewJob]) -> Result<(), RepoError>;
 
-    async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<(), RepoError>;
+    async fn insert_api_key(&self, key: &ApiKeyRecord, jobs: &[NewJob]) -> Result<(), RepoError>;
     /// An API key with the identity of its user, in one round trip (every request asks).
     async fn api_key_with_user(&self, key_hash: &[u8; 32]) -> Result<Option<(ApiKeyRecord, UserIdentity)>, RepoError>;
     async fn api_keys(&self, org: OrgId) -> Result<Vec<ApiKeyRecord>, RepoError>;
     /// Revokes a key of `org`; `NotFound` if `org` has no such key.
-    async fn revoke_api_key(&self, org: OrgId, id: crate::ids::ApiKeyId, now_unix_ms: i64) -> Result<(), RepoError>;
+    async fn revoke_api_key(
+        &self,
+        org: OrgId,
+        id: crate::ids::ApiKeyId,
+        now_unix_ms: i64,
+        jobs: &[NewJob],
+    ) -> Result<(), RepoError>;
     async fn touch_api_key(&self, id: crate::ids::ApiKeyId, now_unix_ms: i64) -> Result<(), RepoError>;
 
     /// Failures counted for `scope` in the window that is current at `now` (0 if it expired).
@@ -373,6 +394,7 @@ pub trait AccountStore: Send + Sync {
         user: crate::ids::UserId,
         now_unix_ms: i64,
         recovery_hashes: &[[u8; 32]],
+        jobs: &[NewJob],
     ) -> Result<(), RepoError>;
     /// Records `step` as used if it is later than every step used before; false for a replay.
     async fn use_totp_step(&self, user: crate::ids::UserId, step: i64) -> Result<bool, RepoError>;

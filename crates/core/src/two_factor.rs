@@ -119,11 +119,12 @@ impl Accounts {
         }
         let codes = (0..RECOVERY_CODES).map(|_| recovery_code()).collect::<Result<Vec<_>, _>>()?;
         let hashes: Vec<[u8; 32]> = codes.iter().map(|c| sha256(normalise_recovery(c).as_bytes())).collect();
-        match self.store.enable_totp(p.user_id, self.clock.now_unix_ms(), &hashes).await {
+        let (enabled, job) = self.change(EventKind::TotpEnabled, p.actor(), client, None).await?;
+        match self.store.enable_totp(p.user_id, self.clock.now_unix_ms(), &hashes, &[job]).await {
             Err(RepoError::Conflict(_)) => return Err(AccountError::TotpState("totp_already_enabled")),
             other => other?,
         }
-        self.event(EventKind::TotpEnabled, p.actor(), client, None).await?;
+        self.logged(enabled).await?;
         Ok(codes)
     }
 

@@ -1,6 +1,8 @@
 //! Accounts, sessions, API keys and login-failure counters on SQLite or PostgreSQL.
 
-use sigillum_core::ports::{AccountStore, ApiKeyRecord, Role, SessionRecord, TotpRecord, UserIdentity, UserRecord};
+use sigillum_core::ports::{
+    AccountStore, ApiKeyRecord, NewJob, Role, SessionRecord, TotpRecord, UserIdentity, UserRecord,
+};
 use sigillum_core::{ApiKeyId, OrgId, RepoError, UserId};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -61,7 +63,8 @@ fn key_row(r: &(impl Columns + ?Sized)) -> Result<ApiKeyRecord, RepoError> {
 
 #[async_trait::async_trait]
 impl AccountStore for SqlRepository {
-    async fn insert_user(&self, u: &UserRecord) -> Result<(), RepoError> {
+    async fn insert_user(&self, u: &UserRecord, jobs: &[NewJob]) -> Result<(), RepoError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query(
             "INSERT INTO users (id, org_id, email, name, password_hash, role, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -72,10 +75,11 @@ impl AccountStore for SqlRepository {
         .bind(&u.password_hash)
         .bind(u.role.as_str())
         .bind(u.created_unix_ms)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db)?;
-        Ok(())
+        crate::signing::insert_jobs(&mut tx, jobs, u.created_unix_ms).await?;
+        tx.commit().await.map_err(db)
     }
 
     async fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>, RepoError> {
@@ -105,7 +109,7 @@ impl AccountStore for SqlRepository {
         rows.iter().map(user_row).collect()
     }
 
-    async fn delete_user(&self, org: OrgId, id: UserId) -> Result<(), RepoError> {
+    async fn delete_user(&self, org: OrgId, id: UserId, now_unix_ms: i64, jobs: &[NewJob]) -> Result<(), RepoError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         // Explicitly, not only by cascade: SQLite enforces foreign keys only when asked to.
         for table in ["sessions", "api_keys", "user_totp", "recovery_codes"] {
@@ -124,10 +128,12 @@ impl AccountStore for SqlRepository {
         if r.rows_affected() != 1 {
             return Err(RepoError::NotFound);
         }
+        crate::signing::insert_jobs(&mut tx, jobs, now_unix_ms).await?;
         tx.commit().await.map_err(db)
     }
 
-    async fn insert_session(&self, s: &SessionRecord) -> Result<(), RepoError> {
+    async fn insert_session(&self, s: &SessionRecord, jobs: &[NewJob]) -> Result<(), RepoError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query(
             "INSERT INTO sessions (token_hash, user_id, csrf_hash, created_ms, last_seen_ms, expires_ms) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -138,10 +144,11 @@ impl AccountStore for SqlRepository {
         .bind(s.created_unix_ms)
         .bind(s.last_seen_unix_ms)
         .bind(s.expires_unix_ms)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db)?;
-        Ok(())
+        crate::signing::insert_jobs(&mut tx, jobs, s.created_unix_ms).await?;
+        tx.commit().await.map_err(db)
     }
 
     async fn session_with_user(
@@ -168,16 +175,19 @@ impl AccountStore for SqlRepository {
         Ok(())
     }
 
-    async fn delete_session(&self, token_hash: &[u8; 32]) -> Result<(), RepoError> {
+    async fn delete_session(&self, token_hash: &[u8; 32], now_unix_ms: i64, jobs: &[NewJob]) -> Result<(), RepoError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
             .bind(token_hash.to_vec())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
-        Ok(())
+        crate::signing::insert_jobs(&mut tx, jobs, now_unix_ms).await?;
+        tx.commit().await.map_err(db)
     }
 
-    async fn insert_api_key(&self, k: &ApiKeyRecord) -> Result<(), RepoError> {
+    async fn insert_api_key(&self, k: &ApiKeyRecord, jobs: &[NewJob]) -> Result<(), RepoError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query(
             "INSERT INTO api_keys (id, org_id, user_id, name, prefix, key_hash, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -188,10 +198,11 @@ impl AccountStore for SqlRepository {
         .bind(&k.prefix)
         .bind(k.key_hash.to_vec())
         .bind(k.created_unix_ms)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db)?;
-        Ok(())
+        crate::signing::insert_jobs(&mut tx, jobs, k.created_unix_ms).await?;
+        tx.commit().await.map_err(db)
     }
 
     async fn api_key_with_user(&self, key_hash: &[u8; 32]) -> Result<Option<(ApiKeyRecord, UserIdentity)>, RepoError> {
@@ -214,19 +225,20 @@ impl AccountStore for SqlRepository {
         rows.iter().map(key_row).collect()
     }
 
-    async fn revoke_api_key(&self, org: OrgId, id: ApiKeyId, now: i64) -> Result<(), RepoError> {
+    async fn revoke_api_key(&self, org: OrgId, id: ApiKeyId, now: i64, jobs: &[NewJob]) -> Result<(), RepoError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
         let r = sqlx::query("UPDATE api_keys SET revoked_ms = COALESCE(revoked_ms, $1) WHERE id = $2 AND org_id = $3")
             .bind(now)
             .bind(id.to_string())
             .bind(org.to_string())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
-        if r.rows_affected() == 1 {
-            Ok(())
-        } else {
-            Err(RepoError::NotFound)
+        if r.rows_affected() != 1 {
+            return Err(RepoError::NotFound);
         }
+        crate::signing::insert_jobs(&mut tx, jobs, now).await?;
+        tx.commit().await.map_err(db)
     }
 
     async fn touch_api_key(&self, id: ApiKeyId, now: i64) -> Result<(), RepoError> {
@@ -315,7 +327,13 @@ impl AccountStore for SqlRepository {
         .transpose()
     }
 
-    async fn enable_totp(&self, user: UserId, now: i64, recovery_hashes: &[[u8; 32]]) -> Result<(), RepoError> {
+    async fn enable_totp(
+        &self,
+        user: UserId,
+        now: i64,
+        recovery_hashes: &[[u8; 32]],
+        jobs: &[NewJob],
+    ) -> Result<(), RepoError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         let r = sqlx::query("UPDATE user_totp SET enabled_ms = $1 WHERE user_id = $2 AND enabled_ms IS NULL")
             .bind(now)
@@ -339,6 +357,7 @@ impl AccountStore for SqlRepository {
                 .await
                 .map_err(db)?;
         }
+        crate::signing::insert_jobs(&mut tx, jobs, now).await?;
         tx.commit().await.map_err(db)
     }
 

@@ -2,7 +2,7 @@
 //! written once. Each backend has its own migrations folder (types differ); `$n` placeholders work
 //! on both. SQLite runs in WAL mode with `synchronous=FULL`, so a commit survives power loss.
 
-use sigillum_core::ports::{BlobRecord, EnvelopeKey, KeyUse, Organisation};
+use sigillum_core::ports::{BlobRecord, EnvelopeKey, KeyUse, NewJob, Organisation};
 use sigillum_core::{EnvelopeId, OrgId, RepoError, Repository};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
@@ -317,17 +317,25 @@ impl Repository for SqlRepository {
         days.map(|d| u32::try_from(d).map_err(|_| corrupt("retention_days"))).transpose()
     }
 
-    async fn set_retention_days(&self, id: OrgId, days: Option<u32>) -> Result<(), RepoError> {
+    async fn set_retention_days(
+        &self,
+        id: OrgId,
+        days: Option<u32>,
+        now_unix_ms: i64,
+        jobs: &[NewJob],
+    ) -> Result<(), RepoError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
         let done = sqlx::query("UPDATE organisations SET retention_days = $1 WHERE id = $2")
             .bind(days.map(i64::from))
             .bind(id.to_string())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
         if done.rows_affected() == 0 {
             return Err(RepoError::NotFound);
         }
-        Ok(())
+        crate::signing::insert_jobs(&mut tx, jobs, now_unix_ms).await?;
+        tx.commit().await.map_err(db)
     }
 
     async fn insert_envelope_key(&self, k: &EnvelopeKey, wrap_use: &KeyUse) -> Result<(), RepoError> {

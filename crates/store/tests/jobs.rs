@@ -501,6 +501,84 @@ async fn an_envelope_set_up_while_its_node_stops_keeps_every_event() {
     assert!(report.ok, "{:?}", report.problems);
 }
 
+/// Account changes made while their node stops before logging each: every change is stored and
+/// its event logged once when its job is due. A failed login is logged before it is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_changes_while_the_node_stops_keep_every_event() {
+    let (f, store) = stopping_flow().await;
+    let stop = |on: bool| store.stopped.store(on, std::sync::atomic::Ordering::SeqCst);
+    let account_kinds = || async {
+        let leaves = AuditStore::leaves_from(f.s.repo.as_ref(), 0, 10_000).await.unwrap();
+        leaves
+            .iter()
+            .map(|l| {
+                serde_json::from_slice::<serde_json::Value>(&l.event).unwrap()["kind"].as_str().unwrap().to_owned()
+            })
+            .filter(|k| !k.starts_with("envelope.") && k != "checkpoint")
+            .collect::<Vec<String>>()
+    };
+    let before = account_kinds().await;
+    let pw = || "another horse battery staple".to_owned().into();
+    let (a, c) = (&f.accounts, &f.client);
+    // Each step a second after the one before; each fails to answer, but is stored.
+    let step = |ok: bool| {
+        assert!(!ok, "the node stopped before answering");
+        stop(false);
+        f.clock.advance(1_000);
+    };
+    stop(true);
+    step(a.signup("uma@example.org", pw(), "Uma", c).await.is_ok());
+    stop(true);
+    step(a.login("uma@example.org", pw(), None, c).await.is_ok());
+    let out = a.login("uma@example.org", pw(), None, c).await.unwrap();
+    let uma = a.authenticate_session(secrecy::ExposeSecret::expose_secret(&out.session_token)).await.unwrap();
+    stop(true);
+    step(a.create_api_key(&uma, "ci", c).await.is_ok());
+    let key = a.list_api_keys(&uma).await.unwrap()[0].id;
+    stop(true);
+    step(a.revoke_api_key(&uma, key, c).await.is_ok());
+    stop(true);
+    step(a.set_retention(&uma, Some(30), c).await.is_ok());
+    stop(true);
+    step(a.add_member(&uma, "vic@example.org", pw(), "Vic", c).await.is_ok());
+    let vic = a.members(&uma).await.unwrap().into_iter().find(|m| m.email == "vic@example.org").unwrap().id;
+    stop(true);
+    step(a.remove_member(&uma, vic, c).await.is_ok());
+    stop(true);
+    step(a.logout(&uma, c).await.is_ok());
+    assert!(a.authenticate_session(secrecy::ExposeSecret::expose_secret(&out.session_token)).await.is_err());
+    stop(true);
+    assert!(a.login("uma@example.org", "wrong horse battery staple".to_owned().into(), None, c).await.is_err());
+    stop(false);
+
+    // Stored: the second login worked, the key is revoked, Vic is gone, the retention is set.
+    assert!(a.list_api_keys(&uma).await.unwrap()[0].revoked);
+    assert_eq!(a.members(&uma).await.unwrap().len(), 1);
+    assert_eq!(a.organisation(&uma).await.unwrap().retention_days, Some(30));
+    let logged_now = account_kinds().await;
+    assert_eq!(logged_now[before.len()..], ["auth.login"], "only the login that answered: {logged_now:?}");
+    for _ in 0..2 {
+        f.clock.advance(61_000);
+        f.wf.drain().await;
+        let kinds = account_kinds().await;
+        let mut new: Vec<&str> = kinds[before.len()..].iter().map(String::as_str).collect();
+        new.sort_unstable();
+        let mut expected = [
+            "account.created",
+            "auth.login",
+            "auth.login",
+            "api_key.created",
+            "api_key.revoked",
+            "organisation.retention_changed",
+            "member.added",
+            "member.removed",
+            "auth.logout",
+        ];
+        expected.sort_unstable();
+        assert_eq!(new, expected, "{kinds:?}");
+    }
+}
+
 /// A node that stores a change (here: the sending) and stops before appending its audit event:
 /// the event's job, stored with the change, appends it a minute later on a running node, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
