@@ -228,17 +228,7 @@ impl Flow {
             )
             .await
             .unwrap();
-        let f = NewField {
-            recipient_id: r.id.to_string(),
-            kind: "signature".into(),
-            page: 1,
-            x: 10.0,
-            y: 10.0,
-            width: 100.0,
-            height: 30.0,
-            required: true,
-        };
-        envelopes.add_field(p, env.id, f, client).await.unwrap();
+        envelopes.add_field(p, env.id, signature_field(r.id.to_string()), client).await.unwrap();
         env
     }
 }
@@ -392,11 +382,33 @@ impl AuditStore for StopsBeforeLogging {
 
 /// The kinds of an envelope's logged events, in order.
 async fn logged_kinds(repo: &SqlRepository, envelope: EnvelopeId) -> Vec<String> {
-    let leaves = AuditStore::envelope_leaves(repo, envelope, 0).await.unwrap();
+    kinds(&AuditStore::envelope_leaves(repo, envelope, 0).await.unwrap())
+}
+
+/// The kinds of every event in the log.
+async fn all_logged_kinds(repo: &SqlRepository) -> Vec<String> {
+    kinds(&AuditStore::leaves_from(repo, 0, 10_000).await.unwrap())
+}
+
+fn kinds(leaves: &[StoredLeaf]) -> Vec<String> {
     leaves
         .iter()
         .map(|l| serde_json::from_slice::<serde_json::Value>(&l.event).unwrap()["kind"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// A required signature field of `recipient` on page 1.
+fn signature_field(recipient: String) -> NewField {
+    NewField {
+        recipient_id: recipient,
+        kind: "signature".into(),
+        page: 1,
+        x: 10.0,
+        y: 10.0,
+        width: 100.0,
+        height: 30.0,
+        required: true,
+    }
 }
 
 /// A workflow whose audit appends fail while the store is `stopped`.
@@ -442,16 +454,7 @@ async fn an_envelope_set_up_while_its_node_stops_keeps_every_event() {
     f.clock.advance(1_000);
     let recipients = sigillum_core::ports::RecipientStore::recipients(f.s.repo.as_ref(), id).await.unwrap();
     assert_eq!(recipients.len(), 1, "the recipient is stored");
-    let field = NewField {
-        recipient_id: recipients[0].id.to_string(),
-        kind: "signature".into(),
-        page: 1,
-        x: 10.0,
-        y: 10.0,
-        width: 100.0,
-        height: 30.0,
-        required: true,
-    };
+    let field = signature_field(recipients[0].id.to_string());
     stop(true);
     assert!(f.envelopes.add_field(&f.p, id, field, &f.client).await.is_err(), "stopped before answering");
     stop(false);
@@ -470,15 +473,7 @@ async fn an_envelope_set_up_while_its_node_stops_keeps_every_event() {
     // The organisation's webhooks (events of no envelope): created and disabled while the node
     // stops, each logged once.
     let org_kinds = || async {
-        let leaves = AuditStore::leaves_from(f.s.repo.as_ref(), 0, 10_000).await.unwrap();
-        let kinds: Vec<String> = leaves
-            .iter()
-            .map(|l| {
-                serde_json::from_slice::<serde_json::Value>(&l.event).unwrap()["kind"].as_str().unwrap().to_owned()
-            })
-            .filter(|k| k.starts_with("webhook."))
-            .collect();
-        kinds
+        all_logged_kinds(&f.s.repo).await.into_iter().filter(|k| k.starts_with("webhook.")).collect::<Vec<_>>()
     };
     let hook = NewWebhook { url: "https://127.0.0.1/hooks".into(), events: None };
     stop(true);
@@ -508,14 +503,7 @@ async fn account_changes_while_the_node_stops_keep_every_event() {
     let (f, store) = stopping_flow().await;
     let stop = |on: bool| store.stopped.store(on, std::sync::atomic::Ordering::SeqCst);
     let account_kinds = || async {
-        let leaves = AuditStore::leaves_from(f.s.repo.as_ref(), 0, 10_000).await.unwrap();
-        leaves
-            .iter()
-            .map(|l| {
-                serde_json::from_slice::<serde_json::Value>(&l.event).unwrap()["kind"].as_str().unwrap().to_owned()
-            })
-            .filter(|k| !k.starts_with("envelope.") && k != "checkpoint")
-            .collect::<Vec<String>>()
+        all_logged_kinds(&f.s.repo).await.into_iter().filter(|k| !k.starts_with("envelope.")).collect::<Vec<_>>()
     };
     let before = account_kinds().await;
     let pw = || "another horse battery staple".to_owned().into();
