@@ -212,22 +212,7 @@ impl Flow {
         let pdf = sigillum_testkit::pdf::pdf(1);
         let body = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(pdf))]);
         let env = envelopes.create(p, title, body, client).await.unwrap();
-        let r = envelopes
-            .add_recipient(
-                p,
-                env.id,
-                NewRecipient {
-                    name: "Rita".into(),
-                    email: "rita@example.org".into(),
-                    role: "signer".into(),
-                    routing_order: 1,
-                    access_code: None,
-                    language: None,
-                },
-                client,
-            )
-            .await
-            .unwrap();
+        let r = envelopes.add_recipient(p, env.id, rita(), client).await.unwrap();
         envelopes.add_field(p, env.id, signature_field(r.id.to_string()), client).await.unwrap();
         env
     }
@@ -397,6 +382,18 @@ fn kinds(leaves: &[StoredLeaf]) -> Vec<String> {
         .collect()
 }
 
+/// Rita, the one signer of the test envelopes.
+fn rita() -> NewRecipient {
+    NewRecipient {
+        name: "Rita".into(),
+        email: "rita@example.org".into(),
+        role: "signer".into(),
+        routing_order: 1,
+        access_code: None,
+        language: None,
+    }
+}
+
 /// A required signature field of `recipient` on page 1.
 fn signature_field(recipient: String) -> NewField {
     NewField {
@@ -440,16 +437,8 @@ async fn an_envelope_set_up_while_its_node_stops_keeps_every_event() {
     let listed = f.envelopes.list(&f.p).await.unwrap();
     assert_eq!(listed.len(), 1, "the envelope is stored");
     let id = listed[0].id;
-    let rita = NewRecipient {
-        name: "Rita".into(),
-        email: "rita@example.org".into(),
-        role: "signer".into(),
-        routing_order: 1,
-        access_code: None,
-        language: None,
-    };
     stop(true);
-    assert!(f.envelopes.add_recipient(&f.p, id, rita, &f.client).await.is_err(), "stopped before answering");
+    assert!(f.envelopes.add_recipient(&f.p, id, rita(), &f.client).await.is_err(), "stopped before answering");
     stop(false);
     f.clock.advance(1_000);
     let recipients = sigillum_core::ports::RecipientStore::recipients(f.s.repo.as_ref(), id).await.unwrap();
