@@ -809,8 +809,9 @@ pub trait BillingStore: Send + Sync {
     /// Inserts or replaces the account (e.g. the Stripe customer made before a checkout).
     async fn put_billing_account(&self, account: &BillingAccount) -> Result<(), RepoError>;
     async fn billing_event_seen(&self, provider: &str, event_id: &str) -> Result<bool, RepoError>;
-    /// Marks a provider event processed and, when given, stores the account, in one
-    /// transaction. `false`, and nothing written, when the event was processed before.
+    /// Marks a provider event processed and, when given, stores the account and `jobs` (its
+    /// audit event's fallback), in one transaction. `false`, and nothing written, when the event
+    /// was processed before.
     async fn apply_billing_event(
         &self,
         account: Option<&BillingAccount>,
@@ -818,6 +819,7 @@ pub trait BillingStore: Send + Sync {
         event_id: &str,
         kind: &str,
         now_unix_ms: i64,
+        jobs: &[NewJob],
     ) -> Result<bool, RepoError>;
     /// Counts one envelope in the period starting at `period_start_unix_ms` if fewer than
     /// `limit` were counted (no limit: always). Atomic across nodes.

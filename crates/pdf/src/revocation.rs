@@ -212,6 +212,27 @@ pub fn is_self_issued(cert: &CertInfo) -> bool {
 /// whether it lists `cert`.
 pub fn check_crl(crl_der: &[u8], cert: &CertInfo, issuer: &CertInfo, now: u64) -> Result<Verdict, RevocationError> {
     let crl = CertificateList::from_der(crl_der).map_err(|e| RevocationError::Malformed(e.to_string()))?;
+    let listed = revoked_since(&crl, cert, issuer)?;
+    let tbs = &crl.tbs_cert_list;
+    let this_update = tbs.this_update.to_unix_duration().as_secs();
+    let next_update = tbs.next_update.map(|t| t.to_unix_duration().as_secs());
+    match next_update {
+        Some(next) if this_update <= now + CLOCK_SLACK_S && now < next => Ok(match listed {
+            Some(since) => Verdict::Revoked { since },
+            None => Verdict::NotRevoked { next_update: next },
+        }),
+        _ => Err(RevocationError::NotCurrent { this_update, next_update, now }),
+    }
+}
+
+/// When `crl`, once checked to be `issuer`'s and signed by it, says `cert` was revoked (Unix
+/// seconds); `None` if it does not list it. Whether the list is current is the caller's question:
+/// sealing wants it current now, verification at the time of signing.
+pub(crate) fn revoked_since(
+    crl: &CertificateList,
+    cert: &CertInfo,
+    issuer: &CertInfo,
+) -> Result<Option<u64>, RevocationError> {
     let tbs = &crl.tbs_cert_list;
     if tbs.issuer != *issuer.subject() {
         return Err(RevocationError::WrongIssuer {
@@ -223,19 +244,9 @@ pub fn check_crl(crl_der: &[u8], cert: &CertInfo, issuer: &CertInfo, now: u64) -
     if !issuer.verifies(&crl.signature_algorithm.oid, &signed, crl.signature.as_bytes()) {
         return Err(RevocationError::BadSignature);
     }
-    let this_update = tbs.this_update.to_unix_duration().as_secs();
-    let next_update = tbs.next_update.map(|t| t.to_unix_duration().as_secs());
-    match next_update {
-        Some(next) if this_update <= now + CLOCK_SLACK_S && now < next => {
-            let serial = &cert.cert.tbs_certificate.serial_number;
-            let listed = tbs.revoked_certificates.iter().flatten().find(|r| &r.serial_number == serial);
-            Ok(match listed {
-                Some(r) => Verdict::Revoked { since: r.revocation_date.to_unix_duration().as_secs() },
-                None => Verdict::NotRevoked { next_update: next },
-            })
-        }
-        _ => Err(RevocationError::NotCurrent { this_update, next_update, now }),
-    }
+    let serial = &cert.cert.tbs_certificate.serial_number;
+    let listed = tbs.revoked_certificates.iter().flatten().find(|r| &r.serial_number == serial);
+    Ok(listed.map(|r| r.revocation_date.to_unix_duration().as_secs()))
 }
 
 #[cfg(test)]

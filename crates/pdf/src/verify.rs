@@ -7,7 +7,7 @@
 //! whole file (nothing was appended after sealing).
 
 use const_oid::db::rfc5280::ID_KP_TIME_STAMPING;
-use der::{Decode, Encode};
+use der::Decode;
 use lopdf::{Document, Object};
 use serde::Serialize;
 use x509_cert::crl::CertificateList;
@@ -439,16 +439,10 @@ fn crl_status(cert: &CertInfo, issuer: &CertInfo, crls: &Revocation, t: u64) -> 
             found = Some(true);
         }
     }
-    for crl in crls.crls.iter().filter(|c| c.tbs_cert_list.issuer == *issuer.subject()) {
-        let Ok(tbs) = crl.tbs_cert_list.to_der() else { continue };
-        if !issuer.verifies(&crl.signature_algorithm.oid, &tbs, crl.signature.as_bytes()) {
-            continue;
-        }
-        let serial = &cert.cert.tbs_certificate.serial_number;
-        let revoked = crl.tbs_cert_list.revoked_certificates.as_ref().is_some_and(|list| {
-            list.iter().any(|r| &r.serial_number == serial && r.revocation_date.to_unix_duration().as_secs() <= t)
-        });
-        if revoked {
+    // Only CRLs of this issuer, signed by it, count.
+    for crl in &crls.crls {
+        let Ok(listed) = crate::revocation::revoked_since(crl, cert, issuer) else { continue };
+        if listed.is_some_and(|since| since <= t) {
             return Some(false);
         }
         found = Some(true);

@@ -1,7 +1,7 @@
 //! Billing records on SQLite or PostgreSQL: the providers' identifiers and subscription state,
 //! processed provider events, and envelopes counted per usage period.
 
-use sigillum_core::ports::{BillingAccount, BillingStore};
+use sigillum_core::ports::{BillingAccount, BillingStore, NewJob};
 use sigillum_core::{OrgId, RepoError};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -100,6 +100,7 @@ impl BillingStore for SqlRepository {
         event_id: &str,
         kind: &str,
         now_unix_ms: i64,
+        jobs: &[NewJob],
     ) -> Result<bool, RepoError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         let fresh = sqlx::query(
@@ -120,6 +121,7 @@ impl BillingStore for SqlRepository {
             let sql = upsert_sql();
             bind_account(sqlx::query(&sql), a).execute(&mut *tx).await.map_err(db)?;
         }
+        crate::signing::insert_jobs(&mut tx, jobs, now_unix_ms).await?;
         tx.commit().await.map_err(db)?;
         Ok(true)
     }

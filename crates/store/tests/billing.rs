@@ -179,8 +179,22 @@ async fn subscriptions_replays_and_out_of_order_events(s: &common::Stack) {
     let (plan, limit, end) = refused(t.send().await);
     assert_eq!((plan.as_str(), limit, end), ("team", 3, period.end_unix_ms));
 
+    // The change's audit event was stored with it as a fallback job (for a node stopping before
+    // the append, as a retried delivery is a duplicate), and the append settled that job.
+    let audit_jobs = || async {
+        let done: Vec<(String, Option<i64>)> = sqlx::query_as("SELECT id, done_ms FROM jobs WHERE id LIKE 'audit:%'")
+            .fetch_all(t.repo.pool())
+            .await
+            .unwrap();
+        done
+    };
+    let jobs = audit_jobs().await;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert!(jobs[0].1.is_some(), "settled by the append");
+
     // The same event again (a replay, or Stripe delivering twice) changes nothing.
     assert_eq!(t.deliver("evt_1", "customer.subscription.created", "sub_A").await, WebhookOutcome::Duplicate);
+    assert_eq!(audit_jobs().await.len(), 1);
 
     // Cancelled at Stripe; its `deleted` event arrives before an older `updated` one. Both
     // end in the state Stripe reports now: cancelled, back on the free plan.

@@ -31,9 +31,10 @@ use crate::accounts::Principal;
 use crate::audit_log::{Actor, AuditLog, ClientInfo, NewEvent};
 use crate::ids::OrgId;
 use crate::ports::{
-    AccountStore, BillingAccount, BillingStore, Clock, QuotaError, QuotaExceeded, RepoError, Role, SendQuota,
+    AccountStore, BillingAccount, BillingStore, Clock, NewJob, QuotaError, QuotaExceeded, RepoError, Role, SendQuota,
     UsageClaim,
 };
+use crate::workflow::ChangeEvent;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BillingError {
@@ -440,7 +441,8 @@ impl Billing {
     }
 
     async fn ignore(&self, provider: Provider, id: &str, kind: &str) -> Result<WebhookOutcome, BillingError> {
-        let fresh = self.inner.ports.store.apply_billing_event(None, provider.as_str(), id, kind, self.now()).await?;
+        let fresh =
+            self.inner.ports.store.apply_billing_event(None, provider.as_str(), id, kind, self.now(), &[]).await?;
         Ok(if fresh { WebhookOutcome::Ignored } else { WebhookOutcome::Duplicate })
     }
 
@@ -487,28 +489,48 @@ impl Billing {
                     next.period_end_unix_ms,
                 )
         });
-        if !store.apply_billing_event(Some(&next), provider.as_str(), event_id, kind, self.now()).await? {
+        // A provider retries an event until it is answered, but a retry of one stored here is a
+        // duplicate: the change and its audit event are stored together (see `ChangeEvent`).
+        let (logged, jobs) = match changed {
+            true => {
+                let (event, job) = self.subscription_changed(org, provider, kind, sub, plan).await?;
+                (Some(event), vec![job])
+            }
+            false => (None, vec![]),
+        };
+        if !store.apply_billing_event(Some(&next), provider.as_str(), event_id, kind, self.now(), &jobs).await? {
             return Ok(WebhookOutcome::Duplicate);
         }
-        if changed {
-            let mut e = NewEvent::new(
-                EventKind::BillingSubscriptionChanged,
-                None,
-                provider_actor(provider),
-                ClientInfo::default(),
-            )
-            .detail("org_id", Detail::Text(org.to_string()))
-            .detail("provider", Detail::Text(provider.as_str().into()))
-            .detail("event", Detail::Text(kind.into()))
-            .detail("subscription", Detail::Text(sub.id.clone()))
-            .detail("plan", Detail::Text(plan.id.clone()))
-            .detail("status", Detail::Text(sub.status.clone()));
-            if let Some(p) = sub.period {
-                e = e.detail("period_end_unix_ms", Detail::Int(p.end_unix_ms));
-            }
-            self.record(e).await?;
+        if let Some(event) = logged {
+            event.append(&self.inner.ports.audit).await.map_err(|e| BillingError::Internal(format!("audit: {e}")))?;
         }
         Ok(WebhookOutcome::Applied)
+    }
+
+    /// The `billing.subscription_changed` event of a provider's change, prepared with its
+    /// fallback job.
+    async fn subscription_changed(
+        &self,
+        org: OrgId,
+        provider: Provider,
+        kind: &str,
+        sub: &ProviderSubscription,
+        plan: &Plan,
+    ) -> Result<(ChangeEvent, NewJob), BillingError> {
+        let mut e =
+            NewEvent::new(EventKind::BillingSubscriptionChanged, None, provider_actor(provider), ClientInfo::default())
+                .detail("org_id", Detail::Text(org.to_string()))
+                .detail("provider", Detail::Text(provider.as_str().into()))
+                .detail("event", Detail::Text(kind.into()))
+                .detail("subscription", Detail::Text(sub.id.clone()))
+                .detail("plan", Detail::Text(plan.id.clone()))
+                .detail("status", Detail::Text(sub.status.clone()));
+        if let Some(p) = sub.period {
+            e = e.detail("period_end_unix_ms", Detail::Int(p.end_unix_ms));
+        }
+        ChangeEvent::prepare(&self.inner.ports.audit, e, self.now())
+            .await
+            .map_err(|e| BillingError::Internal(format!("audit: {e}")))
     }
 
     /// Refuses a new account beyond the plan's seats (billing on only).
