@@ -113,7 +113,8 @@ const AUDIT_FALLBACK_MS: i64 = 60_000;
 
 /// The audit event of a change, prepared before the change's transaction; its append settles the
 /// fallback job stored with the change. The audit outbox of every change that must not be stored
-/// without its event (envelope states, consent, first views, links, envelope set-up).
+/// without its event: envelope set-up and states, consent, first views, signing links, webhooks,
+/// accounts, billing.
 pub(crate) struct ChangeEvent(crate::audit_log::PreparedEvent);
 
 impl ChangeEvent {
