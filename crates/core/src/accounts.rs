@@ -26,10 +26,6 @@ use crate::ports::{
 use crate::vault::Vault;
 use crate::workflow::ChangeEvent;
 
-fn audit_error(e: crate::audit_log::AuditError) -> AccountError {
-    AccountError::Internal(format!("audit: {e}"))
-}
-
 /// An account event (of no envelope).
 fn account_event(kind: EventKind, actor: Actor, client: &ClientInfo, detail: Option<(&str, Detail)>) -> NewEvent {
     let mut e = NewEvent::new(kind, None, actor, client.clone());
@@ -92,6 +88,13 @@ pub enum AccountError {
     Repo(RepoError),
     #[error("internal: {0}")]
     Internal(String),
+}
+
+/// The audit log failing is this server's fault, whatever the reason.
+impl From<crate::audit_log::AuditError> for AccountError {
+    fn from(e: crate::audit_log::AuditError) -> Self {
+        Self::Internal(format!("audit: {e}"))
+    }
 }
 
 impl From<RepoError> for AccountError {
@@ -293,7 +296,8 @@ impl Accounts {
         client: &ClientInfo,
         detail: Option<(&str, Detail)>,
     ) -> Result<(), AccountError> {
-        self.audit.record(account_event(kind, actor, client, detail)).await.map(|_| ()).map_err(audit_error)
+        self.audit.record(account_event(kind, actor, client, detail)).await?;
+        Ok(())
     }
 
     /// Prepares the event of an account change, with the job to store in the change's own
@@ -307,12 +311,12 @@ impl Accounts {
         detail: Option<(&str, Detail)>,
     ) -> Result<(ChangeEvent, NewJob), AccountError> {
         let e = account_event(kind, actor, client, detail);
-        ChangeEvent::prepare(&self.audit, e, self.clock.now_unix_ms()).await.map_err(audit_error)
+        Ok(ChangeEvent::prepare(&self.audit, e, self.clock.now_unix_ms()).await?)
     }
 
     /// Appends the event of an account change now stored.
     pub(crate) async fn logged(&self, c: ChangeEvent) -> Result<(), AccountError> {
-        c.append(&self.audit).await.map_err(audit_error)
+        Ok(c.append(&self.audit).await?)
     }
 
     /// Creates an organisation and its first account (owner).

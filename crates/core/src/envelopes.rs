@@ -26,10 +26,6 @@ use crate::ports::{Clock, EnvelopeRecord, EnvelopeStore, FieldRecord, RecipientR
 use crate::vault::{Vault, VaultError};
 use crate::workflow::ChangeEvent;
 
-fn audit_error(e: crate::audit_log::AuditError) -> EnvelopeError {
-    EnvelopeError::Internal(format!("audit: {e}"))
-}
-
 pub const ORIGINAL: &str = "original";
 pub const FINAL: &str = "final";
 
@@ -76,6 +72,13 @@ impl From<RepoError> for EnvelopeError {
             RepoError::NotFound => Self::NotFound,
             e => Self::Internal(e.to_string()),
         }
+    }
+}
+
+/// The audit log failing is this server's fault, whatever the reason.
+impl From<crate::audit_log::AuditError> for EnvelopeError {
+    fn from(e: crate::audit_log::AuditError) -> Self {
+        Self::Internal(format!("audit: {e}"))
     }
 }
 
@@ -330,7 +333,8 @@ impl Envelopes {
     }
 
     async fn record(&self, e: NewEvent) -> Result<(), EnvelopeError> {
-        self.audit.record(e).await.map(|_| ()).map_err(audit_error)
+        self.audit.record(e).await?;
+        Ok(())
     }
 
     /// The caller's envelope, or `NotFound` (also for other organisations' envelopes).
@@ -451,7 +455,7 @@ impl Envelopes {
         };
         let stored_with = match events.await {
             Ok((events, jobs)) => self.store.insert_envelope(&record, &jobs).await.map(|()| events).map_err(Into::into),
-            Err(e) => Err(audit_error(e)),
+            Err(e) => Err(e.into()),
         };
         let events = match stored_with {
             Ok(events) => events,
@@ -461,7 +465,7 @@ impl Envelopes {
             }
         };
         for e in events {
-            e.append(&self.audit).await.map_err(audit_error)?;
+            e.append(&self.audit).await?;
         }
         self.view(&record).await
     }
@@ -572,10 +576,9 @@ impl Envelopes {
             .detail("recipient_id", Detail::Text(rid_text))
             .detail("role", Detail::Text(input.role))
             .detail("routing_order", Detail::Int(i64::from(input.routing_order)));
-        let (added, job) =
-            ChangeEvent::prepare(&self.audit, added, record.created_unix_ms).await.map_err(audit_error)?;
+        let (added, job) = ChangeEvent::prepare(&self.audit, added, record.created_unix_ms).await?;
         self.parties.insert_recipient(&record, &[job]).await?;
-        added.append(&self.audit).await.map_err(audit_error)?;
+        added.append(&self.audit).await?;
         Ok(RecipientView {
             id: rid,
             name,
@@ -653,10 +656,9 @@ impl Envelopes {
             .detail("recipient_id", Detail::Text(recipient.to_string()))
             .detail("kind", Detail::Text(record.kind.clone()))
             .detail("page", Detail::Int(i64::from(record.page)));
-        let (added, job) =
-            ChangeEvent::prepare(&self.audit, added, record.created_unix_ms).await.map_err(audit_error)?;
+        let (added, job) = ChangeEvent::prepare(&self.audit, added, record.created_unix_ms).await?;
         self.parties.insert_field(&record, &[job]).await?;
-        added.append(&self.audit).await.map_err(audit_error)?;
+        added.append(&self.audit).await?;
         Ok(FieldView::from(&record))
     }
 

@@ -62,6 +62,13 @@ pub enum BillingError {
     Internal(String),
 }
 
+/// The audit log failing is this server's fault, whatever the reason.
+impl From<crate::audit_log::AuditError> for BillingError {
+    fn from(e: crate::audit_log::AuditError) -> Self {
+        Self::Internal(format!("audit: {e}"))
+    }
+}
+
 /// Stripe's webhook endpoint secret beside its API client.
 pub struct StripeSetup {
     pub api: Arc<dyn StripeApi>,
@@ -248,7 +255,8 @@ impl Billing {
     }
 
     async fn record(&self, e: NewEvent) -> Result<(), BillingError> {
-        self.inner.ports.audit.record(e).await.map(|_| ()).map_err(|e| BillingError::Internal(format!("audit: {e}")))
+        self.inner.ports.audit.record(e).await?;
+        Ok(())
     }
 
     /// Starts a subscription to `plan_id` at `provider`: returns the hosted page to redirect to.
@@ -502,7 +510,7 @@ impl Billing {
             return Ok(WebhookOutcome::Duplicate);
         }
         if let Some(event) = logged {
-            event.append(&self.inner.ports.audit).await.map_err(|e| BillingError::Internal(format!("audit: {e}")))?;
+            event.append(&self.inner.ports.audit).await?;
         }
         Ok(WebhookOutcome::Applied)
     }
@@ -528,9 +536,7 @@ impl Billing {
         if let Some(p) = sub.period {
             e = e.detail("period_end_unix_ms", Detail::Int(p.end_unix_ms));
         }
-        ChangeEvent::prepare(&self.inner.ports.audit, e, self.now())
-            .await
-            .map_err(|e| BillingError::Internal(format!("audit: {e}")))
+        Ok(ChangeEvent::prepare(&self.inner.ports.audit, e, self.now()).await?)
     }
 
     /// Refuses a new account beyond the plan's seats (billing on only).
