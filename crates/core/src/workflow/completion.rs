@@ -161,18 +161,19 @@ impl Workflow {
         recipients: &[RecipientRecord],
     ) -> Result<Vec<u8>, EnvelopeError> {
         let id = env.id;
-        let trail = self.inner.audit.envelope_trail(id, 0).await.map_err(|e| internal(format!("audit: {e}")))?;
+        let trail = self.inner.audit.envelope_trail(id, 0).await?;
         let locales = signer_locales(&trail);
         let (marks, signatures) = self.marks(env, recipients, &locales).await?;
         let original = self.inner.vault.read_blob(id, ORIGINAL, 1).await?;
         // One parse of the original for the values and the certificate pages (see
         // sigillum_pdf::final_document).
-        let flattened = tokio::task::spawn_blocking(move || {
-            sigillum_pdf::final_document::FlattenedDocument::new(&original, &marks)
-        })
-        .await
-        .map_err(internal)?
-        .map_err(internal)?;
+        let flattened = self
+            .inner
+            .cpu
+            .run(move || sigillum_pdf::final_document::FlattenedDocument::new(&original, &marks))
+            .await
+            .map_err(internal)?
+            .map_err(internal)?;
         let signed_content_sha256 = hex::encode(flattened.signed_content_sha256());
         let people = self.people(id, recipients).await?;
         let title = self.title(env).await?;
@@ -201,7 +202,10 @@ impl Workflow {
             events: &trail.events,
         };
         let json = serde_json::to_vec_pretty(&attached).map_err(internal)?;
-        let with_certificate = tokio::task::spawn_blocking(move || flattened.with_certificate(&cert, &json))
+        let with_certificate = self
+            .inner
+            .cpu
+            .run(move || flattened.with_certificate(&cert, &json))
             .await
             .map_err(internal)?
             .map_err(internal)?;

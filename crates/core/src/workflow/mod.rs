@@ -10,6 +10,7 @@
 //! it, and by the job only if this node stopped first) and its webhook event.
 
 mod completion;
+mod cpu;
 mod jobs;
 mod mail;
 mod previews;
@@ -78,6 +79,8 @@ struct Inner {
     config: WorkflowConfig,
     /// Wakes the local worker when a job was enqueued.
     wake: tokio::sync::Notify,
+    /// Bounds the CPU-heavy parts of jobs to one per core.
+    cpu: cpu::CpuGate,
 }
 
 #[derive(Clone)]
@@ -154,7 +157,16 @@ impl Workflow {
     ) -> Self {
         let config = WorkflowConfig { public_url: config.public_url.trim_end_matches('/').to_owned(), ..config };
         Self {
-            inner: Arc::new(Inner { ports, envelopes, vault, audit, clock, config, wake: tokio::sync::Notify::new() }),
+            inner: Arc::new(Inner {
+                ports,
+                envelopes,
+                vault,
+                audit,
+                clock,
+                config,
+                wake: tokio::sync::Notify::new(),
+                cpu: cpu::CpuGate::per_core(),
+            }),
         }
     }
 
@@ -163,7 +175,8 @@ impl Workflow {
     }
 
     async fn record(&self, e: NewEvent) -> Result<(), EnvelopeError> {
-        self.inner.audit.record(e).await.map(|_| ()).map_err(|e| internal(format!("audit: {e}")))
+        self.inner.audit.record(e).await?;
+        Ok(())
     }
 
     /// What a state change reports, to store in the change's own transaction: the fallback job
@@ -176,8 +189,7 @@ impl Workflow {
         webhook: Option<(crate::OrgId, &str, serde_json::Value)>,
         now: i64,
     ) -> Result<(ChangeEvent, Vec<NewJob>), EnvelopeError> {
-        let (event, job) =
-            ChangeEvent::prepare(&self.inner.audit, audit, now).await.map_err(|e| internal(format!("audit: {e}")))?;
+        let (event, job) = ChangeEvent::prepare(&self.inner.audit, audit, now).await?;
         let mut jobs = vec![job];
         if let Some((org, name, data)) = webhook {
             jobs.extend(self.event_jobs(org, name, data, now).await?);
@@ -187,7 +199,7 @@ impl Workflow {
 
     /// Appends the event of a change now stored; the append marks its fallback job done.
     async fn record_change(&self, c: ChangeEvent) -> Result<(), EnvelopeError> {
-        c.append(&self.inner.audit).await.map_err(|e| internal(format!("audit: {e}")))
+        Ok(c.append(&self.inner.audit).await?)
     }
 
     async fn enqueue(&self, jobs: &[NewJob]) -> Result<(), EnvelopeError> {

@@ -40,7 +40,7 @@ impl Workflow {
             Err(VaultError::NotFound | VaultError::Repo(RepoError::NotFound)) => return Ok(()),
             Err(e) => return Err(e.into()),
         };
-        let rendered = match tokio::task::spawn_blocking(move || sigillum_pdf::preview::render_pages(&original)).await {
+        let rendered = match self.inner.cpu.run(move || sigillum_pdf::preview::render_pages(&original)).await {
             Ok(Ok(rendered)) => rendered,
             // The renderer refuses this document, and would on every retry: readers are told
             // so instead of "pending" for ever.

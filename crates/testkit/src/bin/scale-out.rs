@@ -140,36 +140,59 @@ impl Cluster {
     }
 }
 
-/// Every node's job-wait histogram (`sigillum_job_wait_seconds`, all kinds): observations at or
-/// below each bucket bound, summed over the nodes on `ports`.
-async fn job_waits(http: &reqwest::Client, ports: &[u16]) -> Vec<(f64, f64)> {
-    let mut buckets: Vec<(f64, f64)> = Vec::new();
+/// Every node's job-wait histogram (`sigillum_job_wait_seconds`): per job kind, observations at
+/// or below each bucket bound, summed over the nodes on `ports`.
+async fn job_waits(http: &reqwest::Client, ports: &[u16]) -> Waits {
+    let mut waits = Waits::new();
     for port in ports {
         let url = format!("https://127.0.0.1:{port}/metrics");
         let Ok(r) = http.get(url).bearer_auth(METRICS_TOKEN).send().await else { continue };
         let Ok(text) = r.text().await else { continue };
         for line in text.lines().filter(|l| l.starts_with("sigillum_job_wait_seconds_bucket{")) {
-            let le = line.split("le=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or_default();
+            let label = |name: &str| {
+                line.split(&format!("{name}=\""))
+                    .nth(1)
+                    .and_then(|r| r.split('"').next())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let le = label("le");
             let le = if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap_or(f64::NAN) };
             let n: f64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+            let buckets = waits.entry(label("kind")).or_default();
             match buckets.iter_mut().find(|(b, _)| *b == le) {
                 Some((_, total)) => *total += n,
                 None => buckets.push((le, n)),
             }
         }
     }
-    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-    buckets
+    for buckets in waits.values_mut() {
+        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    waits
 }
 
-/// From two histogram readings: jobs taken in between, and the bucket bound within which 99 % of
-/// them waited.
-fn wait_p99(before: &[(f64, f64)], after: &[(f64, f64)]) -> (f64, f64) {
-    let diff: Vec<(f64, f64)> = after
-        .iter()
-        .map(|(le, n)| (*le, n - before.iter().find(|(b, _)| b == le).map(|(_, m)| *m).unwrap_or(0.0)))
-        .collect();
+/// Job-wait histograms by kind: (bucket bound, observations at or below it).
+type Waits = std::collections::BTreeMap<String, Vec<(f64, f64)>>;
+
+/// From two histogram readings of some kinds: jobs taken in between, and the bucket bound within
+/// which 99 % of them waited.
+fn wait_p99(before: &Waits, after: &Waits, kinds: impl Fn(&str) -> bool) -> (f64, f64) {
+    let mut diff: Vec<(f64, f64)> = Vec::new();
+    for (kind, buckets) in after.iter().filter(|(k, _)| kinds(k)) {
+        for (le, n) in buckets {
+            let was = before.get(kind).and_then(|b| b.iter().find(|(b, _)| b == le)).map(|(_, m)| *m).unwrap_or(0.0);
+            match diff.iter_mut().find(|(b, _)| b == le) {
+                Some((_, total)) => *total += n - was,
+                None => diff.push((*le, n - was)),
+            }
+        }
+    }
+    diff.sort_by(|a, b| a.0.total_cmp(&b.0));
     let total = diff.last().map(|(_, n)| *n).unwrap_or(0.0);
+    if std::env::var_os("SCALE_OUT_HISTOGRAM").is_some() {
+        println!("    {diff:?}");
+    }
     let p99 = diff.iter().find(|(_, n)| *n >= 0.99 * total).map(|(le, _)| *le).unwrap_or(f64::INFINITY);
     (total, p99)
 }
@@ -530,12 +553,21 @@ async fn bench(
     let cpu = cores_used(&cpu_before, &cpu_by_command(), elapsed);
     // The last jobs of the last flows (mail, webhooks) are still being taken: let them.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (jobs, p99) = wait_p99(&waits_before, &job_waits(&metrics_http, &ports).await);
+    let waits_after = job_waits(&metrics_http, &ports).await;
+    let (jobs, p99) = wait_p99(&waits_before, &waits_after, |_| true);
+    let by_kind: Vec<String> = waits_after
+        .keys()
+        .map(|kind| {
+            let (n, p99) = wait_p99(&waits_before, &waits_after, |k| k == kind);
+            format!("{kind} {n} <= {p99} s")
+        })
+        .collect();
     let per_s = done.len() as f64 / elapsed.as_secs_f64();
     println!(
-        "  {name}: {} flows in {:.1} s: {per_s:.2} flows/s; {jobs} jobs, 99 % waited <= {p99} s; {cpu}",
+        "  {name}: {} flows in {:.1} s: {per_s:.2} flows/s; {jobs} jobs, 99 % waited <= {p99} s ({}); {cpu}",
         done.len(),
         elapsed.as_secs_f64(),
+        by_kind.join(", "),
     );
     let mut cluster = cluster;
     for n in &mut cluster.nodes {
