@@ -16,7 +16,8 @@
 //! three nodes with PostgreSQL, each behind haproxy, with the same blob store (S3), key manager
 //! (SoftHSM2) and mail relay; the ratios (targets: PostgreSQL ≥ 0.5 of SQLite, three nodes ≥ one);
 //! and the job lag p99: how long jobs waited between being due and a node taking them, from the
-//! nodes' own `sigillum_job_wait_seconds` histograms (target < 1 s).
+//! nodes' own `sigillum_job_wait_seconds` histograms (target < 1 s), also by job kind
+//! (`SCALE_OUT_HISTOGRAM=1` prints each histogram's buckets).
 //!
 //! Exit 0 when every check passes and (with `--check`) every target is met; 1 otherwise.
 #![forbid(unsafe_code)]
