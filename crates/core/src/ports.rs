@@ -398,12 +398,14 @@ pub trait AccountStore: Send + Sync {
     ) -> Result<(), RepoError>;
     /// Records `step` as used if it is later than every step used before; false for a replay.
     async fn use_totp_step(&self, user: crate::ids::UserId, step: i64) -> Result<bool, RepoError>;
-    /// Marks an unused recovery code used; false if there is none with this hash.
+    /// Marks an unused recovery code used and stores `jobs` (its audit event's fallback job) in
+    /// the same transaction; false, storing nothing, if there is no unused code with this hash.
     async fn use_recovery_code(
         &self,
         user: crate::ids::UserId,
         hash: &[u8; 32],
         now_unix_ms: i64,
+        jobs: &[NewJob],
     ) -> Result<bool, RepoError>;
     async fn unused_recovery_codes(&self, user: crate::ids::UserId) -> Result<u32, RepoError>;
 }

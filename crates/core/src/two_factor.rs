@@ -43,6 +43,9 @@ fn normalise_recovery(code: &str) -> String {
     code.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect()
 }
 
+/// Characters of a recovery code, without its dash.
+const RECOVERY_CODE_CHARS: usize = 10;
+
 /// A fresh recovery code: 10 base32 characters (50 bits), shown as `XXXXX-XXXXX`.
 fn recovery_code() -> Result<String, AccountError> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
@@ -145,20 +148,28 @@ impl Accounts {
         if self.check_code(&rec, &user.email, code).await? {
             return Ok(());
         }
-        let hash = sha256(normalise_recovery(code).as_bytes());
-        if self.store.use_recovery_code(user.id, &hash, self.clock.now_unix_ms()).await? {
-            let left = self.store.unused_recovery_codes(user.id).await?;
-            let actor = Actor {
-                kind: sigillum_audit::ActorKind::User,
-                id: Some(user.id.to_string()),
-                name: Some(user.name.clone()),
-                email: Some(user.email.clone()),
-            };
-            self.event(EventKind::RecoveryCodeUsed, actor, client, Some(("remaining", Detail::Int(i64::from(left)))))
-                .await?;
-            return Ok(());
+        // Only what can be a recovery code is tried as one (a mistyped app code is not), and
+        // only while some are left: each try prepares the audit event that its use stores.
+        let recovery = normalise_recovery(code);
+        let left = self.store.unused_recovery_codes(user.id).await?;
+        if recovery.len() != RECOVERY_CODE_CHARS || left == 0 {
+            return Err(AccountError::InvalidTotp);
         }
-        Err(AccountError::InvalidTotp)
+        let actor = Actor {
+            kind: sigillum_audit::ActorKind::User,
+            id: Some(user.id.to_string()),
+            name: Some(user.name.clone()),
+            email: Some(user.email.clone()),
+        };
+        // The code's use and its event are stored together. `remaining` is counted before the
+        // use: two codes used at the same instant would both report the same count.
+        let remaining = Some(("remaining", Detail::Int(i64::from(left) - 1)));
+        let (used, job) = self.change(EventKind::RecoveryCodeUsed, actor, client, remaining).await?;
+        let hash = sha256(recovery.as_bytes());
+        if !self.store.use_recovery_code(user.id, &hash, self.clock.now_unix_ms(), &[job]).await? {
+            return Err(AccountError::InvalidTotp);
+        }
+        self.logged(used).await
     }
 }
 
@@ -183,5 +194,6 @@ mod tests {
         assert_eq!(c.len(), 11);
         assert_eq!(&c[5..6], "-");
         assert_eq!(normalise_recovery(&c.to_lowercase().replace('-', " ")), c.replace('-', ""));
+        assert_eq!(normalise_recovery(&c).len(), RECOVERY_CODE_CHARS);
     }
 }

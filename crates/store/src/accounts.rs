@@ -373,17 +373,29 @@ impl AccountStore for SqlRepository {
         Ok(r.rows_affected() == 1)
     }
 
-    async fn use_recovery_code(&self, user: UserId, hash: &[u8; 32], now: i64) -> Result<bool, RepoError> {
+    async fn use_recovery_code(
+        &self,
+        user: UserId,
+        hash: &[u8; 32],
+        now: i64,
+        jobs: &[NewJob],
+    ) -> Result<bool, RepoError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
         let r = sqlx::query(
             "UPDATE recovery_codes SET used_ms = $1 WHERE user_id = $2 AND code_hash = $3 AND used_ms IS NULL",
         )
         .bind(now)
         .bind(user.to_string())
         .bind(hash.to_vec())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db)?;
-        Ok(r.rows_affected() == 1)
+        if r.rows_affected() != 1 {
+            return Ok(false);
+        }
+        crate::signing::insert_jobs(&mut tx, jobs, now).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(true)
     }
 
     async fn unused_recovery_codes(&self, user: UserId) -> Result<u32, RepoError> {

@@ -67,20 +67,6 @@ async fn a_throttled_account_opens_again_after_the_window() {
     login(&a).await.unwrap();
 }
 
-/// RFC 6238 (SHA-1, 6 digits, 30 s) computed by Python's standard library, independently of the
-/// TOTP crate the server uses.
-fn python_totp(secret_b32: &str, unix_s: i64) -> String {
-    let script = "import base64,hmac,hashlib,struct,sys\n\
-        k=base64.b32decode(sys.argv[1]+'='*(-len(sys.argv[1])%8))\n\
-        h=hmac.new(k,struct.pack('>Q',int(sys.argv[2])//30),hashlib.sha1).digest()\n\
-        o=h[-1]&15\n\
-        print('%06d'%((struct.unpack('>I',h[o:o+4])[0]&0x7fffffff)%1000000))";
-    let out =
-        std::process::Command::new("python3").args(["-c", script, secret_b32, &unix_s.to_string()]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
 #[tokio::test]
 async fn totp_two_factor_with_single_use_codes_and_recovery_codes() {
     use secrecy::ExposeSecret;
@@ -98,7 +84,7 @@ async fn totp_two_factor_with_single_use_codes_and_recovery_codes() {
     assert!(a.login("ada@example.org", SecretString::from(PW), None, &client).await.is_ok());
 
     assert!(matches!(a.enable_totp(&p, "000000", &client).await, Err(AccountError::InvalidTotp)));
-    let code = python_totp(&setup.secret, now());
+    let code = sigillum_testkit::totp_code(&setup.secret, now());
     let recovery = a.enable_totp(&p, &code, &client).await.unwrap();
     assert_eq!(recovery.len(), 10);
     assert!(matches!(a.setup_totp(&p).await, Err(AccountError::TotpState("totp_already_enabled"))));
@@ -112,12 +98,15 @@ async fn totp_two_factor_with_single_use_codes_and_recovery_codes() {
     assert!(matches!(login(None).await, Err(AccountError::TotpRequired)));
     assert!(matches!(login(Some(code.clone())).await, Err(AccountError::InvalidTotp)), "replayed code");
     clock.advance(30_000);
-    assert!(login(Some(python_totp(&setup.secret, now()))).await.is_ok());
+    assert!(login(Some(sigillum_testkit::totp_code(&setup.secret, now()))).await.is_ok());
     // One step of clock skew either way is accepted; more is not.
     clock.advance(30_000);
-    assert!(login(Some(python_totp(&setup.secret, now() + 30))).await.is_ok());
+    assert!(login(Some(sigillum_testkit::totp_code(&setup.secret, now() + 30))).await.is_ok());
     clock.advance(90_000);
-    assert!(matches!(login(Some(python_totp(&setup.secret, now() + 90))).await, Err(AccountError::InvalidTotp)));
+    assert!(matches!(
+        login(Some(sigillum_testkit::totp_code(&setup.secret, now() + 90))).await,
+        Err(AccountError::InvalidTotp)
+    ));
 
     // A recovery code works once, in any case and spacing.
     let rc = recovery[3].to_lowercase().replace('-', " ");

@@ -17,8 +17,8 @@ use sigillum_core::ports::{
 use sigillum_core::workflow::{NewWebhook, SendRequest};
 use sigillum_core::Repository;
 use sigillum_core::{
-    Accounts, AuditLog, ClientInfo, EnvelopeId, EnvelopeView, Envelopes, NewEvent, Principal, Workflow, WorkflowConfig,
-    WorkflowPorts,
+    AccountError, Accounts, AuditLog, ClientInfo, EnvelopeId, EnvelopeView, Envelopes, NewEvent, Principal, Workflow,
+    WorkflowConfig, WorkflowPorts,
 };
 use sigillum_store::SqlRepository;
 
@@ -554,6 +554,53 @@ async fn account_changes_while_the_node_stops_keep_every_event() {
         expected.sort_unstable();
         assert_eq!(new, expected, "{kinds:?}");
     }
+}
+
+/// A login with a recovery code while the node stops: the code's use is stored with its event's
+/// job, so the event is logged once, a minute later, with the count of codes left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovery_code_used_while_the_node_stops_keeps_its_event() {
+    use secrecy::ExposeSecret;
+    let (f, store) = stopping_flow().await;
+    let stop = |on: bool| store.stopped.store(on, std::sync::atomic::Ordering::SeqCst);
+    let (a, c) = (&f.accounts, &f.client);
+    let pw = || "another horse battery staple".to_owned().into();
+    a.signup("tom@example.org", pw(), "Tom", c).await.unwrap();
+    let out = a.login("tom@example.org", pw(), None, c).await.unwrap();
+    let tom = a.authenticate_session(out.session_token.expose_secret()).await.unwrap();
+    let setup = a.setup_totp(&tom).await.unwrap();
+    let code = sigillum_testkit::totp_code(&setup.secret, sigillum_core::ports::Clock::now_unix_ms(&*f.clock) / 1000);
+    let recovery = a.enable_totp(&tom, &code, c).await.unwrap();
+    let used = || async {
+        let leaves = AuditStore::leaves_from(&*f.s.repo, 0, 10_000).await.unwrap();
+        leaves
+            .iter()
+            .map(|l| serde_json::from_slice::<serde_json::Value>(&l.event).unwrap())
+            .filter(|e| e["kind"] == "auth.recovery_code_used")
+            .collect::<Vec<_>>()
+    };
+
+    stop(true);
+    let r = a.login("tom@example.org", pw(), Some(&recovery[0]), c).await;
+    assert!(r.is_err(), "the node stopped before answering");
+    stop(false);
+    assert!(used().await.is_empty());
+    // The code is spent all the same; a wrong or mistyped code spends nothing and logs nothing.
+    let refused = a.login("tom@example.org", pw(), Some(&recovery[0]), c).await;
+    assert!(matches!(refused, Err(AccountError::InvalidTotp)), "{:?}", refused.err());
+    let mistyped = a.login("tom@example.org", pw(), Some("12345"), c).await;
+    assert!(matches!(mistyped, Err(AccountError::InvalidTotp)), "{:?}", mistyped.err());
+    for _ in 0..2 {
+        f.clock.advance(61_000);
+        f.wf.drain().await;
+        let events = used().await;
+        assert_eq!(events.len(), 1, "logged once, also after a second pass: {events:?}");
+        assert_eq!(events[0]["details"]["remaining"], 9, "{}", events[0]);
+    }
+    // The next code works, and its event counts one fewer.
+    a.login("tom@example.org", pw(), Some(&recovery[1]), c).await.unwrap();
+    let events = used().await;
+    assert_eq!(events.iter().map(|e| e["details"]["remaining"].clone()).collect::<Vec<_>>(), [9, 8]);
 }
 
 /// A node that stores a change (here: the sending) and stops before appending its audit event:

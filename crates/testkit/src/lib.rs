@@ -20,6 +20,20 @@ use std::sync::OnceLock;
 
 use secrecy::SecretString;
 
+/// RFC 6238 (SHA-1, 6 digits, 30 s) computed by Python's standard library, independently of the
+/// TOTP crate the server uses.
+pub fn totp_code(secret_b32: &str, unix_s: i64) -> String {
+    let script = "import base64,hmac,hashlib,struct,sys\n\
+        k=base64.b32decode(sys.argv[1]+'='*(-len(sys.argv[1])%8))\n\
+        h=hmac.new(k,struct.pack('>Q',int(sys.argv[2])//30),hashlib.sha1).digest()\n\
+        o=h[-1]&15\n\
+        print('%06d'%((struct.unpack('>I',h[o:o+4])[0]&0x7fffffff)%1000000))";
+    let out =
+        std::process::Command::new("python3").args(["-c", script, secret_b32, &unix_s.to_string()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
 /// The UTC calendar date `(year, month, day)` of a unix time, by Howard Hinnant's civil-from-days
 /// algorithm: independent of the date code under test.
 pub fn civil_date(unix_s: i64) -> (i64, i64, i64) {
