@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use cryptoki::context::{CInitializeArgs, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
@@ -179,30 +179,45 @@ impl Pkcs11KeyManager {
         &self,
         f: impl FnOnce(&Session) -> Result<T, KeyManagerError> + Send + 'static,
     ) -> Result<T, KeyManagerError> {
-        let session = self.session.clone();
-        tokio::task::spawn_blocking(move || {
-            let guard = session.session.lock().map_err(|_| KeyManagerError::Unavailable("pkcs11 session".into()))?;
-            f(&guard)
-        })
-        .await
-        .map_err(|_| KeyManagerError::Unavailable("pkcs11 task failed".into()))?
+        self.on_token(false, f).await
     }
 
-    /// As [`Self::with_session`], for operations that add or remove token objects: they run one
-    /// at a time in this process. SoftHSM2 (the token of the tests) can fail with
-    /// CKR_GENERAL_ERROR when two sessions create token objects at the same moment; these
-    /// operations are rare (a new organisation, a rotation, an erasure), so nothing is lost.
+    /// As [`Self::with_session`], for operations that add or remove token objects: each runs
+    /// alone in this process, while no other session uses the module. SoftHSM2 (the token of
+    /// the tests) fails with CKR_GENERAL_ERROR, about once in twenty test runs, when a token
+    /// object is created while another session creates one or looks objects up. These
+    /// operations are rare (a new organisation, a rotation, an erasure), so the wait costs
+    /// nothing that matters.
     async fn changing_token<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Session) -> Result<T, KeyManagerError> + Send + 'static,
     ) -> Result<T, KeyManagerError> {
-        static TOKEN_CHANGES: Mutex<()> = Mutex::new(());
-        self.with_session(move |s| {
-            let _one_at_a_time =
-                TOKEN_CHANGES.lock().map_err(|_| KeyManagerError::Unavailable("pkcs11 token lock".into()))?;
-            f(s)
+        self.on_token(true, f).await
+    }
+
+    async fn on_token<T: Send + 'static>(
+        &self,
+        exclusive: bool,
+        f: impl FnOnce(&Session) -> Result<T, KeyManagerError> + Send + 'static,
+    ) -> Result<T, KeyManagerError> {
+        /// Shared by every use of a token in this process, taken alone by token changes.
+        static TOKEN_USE: RwLock<()> = RwLock::new(());
+        fn poisoned<E>(_: E) -> KeyManagerError {
+            KeyManagerError::Unavailable("pkcs11 token lock".into())
+        }
+        let session = self.session.clone();
+        tokio::task::spawn_blocking(move || {
+            let guard = session.session.lock().map_err(|_| KeyManagerError::Unavailable("pkcs11 session".into()))?;
+            if exclusive {
+                let _alone = TOKEN_USE.write().map_err(poisoned)?;
+                f(&guard)
+            } else {
+                let _shared = TOKEN_USE.read().map_err(poisoned)?;
+                f(&guard)
+            }
         })
         .await
+        .map_err(|_| KeyManagerError::Unavailable("pkcs11 task failed".into()))?
     }
 
     /// Asks the token to reveal a KEK in every way PKCS#11 allows; a sound HSM refuses all.
