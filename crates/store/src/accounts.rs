@@ -64,7 +64,7 @@ fn key_row(r: &(impl Columns + ?Sized)) -> Result<ApiKeyRecord, RepoError> {
 #[async_trait::async_trait]
 impl AccountStore for SqlRepository {
     async fn insert_user(&self, u: &UserRecord, jobs: &[NewJob]) -> Result<(), RepoError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO users (id, org_id, email, name, password_hash, role, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -110,7 +110,7 @@ impl AccountStore for SqlRepository {
     }
 
     async fn delete_user(&self, org: OrgId, id: UserId, now_unix_ms: i64, jobs: &[NewJob]) -> Result<(), RepoError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_write().await?;
         // Explicitly, not only by cascade: SQLite enforces foreign keys only when asked to.
         for table in ["sessions", "api_keys", "user_totp", "recovery_codes"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
@@ -133,7 +133,7 @@ impl AccountStore for SqlRepository {
     }
 
     async fn insert_session(&self, s: &SessionRecord, jobs: &[NewJob]) -> Result<(), RepoError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO sessions (token_hash, user_id, csrf_hash, created_ms, last_seen_ms, expires_ms) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -176,7 +176,7 @@ impl AccountStore for SqlRepository {
     }
 
     async fn delete_session(&self, token_hash: &[u8; 32], now_unix_ms: i64, jobs: &[NewJob]) -> Result<(), RepoError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
             .bind(token_hash.to_vec())
             .execute(&mut *tx)
@@ -187,7 +187,7 @@ impl AccountStore for SqlRepository {
     }
 
     async fn insert_api_key(&self, k: &ApiKeyRecord, jobs: &[NewJob]) -> Result<(), RepoError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO api_keys (id, org_id, user_id, name, prefix, key_hash, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -226,7 +226,7 @@ impl AccountStore for SqlRepository {
     }
 
     async fn revoke_api_key(&self, org: OrgId, id: ApiKeyId, now: i64, jobs: &[NewJob]) -> Result<(), RepoError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_write().await?;
         let r = sqlx::query("UPDATE api_keys SET revoked_ms = COALESCE(revoked_ms, $1) WHERE id = $2 AND org_id = $3")
             .bind(now)
             .bind(id.to_string())
@@ -334,7 +334,7 @@ impl AccountStore for SqlRepository {
         recovery_hashes: &[[u8; 32]],
         jobs: &[NewJob],
     ) -> Result<(), RepoError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_write().await?;
         let r = sqlx::query("UPDATE user_totp SET enabled_ms = $1 WHERE user_id = $2 AND enabled_ms IS NULL")
             .bind(now)
             .bind(user.to_string())
@@ -380,7 +380,7 @@ impl AccountStore for SqlRepository {
         now: i64,
         jobs: &[NewJob],
     ) -> Result<bool, RepoError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_write().await?;
         let r = sqlx::query(
             "UPDATE recovery_codes SET used_ms = $1 WHERE user_id = $2 AND code_hash = $3 AND used_ms IS NULL",
         )

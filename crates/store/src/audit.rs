@@ -232,7 +232,7 @@ impl SqlRepository {
     ) -> Result<(u64, StoredCheckpoint), RepoError> {
         // The append counter moves, so whatever the writer remembered is stale.
         drop(self.audit_writer.take().state);
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_write().await?;
         let size = sqlx::query("UPDATE audit_log_head SET appends = appends + 1 WHERE id = 1 RETURNING size")
             .fetch_one(&mut *tx)
             .await

@@ -221,7 +221,7 @@ impl SqlRepository {
     /// Loads `dump` into this database, which must hold no data yet (freshly migrated), in one
     /// transaction. The dump must be of this schema version.
     pub async fn load(&self, dump: &DatabaseDump) -> Result<(), BackupError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_write().await?;
         if self.backend == Backend::Sqlite {
             tx.execute("PRAGMA defer_foreign_keys = ON").await.map_err(db)?;
         }

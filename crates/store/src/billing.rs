@@ -102,7 +102,7 @@ impl BillingStore for SqlRepository {
         now_unix_ms: i64,
         jobs: &[NewJob],
     ) -> Result<bool, RepoError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_write().await?;
         let fresh = sqlx::query(
             "INSERT INTO billing_events (provider, event_id, kind, received_ms) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (provider, event_id) DO NOTHING",

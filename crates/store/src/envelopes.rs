@@ -36,7 +36,7 @@ pub(crate) fn envelope_row(r: &(impl Columns + ?Sized)) -> Result<EnvelopeRecord
 #[async_trait::async_trait]
 impl EnvelopeStore for SqlRepository {
     async fn insert_envelope(&self, e: &EnvelopeRecord, jobs: &[NewJob]) -> Result<(), RepoError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO envelopes (id, org_id, created_by, title_sealed, status, document_sha256, document_bytes, \
              pages, created_ms, updated_ms, uploaded_sha256, sanitised_removed) \

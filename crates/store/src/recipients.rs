@@ -49,7 +49,7 @@ fn field_row(r: &(impl Columns + ?Sized)) -> Result<FieldRecord, RepoError> {
 #[async_trait::async_trait]
 impl RecipientStore for SqlRepository {
     async fn insert_recipient(&self, r: &RecipientRecord, jobs: &[NewJob]) -> Result<(), RepoError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO recipients (id, envelope_id, name_sealed, email_sealed, role, routing_order, status, created_ms, \
              access_code_hash, language) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -82,7 +82,7 @@ impl RecipientStore for SqlRepository {
     }
 
     async fn insert_field(&self, f: &FieldRecord, jobs: &[NewJob]) -> Result<(), RepoError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO fields (id, envelope_id, recipient_id, kind, page, x, y, width, height, required, created_ms) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",

@@ -60,7 +60,7 @@ fn value_row(r: &AnyRow) -> Result<FieldValueRecord, RepoError> {
 #[async_trait::async_trait]
 impl SigningStore for SqlRepository {
     async fn change_envelope(&self, c: &EnvelopeChange) -> Result<(), RepoError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_write().await?;
         let send = c.send.as_ref();
         let done = sqlx::query(
             "UPDATE envelopes SET status = $1, updated_ms = $2, sent_ms = COALESCE($3, sent_ms), \
@@ -96,7 +96,7 @@ impl SigningStore for SqlRepository {
         ids: &[uuid::Uuid],
         jobs: &[NewJob],
     ) -> Result<Vec<uuid::Uuid>, RepoError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_write().await?;
         let mut moved = Vec::new();
         let mut due = Vec::new();
         for (i, id) in ids.iter().enumerate() {
@@ -125,7 +125,7 @@ impl SigningStore for SqlRepository {
         now_unix_ms: i64,
         jobs: &[NewJob],
     ) -> Result<bool, RepoError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_write().await?;
         let r = sqlx::query("UPDATE recipients SET status = 'delivered' WHERE id = $1 AND status = 'sent'")
             .bind(recipient.to_string())
             .execute(&mut *tx)
@@ -140,7 +140,7 @@ impl SigningStore for SqlRepository {
     }
 
     async fn record_consent(&self, recipient: uuid::Uuid, now_unix_ms: i64, jobs: &[NewJob]) -> Result<(), RepoError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE recipients SET consented_ms = COALESCE(consented_ms, $1) WHERE id = $2")
             .bind(now_unix_ms)
             .bind(recipient.to_string())
@@ -152,7 +152,7 @@ impl SigningStore for SqlRepository {
     }
 
     async fn record_outcome(&self, o: &RecipientOutcome) -> Result<(), RepoError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_write().await?;
         // Locks the envelope row first (a write), so outcomes of one envelope run one at a time
         // on PostgreSQL and SQLite alike, and each sees the ones committed before it.
         let env = sqlx::query("UPDATE envelopes SET updated_ms = $1 WHERE id = $2 AND status = 'sent'")
@@ -238,7 +238,7 @@ impl SigningStore for SqlRepository {
     }
 
     async fn insert_signing_token(&self, t: &SigningTokenRecord, jobs: &[NewJob]) -> Result<(), RepoError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO signing_tokens (token_hash, recipient_id, envelope_id, purpose, created_ms, expires_ms) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -340,7 +340,7 @@ impl SqlRepository {
 #[async_trait::async_trait]
 impl JobStore for SqlRepository {
     async fn enqueue(&self, jobs: &[NewJob], now: i64) -> Result<(), RepoError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_write().await?;
         insert_jobs(&mut tx, jobs, now).await?;
         tx.commit().await.map_err(db)
     }
@@ -474,7 +474,7 @@ fn delivery_row(r: &AnyRow) -> Result<DeliveryRecord, RepoError> {
 #[async_trait::async_trait]
 impl WebhookStore for SqlRepository {
     async fn insert_webhook(&self, w: &WebhookRecord, jobs: &[NewJob]) -> Result<(), RepoError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO webhooks (id, org_id, url, events, kek_key_id, kek_version, secret_wrapped, created_ms) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -513,7 +513,7 @@ impl WebhookStore for SqlRepository {
     }
 
     async fn disable_webhook(&self, org: OrgId, id: uuid::Uuid, now: i64, jobs: &[NewJob]) -> Result<(), RepoError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_write().await?;
         let r =
             sqlx::query("UPDATE webhooks SET disabled_ms = COALESCE(disabled_ms, $1) WHERE id = $2 AND org_id = $3")
                 .bind(now)
@@ -530,7 +530,7 @@ impl WebhookStore for SqlRepository {
     }
 
     async fn insert_deliveries(&self, ds: &[DeliveryRecord], jobs: &[NewJob]) -> Result<(), RepoError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_write().await?;
         for d in ds {
             sqlx::query(
                 "INSERT INTO webhook_deliveries (id, webhook_id, event, payload, status, attempts, created_ms) \

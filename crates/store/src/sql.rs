@@ -228,6 +228,18 @@ impl SqlRepository {
         self.backend
     }
 
+    /// Starts a transaction that will write. On SQLite it takes the database's write lock first
+    /// (`BEGIN IMMEDIATE`, waiting up to the busy timeout like any single write). A plain
+    /// (deferred) transaction that reads and then writes fails at once with SQLITE_BUSY whenever
+    /// another connection committed in between: SQLite cannot upgrade a stale read snapshot, and
+    /// its busy handler is not asked to wait. PostgreSQL takes row locks as it goes: a plain BEGIN.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, RepoError> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db),
+            Backend::Postgres => self.pool.begin().await.map_err(db),
+        }
+    }
+
     /// Runs the backend's own consistency check (SQLite `PRAGMA integrity_check`; PostgreSQL
     /// keeps its own invariants, so a trivial query there).
     pub async fn integrity_check(&self) -> Result<(), RepoError> {
@@ -324,7 +336,7 @@ impl Repository for SqlRepository {
         now_unix_ms: i64,
         jobs: &[NewJob],
     ) -> Result<(), RepoError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query("UPDATE organisations SET retention_days = $1 WHERE id = $2")
             .bind(days.map(i64::from))
             .bind(id.to_string())
@@ -339,7 +351,7 @@ impl Repository for SqlRepository {
     }
 
     async fn insert_envelope_key(&self, k: &EnvelopeKey, wrap_use: &KeyUse) -> Result<(), RepoError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO envelope_keys (envelope_id, org_id, dek_id, kek_key_id, kek_version, wrapped, created_ms) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -412,7 +424,7 @@ impl Repository for SqlRepository {
     }
 
     async fn delete_envelope_key(&self, envelope: EnvelopeId) -> Result<(), RepoError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM blobs WHERE envelope_id = $1")
             .bind(envelope.to_string())
             .execute(&mut *tx)
@@ -446,7 +458,7 @@ impl Repository for SqlRepository {
     }
 
     async fn replace_blob(&self, b: &BlobRecord) -> Result<BlobRecord, RepoError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.begin_write().await?;
         let old = sqlx::query("SELECT * FROM blobs WHERE envelope_id = $1 AND kind = $2 AND version = $3")
             .bind(b.envelope_id.to_string())
             .bind(&b.kind)

@@ -143,6 +143,59 @@ async fn sqlite_hot_reads_do_not_wait_for_the_pool_and_see_each_commit() {
     assert_eq!((rewrapped.kek_version, rewrapped.wrapped), (2, vec![9; 40]));
 }
 
+/// Transactions that read and then write (replacing a blob reads the old record first), run at
+/// once from many tasks, all succeed: on SQLite each waits for the write lock instead of failing
+/// with "database is locked" when another committed between its read and its write.
+async fn concurrent_read_then_write_transactions(repo: std::sync::Arc<SqlRepository>) {
+    let org = Organisation { id: OrgId::new(), name: "Busy AG".into(), created_unix_ms: 1 };
+    repo.insert_organisation(&org).await.unwrap();
+    let mut tasks = Vec::new();
+    for task in 0..12 {
+        let repo = repo.clone();
+        let env = EnvelopeId::new();
+        repo.insert_envelope_key(&key_v1(env, org.id, vec![task; 40]), &key_use("wrap", Some(env))).await.unwrap();
+        let first = BlobRecord {
+            key: format!("env/{}/original/v1", env.0.simple()),
+            envelope_id: env,
+            kind: "original".into(),
+            version: 1,
+            plaintext_len: 1,
+            stored_len: 1,
+            sha256: "00".repeat(32),
+            created_unix_ms: 1,
+        };
+        repo.insert_blob(&first).await.unwrap();
+        tasks.push(tokio::spawn(async move {
+            let mut failures = Vec::new();
+            for round in 1..=20u64 {
+                let next = BlobRecord { key: format!("{}-{round}", first.key), plaintext_len: round, ..first.clone() };
+                if let Err(e) = repo.replace_blob(&next).await {
+                    failures.push(format!("round {round}: {e}"));
+                }
+            }
+            (env, failures)
+        }));
+    }
+    for t in tasks {
+        let (env, failures) = t.await.unwrap();
+        assert!(failures.is_empty(), "{failures:?}");
+        assert_eq!(repo.get_blob(env, "original", 1).await.unwrap().plaintext_len, 20);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_read_then_write_transactions_wait_for_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = SqlRepository::connect(&format!("sqlite://{}/t.db", dir.path().display())).await.unwrap();
+    concurrent_read_then_write_transactions(std::sync::Arc::new(repo)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_read_then_write_transactions_wait_for_each_other() {
+    let repo = SqlRepository::connect(&sigillum_testkit::postgres_database().await).await.unwrap();
+    concurrent_read_then_write_transactions(std::sync::Arc::new(repo)).await;
+}
+
 #[tokio::test]
 async fn postgres_repository_suite() {
     let url = sigillum_testkit::postgres_database().await;

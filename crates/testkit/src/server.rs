@@ -145,5 +145,16 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failing test shows what the server logged: the log file lives in the test's temporary
+        // directory and is gone once the test ends, so a CI failure would otherwise say only "500".
+        if std::thread::panicking() {
+            let log = self.stderr();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(SERVER_LOG_TAIL)..].join("\n");
+            eprintln!("--- last {} lines the server at {} logged ---\n{tail}\n---", SERVER_LOG_TAIL, self.addr);
+        }
     }
 }
+
+/// How much of a server's log a failing test prints.
+const SERVER_LOG_TAIL: usize = 80;
