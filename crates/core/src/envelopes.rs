@@ -332,11 +332,6 @@ impl Envelopes {
         self.limits
     }
 
-    async fn record(&self, e: NewEvent) -> Result<(), EnvelopeError> {
-        self.audit.record(e).await?;
-        Ok(())
-    }
-
     /// The caller's envelope, or `NotFound` (also for other organisations' envelopes).
     pub async fn authorize(&self, p: &Principal, id: EnvelopeId) -> Result<EnvelopeRecord, EnvelopeError> {
         self.store.envelope(p.org_id, id).await?.ok_or(EnvelopeError::NotFound)
@@ -679,12 +674,13 @@ impl Envelopes {
         }
         let mut records = self.store.envelopes(p.org_id, u32::MAX).await?;
         records.sort_by_key(|r| r.created_unix_ms);
-        self.record(
-            NewEvent::new(EventKind::OrganisationExported, None, p.actor(), client.clone())
-                .detail("org_id", Detail::Text(p.org_id.to_string()))
-                .detail("envelopes", Detail::Int(records.len() as i64)),
-        )
-        .await?;
+        self.audit
+            .record(
+                NewEvent::new(EventKind::OrganisationExported, None, p.actor(), client.clone())
+                    .detail("org_id", Detail::Text(p.org_id.to_string()))
+                    .detail("envelopes", Detail::Int(records.len() as i64)),
+            )
+            .await?;
         Ok(records.iter().map(|r| r.id).collect())
     }
 
@@ -723,12 +719,13 @@ impl Envelopes {
         };
         let version = if version == FINAL { FINAL } else { ORIGINAL };
         let bytes = self.vault.read_blob(id, version, 1).await?;
-        self.record(
-            NewEvent::new(EventKind::DocumentDownloaded, Some(id), p.actor(), client.clone())
-                .document(sha)
-                .detail("version", Detail::Text(version.into())),
-        )
-        .await?;
+        self.audit
+            .record(
+                NewEvent::new(EventKind::DocumentDownloaded, Some(id), p.actor(), client.clone())
+                    .document(sha)
+                    .detail("version", Detail::Text(version.into())),
+            )
+            .await?;
         Ok((self.view(&r).await?, bytes))
     }
 
@@ -737,10 +734,12 @@ impl Envelopes {
     pub async fn delete(&self, p: &Principal, id: EnvelopeId, client: &ClientInfo) -> Result<(), EnvelopeError> {
         let r = self.authorize(p, id).await?;
         lifecycle::next(r.status, Action::Delete).map_err(EnvelopeError::Conflict)?;
-        self.record(
-            NewEvent::new(EventKind::EnvelopeDeleted, Some(id), p.actor(), client.clone()).document(r.document_sha256),
-        )
-        .await?;
+        self.audit
+            .record(
+                NewEvent::new(EventKind::EnvelopeDeleted, Some(id), p.actor(), client.clone())
+                    .document(r.document_sha256),
+            )
+            .await?;
         self.vault.shred_envelope(id).await?;
         self.store.delete_envelope(p.org_id, id).await?;
         Ok(())

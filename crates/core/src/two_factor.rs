@@ -151,8 +151,11 @@ impl Accounts {
         // Only what can be a recovery code is tried as one (a mistyped app code is not), and
         // only while some are left: each try prepares the audit event that its use stores.
         let recovery = normalise_recovery(code);
+        if recovery.len() != RECOVERY_CODE_CHARS {
+            return Err(AccountError::InvalidTotp);
+        }
         let left = self.store.unused_recovery_codes(user.id).await?;
-        if recovery.len() != RECOVERY_CODE_CHARS || left == 0 {
+        if left == 0 {
             return Err(AccountError::InvalidTotp);
         }
         let actor = Actor {

@@ -254,11 +254,6 @@ impl Billing {
         })
     }
 
-    async fn record(&self, e: NewEvent) -> Result<(), BillingError> {
-        self.inner.ports.audit.record(e).await?;
-        Ok(())
-    }
-
     /// Starts a subscription to `plan_id` at `provider`: returns the hosted page to redirect to.
     pub async fn checkout(
         &self,
@@ -302,14 +297,17 @@ impl Billing {
                 paypal.create_subscription(plan_ref, p.org_id, &success, &cancel, &request_id).await?
             }
         };
-        self.record(
-            NewEvent::new(EventKind::BillingCheckoutStarted, None, p.actor(), client.clone())
-                .detail("org_id", Detail::Text(p.org_id.to_string()))
-                .detail("provider", Detail::Text(provider.as_str().into()))
-                .detail("plan", Detail::Text(plan.id.clone()))
-                .detail("reference", Detail::Text(page.id.clone())),
-        )
-        .await?;
+        self.inner
+            .ports
+            .audit
+            .record(
+                NewEvent::new(EventKind::BillingCheckoutStarted, None, p.actor(), client.clone())
+                    .detail("org_id", Detail::Text(p.org_id.to_string()))
+                    .detail("provider", Detail::Text(provider.as_str().into()))
+                    .detail("plan", Detail::Text(plan.id.clone()))
+                    .detail("reference", Detail::Text(page.id.clone())),
+            )
+            .await?;
         Ok(page)
     }
 
@@ -369,14 +367,18 @@ impl Billing {
         paypal
             .cancel_subscription(&sub, "Cancelled by the organisation's owner", &uuid::Uuid::new_v4().to_string())
             .await?;
-        self.record(
-            NewEvent::new(EventKind::BillingSubscriptionChanged, None, p.actor(), client.clone())
-                .detail("org_id", Detail::Text(p.org_id.to_string()))
-                .detail("provider", Detail::Text("paypal".into()))
-                .detail("subscription", Detail::Text(sub))
-                .detail("change", Detail::Text("cancel_requested".into())),
-        )
-        .await
+        self.inner
+            .ports
+            .audit
+            .record(
+                NewEvent::new(EventKind::BillingSubscriptionChanged, None, p.actor(), client.clone())
+                    .detail("org_id", Detail::Text(p.org_id.to_string()))
+                    .detail("provider", Detail::Text("paypal".into()))
+                    .detail("subscription", Detail::Text(sub))
+                    .detail("change", Detail::Text("cancel_requested".into())),
+            )
+            .await?;
+        Ok(())
     }
 
     /// A Stripe webhook delivery: `signature` is the `Stripe-Signature` header, `body` the raw

@@ -217,7 +217,7 @@ impl Workflow {
             }
         }
         if !first {
-            self.record(opened(&s, false)).await?;
+            self.inner.audit.record(opened(&s, false)).await?;
         }
         let id = s.env.id.to_string();
         let message = match &s.env.message_sealed {
@@ -276,10 +276,14 @@ impl Workflow {
             _ => (ORIGINAL, s.env.document_sha256.clone()),
         };
         let bytes = self.inner.vault.read_blob(s.env.id, version, 1).await?;
-        self.record(
-            s.event(EventKind::DocumentViewed, client).document(sha).detail("version", Detail::Text(version.into())),
-        )
-        .await?;
+        self.inner
+            .audit
+            .record(
+                s.event(EventKind::DocumentViewed, client)
+                    .document(sha)
+                    .detail("version", Detail::Text(version.into())),
+            )
+            .await?;
         Ok((self.title(&s.env).await?, bytes))
     }
 
