@@ -31,18 +31,6 @@ async fn signer(api: &Api, method: Method, path: &str, body: Option<Value>) -> R
     Response { status, body: serde_json::from_str(&text).unwrap_or(Value::Null), text, headers }
 }
 
-async fn wait_status(api: &Api, auth: &Auth, id: &str, want: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = api.call(Method::GET, &format!("/api/v1/envelopes/{id}"), auth, None).await;
-        if r.body["status"] == want {
-            return r.body;
-        }
-        assert!(Instant::now() < deadline, "envelope never reached {want}: {}", r.text);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn created(r: &Response, what: &str) -> String {
     assert_eq!(r.status, 201, "{what}: {}", r.text);
     r.body["id"].as_str().unwrap().to_owned()
@@ -238,7 +226,7 @@ async fn whole_flow(extra_env: Vec<(String, String)>) {
     assert_eq!(r.status, 200, "{}", r.text);
 
     // Completed: the final document has every value, everyone gets it.
-    let detail = wait_status(&api, &key, &id, "completed").await;
+    let detail = api.wait_status(&key, &id, "completed").await;
     let final_sha = detail["final_sha256"].as_str().unwrap().to_owned();
     let original = api.call(Method::GET, &format!("{base}/document?version=original"), &key, None).await;
     let final_doc = api.client.get(format!("{}{base}/document?version=final", api.base)).bearer_auth(match &key {
@@ -493,7 +481,7 @@ async fn decline_void_access_code_and_outbox() {
         .await
         .unwrap();
     assert_eq!(decline.status(), 200);
-    let d = wait_status(&api, &s, &id, "declined").await;
+    let d = api.wait_status(&s, &id, "declined").await;
     assert_eq!(d["recipients"][0]["status"], "declined");
     let gone =
         api.client.get(format!("{}{path}", api.base)).header("x-access-code", "4711-secret").send().await.unwrap();

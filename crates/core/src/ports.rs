@@ -667,7 +667,18 @@ pub trait JobStore: Send + Sync {
     /// Enqueues jobs (created at `now`); a job whose id exists already is left as it is.
     async fn enqueue(&self, jobs: &[NewJob], now_unix_ms: i64) -> Result<(), RepoError>;
     /// Leases the next due job to `node` until `now + lease_ms`.
-    async fn claim(&self, node: &str, now_unix_ms: i64, lease_ms: i64) -> Result<Option<Job>, RepoError>;
+    async fn claim(&self, node: &str, now_unix_ms: i64, lease_ms: i64) -> Result<Option<Job>, RepoError> {
+        self.claim_except(node, now_unix_ms, lease_ms, &[]).await
+    }
+    /// Like [`JobStore::claim`], skipping the jobs of the `excluded` kinds (whose share of the
+    /// node's lanes is full).
+    async fn claim_except(
+        &self,
+        node: &str,
+        now_unix_ms: i64,
+        lease_ms: i64,
+        excluded: &[&str],
+    ) -> Result<Option<Job>, RepoError>;
     /// Heartbeat: `node`, still running the job, holds it until `until`. False when the lease
     /// was lost (it ran out and another node took the job, or the job is done).
     async fn extend(&self, id: &str, node: &str, until_unix_ms: i64) -> Result<bool, RepoError>;

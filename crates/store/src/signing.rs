@@ -294,14 +294,26 @@ macro_rules! claimable {
     };
 }
 
-/// Claims the next due job; `$lock` locks the chosen row. The outer condition is checked again
-/// on the row itself, so when two claims pick the same job, the second update matches nothing.
+/// The condition of a job whose kind is not in the list `$n` (`,kind,kind,`; `,` for none).
+macro_rules! not_excluded {
+    (sqlite, $n:literal) => {
+        concat!(" AND instr($", $n, ", ',' || kind || ',') = 0")
+    };
+    (postgres, $n:literal) => {
+        concat!(" AND strpos($", $n, ", ',' || kind || ',') = 0")
+    };
+}
+
+/// Claims the next due job of a kind not excluded; `$lock` locks the chosen row. The outer
+/// condition is checked again on the row itself, so when two claims pick the same job, the
+/// second update matches nothing.
 macro_rules! claim_job {
-    ($lock:literal) => {
+    ($backend:ident, $lock:literal) => {
         concat!(
             "UPDATE jobs SET locked_by = $1, locked_until_ms = $2, attempts = attempts + 1 \
              WHERE id = (SELECT id FROM jobs WHERE ",
             claimable!(3),
+            not_excluded!($backend, 4),
             " ORDER BY run_at_ms LIMIT 1",
             $lock,
             ") AND ",
@@ -311,11 +323,16 @@ macro_rules! claim_job {
     };
 }
 /// SQLite has one writer at a time: nothing to skip.
-const CLAIM_SQLITE: &str = claim_job!("");
+const CLAIM_SQLITE: &str = claim_job!(sqlite, "");
 /// On PostgreSQL, nodes claim at the same time: a job another node's claim has locked is
 /// skipped, not waited for, so racing claims take different jobs instead of queueing behind one
 /// row lock and coming back empty while others are due.
-const CLAIM_POSTGRES: &str = claim_job!(" FOR UPDATE SKIP LOCKED");
+const CLAIM_POSTGRES: &str = claim_job!(postgres, " FOR UPDATE SKIP LOCKED");
+
+/// The excluded kinds as the claims match them.
+fn kind_list(excluded: &[&str]) -> String {
+    format!(",{},", excluded.join(","))
+}
 
 impl SqlRepository {
     /// Removes jobs done more than [`KEEP_DONE_MS`] ago, at most once a [`PRUNE_EVERY_MS`] per
@@ -345,14 +362,21 @@ impl JobStore for SqlRepository {
         tx.commit().await.map_err(db)
     }
 
-    async fn claim(&self, node: &str, now: i64, lease_ms: i64) -> Result<Option<Job>, RepoError> {
+    async fn claim_except(
+        &self,
+        node: &str,
+        now: i64,
+        lease_ms: i64,
+        excluded: &[&str],
+    ) -> Result<Option<Job>, RepoError> {
+        let kinds = kind_list(excluded);
         // An idle node polls: on SQLite, a read first (inline, no write lock) finds whether
         // anything is due before the claiming update takes the database's one writer lock.
         let nothing_due = self.read_inline(|c| {
             crate::inline::optional(
                 c,
-                concat!("SELECT 1 AS due FROM jobs WHERE ", claimable!(1), " LIMIT 1"),
-                [now],
+                concat!("SELECT 1 AS due FROM jobs WHERE ", claimable!(1), not_excluded!(sqlite, 2), " LIMIT 1"),
+                rusqlite::params![now, kinds],
                 |r| r.col::<i64>("due"),
             )
         });
@@ -363,8 +387,14 @@ impl JobStore for SqlRepository {
             Backend::Postgres => CLAIM_POSTGRES,
             Backend::Sqlite => CLAIM_SQLITE,
         };
-        let row =
-            sqlx::query(sql).bind(node).bind(now + lease_ms).bind(now).fetch_optional(&self.pool).await.map_err(db)?;
+        let row = sqlx::query(sql)
+            .bind(node)
+            .bind(now + lease_ms)
+            .bind(now)
+            .bind(&kinds)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
         match row {
             Some(r) => Ok(Some(Job {
                 id: r.try_get("id").map_err(db)?,

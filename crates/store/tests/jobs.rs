@@ -57,6 +57,27 @@ async fn queue_semantics(repo: Arc<SqlRepository>, others: Vec<Arc<SqlRepository
     repo.finish(&l.id, now + 60_001).await.unwrap();
     assert!(repo.pending_jobs().await.unwrap().is_empty());
 
+    // A claim skips the excluded kinds (a full lane share), even when they are due first.
+    let at = now + 70_000;
+    let of_kind = |id: &str, kind: &str, run_at: i64| NewJob { kind: kind.into(), ..job(id, run_at) };
+    repo.enqueue(
+        &[of_kind("hook", "webhook", at), of_kind("mail", "notify", at + 1), of_kind("next", "advance", at + 2)],
+        at,
+    )
+    .await
+    .unwrap();
+    let skipping = |excluded: &'static [&'static str]| {
+        let repo = repo.clone();
+        async move { repo.claim_except("n1", at + 10, 1_000, excluded).await.unwrap().map(|j| j.id) }
+    };
+    assert_eq!(skipping(&["webhook", "invite", "notify"]).await.as_deref(), Some("next"));
+    assert_eq!(skipping(&["webhook", "invite", "notify"]).await, None, "only excluded kinds are left");
+    assert_eq!(skipping(&["invite", "webhooks"]).await.as_deref(), Some("hook"), "whole kinds, not parts");
+    assert_eq!(skipping(&["webhook"]).await.as_deref(), Some("mail"));
+    for id in ["hook", "mail", "next"] {
+        repo.finish(id, at + 20).await.unwrap();
+    }
+
     // Many nodes claiming at once: each job exactly once.
     let t = now + 100_000;
     let jobs: Vec<NewJob> = (0..300).map(|i| job(&format!("bulk-{i:03}"), t)).collect();

@@ -100,6 +100,19 @@ impl Api {
 
 impl Api {
     /// Uploads `pdf` as a new envelope titled `title`.
+    /// Waits (up to 30 s) until the envelope `id` has status `want`; returns its detail.
+    pub async fn wait_status(&self, auth: &Auth, id: &str, want: &str) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let r = self.call(Method::GET, &format!("/api/v1/envelopes/{id}"), auth, None).await;
+            if r.body["status"] == want {
+                return r.body;
+            }
+            assert!(std::time::Instant::now() < deadline, "envelope never reached {want}: {}", r.text);
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn upload(&self, auth: &Auth, title: &str, pdf: Vec<u8>) -> Response {
         self.try_upload(auth, title, pdf).await.expect("upload")
     }

@@ -87,3 +87,53 @@ impl HookReceiver {
         }
     }
 }
+
+/// A webhook endpoint that accepts connections, reads what it is sent and never answers: the
+/// client waits for its own timeout. Counts the connections it holds at once.
+pub struct Tarpit {
+    pub url: String,
+    open: Arc<std::sync::atomic::AtomicUsize>,
+    most: Arc<std::sync::atomic::AtomicUsize>,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Tarpit {
+    pub async fn start() -> Self {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://127.0.0.1:{}/hooks", listener.local_addr().unwrap().port());
+        let (open, most, accepted) =
+            (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (o, m, a) = (open.clone(), most.clone(), accepted.clone());
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                a.fetch_add(1, Ordering::SeqCst);
+                let now = o.fetch_add(1, Ordering::SeqCst) + 1;
+                m.fetch_max(now, Ordering::SeqCst);
+                let o = o.clone();
+                tokio::spawn(async move {
+                    let mut sink = [0u8; 8192];
+                    // Held until the client gives up and closes.
+                    while matches!(sock.read(&mut sink).await, Ok(n) if n > 0) {}
+                    o.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        Self { url, open, most, accepted }
+    }
+
+    /// Connections held now.
+    pub fn open(&self) -> usize {
+        self.open.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The most connections held at once so far.
+    pub fn most_at_once(&self) -> usize {
+        self.most.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}

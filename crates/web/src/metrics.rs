@@ -204,8 +204,14 @@ impl JobStore for MeteredJobs {
     async fn enqueue(&self, jobs: &[NewJob], now_unix_ms: i64) -> Result<(), RepoError> {
         self.inner.enqueue(jobs, now_unix_ms).await
     }
-    async fn claim(&self, node: &str, now_unix_ms: i64, lease_ms: i64) -> Result<Option<Job>, RepoError> {
-        let job = self.inner.claim(node, now_unix_ms, lease_ms).await?;
+    async fn claim_except(
+        &self,
+        node: &str,
+        now_unix_ms: i64,
+        lease_ms: i64,
+        excluded: &[&str],
+    ) -> Result<Option<Job>, RepoError> {
+        let job = self.inner.claim_except(node, now_unix_ms, lease_ms, excluded).await?;
         if let Some(j) = &job {
             let waited = (now_unix_ms - j.run_at_unix_ms).max(0) as f64 / 1000.0;
             self.metrics.job_wait.get_or_create(&JobLabels { kind: j.kind.clone() }).observe(waited);

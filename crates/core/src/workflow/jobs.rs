@@ -3,12 +3,14 @@
 //! it re-reads the state it acts on, so a job run twice (a lease that ran out) does no harm.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use sigillum_audit::{Detail, EventKind};
 
 use super::sending::{job, moved};
+use super::shares::LaneShares;
 use super::signing::{date, local_date};
 use super::{internal, Workflow};
 use crate::audit_log::{Actor, ClientInfo, NewEvent, PreparedEvent};
@@ -139,6 +141,17 @@ fn payload<T: serde::de::DeserializeOwned>(job: &Job) -> Result<T, EnvelopeError
     serde_json::from_str(&job.payload).map_err(|e| internal(format!("job {} payload: {e}", job.id)))
 }
 
+/// A place in a lane share, held while its job runs; given back, it wakes a lane (after it is
+/// back, so the lane woken finds the room).
+struct HeldPlace<'a>(Option<tokio::sync::OwnedSemaphorePermit>, &'a tokio::sync::Notify);
+
+impl Drop for HeldPlace<'_> {
+    fn drop(&mut self) {
+        drop(self.0.take());
+        self.1.notify_one();
+    }
+}
+
 /// The background worker of one node: `lanes` loops, each running one job at a time, so a slow
 /// job (a large document's previews, a webhook endpoint that takes its time) does not hold up
 /// the mail and the final documents of everyone else.
@@ -167,7 +180,8 @@ impl Worker {
 
     /// Runs until `stop` fires (each lane finishes the job it is running).
     pub async fn run(self, stop: tokio::sync::watch::Receiver<bool>) {
-        let lanes = (0..self.lanes).map(|_| Self::lane(self.workflow.clone(), stop.clone()));
+        let shares = Arc::new(LaneShares::for_lanes(self.lanes));
+        let lanes = (0..self.lanes).map(|_| Self::lane(self.workflow.clone(), shares.clone(), stop.clone()));
         tokio::join!(
             futures::future::join_all(lanes),
             Self::ticker(self.workflow.clone(), stop.clone()),
@@ -200,12 +214,12 @@ impl Worker {
         }
     }
 
-    async fn lane(workflow: Workflow, mut stop: tokio::sync::watch::Receiver<bool>) {
+    async fn lane(workflow: Workflow, shares: Arc<LaneShares>, mut stop: tokio::sync::watch::Receiver<bool>) {
         loop {
             if *stop.borrow() {
                 return;
             }
-            let worked = workflow.run_one().await;
+            let worked = workflow.run_next(Some(&shares)).await;
             if !worked {
                 tokio::select! {
                     _ = workflow.inner.wake.notified() => {}
@@ -219,9 +233,16 @@ impl Worker {
 impl Workflow {
     /// Runs the next due job, if any; true if there was one.
     pub async fn run_one(&self) -> bool {
+        self.run_next(None).await
+    }
+
+    /// Runs the next due job of a kind whose lane share (if any) has room; true if there was one.
+    async fn run_next(&self, shares: Option<&LaneShares>) -> bool {
         let store = &self.inner.ports.jobs;
         let now = self.now();
-        let job = match store.claim(&self.inner.config.node, now, LEASE_MS).await {
+        let reserved = shares.map(LaneShares::reserve);
+        let excluded = reserved.as_ref().map(|r| r.excluded.as_slice()).unwrap_or_default();
+        let job = match store.claim_except(&self.inner.config.node, now, LEASE_MS, excluded).await {
             Ok(Some(job)) => {
                 // Jobs come in groups (a completion enqueues mail for everyone and webhooks):
                 // while one lane takes one, wake another for the next, until one finds none.
@@ -234,6 +255,10 @@ impl Workflow {
                 return false;
             }
         };
+        // The job keeps its share's place until it ends; then a lane looks for the jobs of that
+        // share that waited for room.
+        let place = reserved.and_then(|r| r.keep_for(JobKind::parse(&job.kind)));
+        let _held = place.map(|p| HeldPlace(Some(p), &self.inner.wake));
         // Logged, and carried into the jobs this one enqueues, under the id of the request that
         // started the chain (on whichever node took it).
         let request_id = serde_json::from_str::<serde_json::Value>(&job.payload)
@@ -310,12 +335,14 @@ impl Workflow {
                 return Ok(erased);
             }
             for (org, id, sha256) in batch {
-                self.record(
-                    NewEvent::new(EventKind::EnvelopeDeleted, Some(id), Actor::system(), ClientInfo::default())
-                        .document(sha256)
-                        .detail("reason", Detail::Text("retention".into())),
-                )
-                .await?;
+                self.inner
+                    .audit
+                    .record(
+                        NewEvent::new(EventKind::EnvelopeDeleted, Some(id), Actor::system(), ClientInfo::default())
+                            .document(sha256)
+                            .detail("reason", Detail::Text("retention".into())),
+                    )
+                    .await?;
                 self.inner.vault.shred_envelope(id).await?;
                 self.inner.ports.envelopes.delete_envelope(org, id).await?;
                 erased += 1;
@@ -457,14 +484,16 @@ impl Workflow {
         mail.idempotency_key = Some(format!("invite:{rid}:r{reminder}"));
         self.inner.ports.mailer.send(&mail).await.map_err(internal)?;
         let kind = if reminder == 0 { EventKind::EmailSent } else { EventKind::ReminderSent };
-        self.record(
-            NewEvent::new(kind, Some(id), Actor::system(), ClientInfo::default())
-                .document(env.document_sha256.clone())
-                .detail("mail", Detail::Text(if reminder == 0 { "invitation" } else { "reminder" }.into()))
-                .detail("recipient_id", Detail::Text(rid.to_string()))
-                .note(format!("to {}", person.email)),
-        )
-        .await?;
+        self.inner
+            .audit
+            .record(
+                NewEvent::new(kind, Some(id), Actor::system(), ClientInfo::default())
+                    .document(env.document_sha256.clone())
+                    .detail("mail", Detail::Text(if reminder == 0 { "invitation" } else { "reminder" }.into()))
+                    .detail("recipient_id", Detail::Text(rid.to_string()))
+                    .note(format!("to {}", person.email)),
+            )
+            .await?;
         if let Some(days) = env.remind_every_days {
             let at = now + i64::from(days) * super::DAY_MS;
             if at < expires {
@@ -645,14 +674,17 @@ impl Workflow {
         };
         mail.idempotency_key = Some(format!("notify:{id}:{rid}:{what}"));
         self.inner.ports.mailer.send(&mail).await.map_err(internal)?;
-        self.record(
-            NewEvent::new(EventKind::EmailSent, Some(id), Actor::system(), ClientInfo::default())
-                .document(env.final_sha256.clone().unwrap_or(env.document_sha256.clone()))
-                .detail("mail", Detail::Text(what.into()))
-                .detail("recipient_id", Detail::Text(rid.to_string()))
-                .note(format!("to {}", person.email)),
-        )
-        .await
+        self.inner
+            .audit
+            .record(
+                NewEvent::new(EventKind::EmailSent, Some(id), Actor::system(), ClientInfo::default())
+                    .document(env.final_sha256.clone().unwrap_or(env.document_sha256.clone()))
+                    .detail("mail", Detail::Text(what.into()))
+                    .detail("recipient_id", Detail::Text(rid.to_string()))
+                    .note(format!("to {}", person.email)),
+            )
+            .await?;
+        Ok(())
     }
 
     /// Expires an envelope still in progress at its expiry time.

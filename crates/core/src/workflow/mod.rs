@@ -15,6 +15,7 @@ mod jobs;
 mod mail;
 mod previews;
 mod sending;
+mod shares;
 mod signing;
 mod webhooks;
 
@@ -172,11 +173,6 @@ impl Workflow {
 
     fn now(&self) -> i64 {
         self.inner.clock.now_unix_ms()
-    }
-
-    async fn record(&self, e: NewEvent) -> Result<(), EnvelopeError> {
-        self.inner.audit.record(e).await?;
-        Ok(())
     }
 
     /// What a state change reports, to store in the change's own transaction: the fallback job
