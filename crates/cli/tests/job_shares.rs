@@ -13,7 +13,7 @@ use sigillum_testkit::server::{embedded_env, Server};
 use sigillum_testkit::smtp::SmtpCapture;
 
 const PW: &str = "correct horse battery staple";
-/// Lanes of the node under test: a quarter of them is one place per share.
+/// Lanes of the node under test: webhook deliveries get a quarter of them, one place.
 const LANES: usize = 4;
 const HANGING_WEBHOOKS: usize = 6;
 

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use sigillum_audit::{Detail, EventKind};
 
 use super::sending::{job, moved};
-use super::shares::LaneShares;
+use super::shares::{LaneShares, Place};
 use super::signing::{date, local_date};
 use super::{internal, Workflow};
 use crate::audit_log::{Actor, ClientInfo, NewEvent, PreparedEvent};
@@ -143,7 +143,7 @@ fn payload<T: serde::de::DeserializeOwned>(job: &Job) -> Result<T, EnvelopeError
 
 /// A place in a lane share, held while its job runs; given back, it wakes a lane (after it is
 /// back, so the lane woken finds the room).
-struct HeldPlace<'a>(Option<tokio::sync::OwnedSemaphorePermit>, &'a tokio::sync::Notify);
+struct HeldPlace<'a>(Option<Place>, &'a tokio::sync::Notify);
 
 impl Drop for HeldPlace<'_> {
     fn drop(&mut self) {
