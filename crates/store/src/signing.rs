@@ -294,7 +294,7 @@ macro_rules! claimable {
     };
 }
 
-/// The condition of a job whose kind is not in the list `$n` (`,kind,kind,`; `,` for none).
+/// The condition of a job whose kind is not in the list `$n` (`,kind,kind,`; `,,` for none).
 macro_rules! not_excluded {
     (sqlite, $n:literal) => {
         concat!(" AND instr($", $n, ", ',' || kind || ',') = 0")

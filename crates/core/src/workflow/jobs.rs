@@ -243,22 +243,21 @@ impl Workflow {
         let reserved = shares.map(LaneShares::reserve);
         let excluded = reserved.as_ref().map(|r| r.excluded.as_slice()).unwrap_or_default();
         let job = match store.claim_except(&self.inner.config.node, now, LEASE_MS, excluded).await {
-            Ok(Some(job)) => {
-                // Jobs come in groups (a completion enqueues mail for everyone and webhooks):
-                // while one lane takes one, wake another for the next, until one finds none.
-                self.inner.wake.notify_one();
-                job
-            }
+            Ok(Some(job)) => job,
             Ok(None) => return false,
             Err(e) => {
                 tracing::warn!(error = %e, "job queue unavailable");
                 return false;
             }
         };
-        // The job keeps its share's place until it ends; then a lane looks for the jobs of that
-        // share that waited for room.
+        // The job keeps its share's place until it ends (then a lane looks for the jobs of that
+        // share that waited for room); the other places go back first, so the lane woken next
+        // finds them free.
         let place = reserved.and_then(|r| r.keep_for(JobKind::parse(&job.kind)));
         let _held = place.map(|p| HeldPlace(Some(p), &self.inner.wake));
+        // Jobs come in groups (a completion enqueues mail for everyone and webhooks): while one
+        // lane takes one, wake another for the next, until one finds none.
+        self.inner.wake.notify_one();
         // Logged, and carried into the jobs this one enqueues, under the id of the request that
         // started the chain (on whichever node took it).
         let request_id = serde_json::from_str::<serde_json::Value>(&job.payload)
