@@ -280,6 +280,23 @@ fn names_with_apostrophes_and_umlauts_pass() {
     assert_clean(&post("/api/v1/envelopes/0190b3c2/send").json(&send).run(&BLOCK));
 }
 
+/// A bodyless POST (send, signing-link) that a client sent over HTTP/2 to haproxy reaches the node
+/// as HTTP/1.1 without Content-Length; with a numeric Host it scored 6 and was refused (seen with
+/// haproxy 2.6.12-1+deb12u4 in the scale-out proof). Exclusion 10150 lets it through; a POST that
+/// declares content but no length still scores with 920180.
+#[test]
+fn a_bodyless_post_forwarded_without_content_length_passes() {
+    let link = post("/api/v1/envelopes/0190b3c2/recipients/0190b3c3/signing-link").header("Host", "127.0.0.1:8443");
+    assert!(!link.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("content-length")), "test premise");
+    let v = link.run(&BLOCK);
+    assert!(!v.disruptive && !v.rule_ids.contains(&920180), "{v:?}");
+    let claimed = post("/api/v1/envelopes/0190b3c2/send")
+        .header("Host", "127.0.0.1:8443")
+        .header("Content-Type", "application/x-www-form-urlencoded");
+    let v = claimed.run(&BLOCK);
+    assert!(v.rule_ids.contains(&920180) && v.disruptive, "{v:?}");
+}
+
 #[test]
 fn a_raw_pdf_upload_passes_only_on_the_upload_route() {
     let pdf = |path: &str| {
