@@ -13,7 +13,7 @@
 //! nothing but the NOTIFY with `synchronous_commit = off`: the lock is held for microseconds,
 //! and announcements made while a notice is on its way go out together in the next one.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -41,9 +41,6 @@ pub(crate) enum Change {
 struct Pending {
     changed: [AtomicBool; 2],
     closed: AtomicBool,
-    /// The backend process id of the sending connection (0 before it connects): this node's
-    /// own notices, which its listener skips (its lanes were woken directly).
-    sender_pid: AtomicI32,
 }
 
 /// Sends the notices of one repository (PostgreSQL only), outside the transactions that made
@@ -58,11 +55,7 @@ impl Announcer {
     /// Starts the sending task; it connects on the first announcement and ends when every clone
     /// of the announcer is gone or [`Announcer::close`] was called.
     pub(crate) fn start(url: Arc<SecretString>) -> Self {
-        let pending = Arc::new(Pending {
-            changed: Default::default(),
-            closed: AtomicBool::new(false),
-            sender_pid: AtomicI32::new(0),
-        });
+        let pending = Arc::new(Pending { changed: Default::default(), closed: AtomicBool::new(false) });
         let (wake, woken) = tokio::sync::mpsc::channel(1);
         tokio::spawn(send_notices(pending.clone(), woken, url));
         Self { pending, wake }
@@ -103,10 +96,7 @@ async fn send_notices(pending: Arc<Pending>, mut woken: tokio::sync::mpsc::Recei
         }
         if conn.is_none() {
             conn = match notice_connection(&url).await {
-                Ok((c, pid)) => {
-                    pending.sender_pid.store(pid, Ordering::Release);
-                    Some(c)
-                }
+                Ok(c) => Some(c),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot notify the other nodes (they will poll)");
                     None
@@ -131,12 +121,11 @@ async fn send_notices(pending: Arc<Pending>, mut woken: tokio::sync::mpsc::Recei
 
 /// A connection whose transactions (each notice is one) do not wait for their commit to reach
 /// the disk: a notice needs no durability, and the cluster-wide notify lock is held until the
-/// commit returns. Also its backend process id, which names the notices it sends.
-async fn notice_connection(url: &SecretString) -> Result<(PgConnection, i32), RepoError> {
+/// commit returns.
+async fn notice_connection(url: &SecretString) -> Result<PgConnection, RepoError> {
     let mut conn = PgConnection::connect(url.expose_secret()).await.map_err(db)?;
     sqlx::query("SET synchronous_commit = off").execute(&mut conn).await.map_err(db)?;
-    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut conn).await.map_err(db)?;
-    Ok((conn, pid))
+    Ok(conn)
 }
 
 /// What another node (or this one) did.
@@ -147,22 +136,14 @@ pub enum Notice {
 }
 
 /// A listening connection.
-pub struct Notifications {
-    listener: PgListener,
-    /// This node's own announcer: its notices tell the node what it did itself.
-    own: Option<Arc<Pending>>,
-}
+pub struct Notifications(PgListener);
 
 impl Notifications {
-    /// The next notice from another node. The connection is re-established by sqlx when it
-    /// drops; notices sent meanwhile are lost, which the callers' polling covers.
+    /// The next notice. The connection is re-established by sqlx when it drops; notices sent
+    /// meanwhile are lost, which the callers' polling covers.
     pub async fn next(&mut self) -> Result<Notice, RepoError> {
         loop {
-            let n = self.listener.recv().await.map_err(db)?;
-            let own_pid = self.own.as_ref().map_or(0, |p| p.sender_pid.load(Ordering::Acquire));
-            if own_pid > 0 && i64::from(n.process_id()) == i64::from(own_pid) {
-                continue;
-            }
+            let n = self.0.recv().await.map_err(db)?;
             match n.channel() {
                 JOBS => return Ok(Notice::Jobs),
                 AUDIT => return Ok(Notice::Audit),
@@ -181,7 +162,6 @@ impl SqlRepository {
         let Some(url) = &self.url else { return Ok(None) };
         let mut l = PgListener::connect(url.expose_secret()).await.map_err(db)?;
         l.listen_all([JOBS, AUDIT]).await.map_err(db)?;
-        let own = self.announcer.as_ref().map(|a| a.pending.clone());
-        Ok(Some(Notifications { listener: l, own }))
+        Ok(Some(Notifications(l)))
     }
 }

@@ -255,8 +255,7 @@ async fn a_watcher_on_another_node_sees_new_events_within_a_second() {
 }
 
 /// PostgreSQL nodes hear each other at once (LISTEN/NOTIFY): an enqueued job and an append each
-/// reach the other node's listener once their transaction commits, and not the node's own
-/// listener; SQLite has nobody to tell.
+/// reach the other node's listener when their transaction commits; SQLite has nobody to tell.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_nodes_hear_each_others_jobs_and_appends() {
     use sigillum_core::ports::{JobStore, NewJob};
@@ -266,7 +265,6 @@ async fn postgres_nodes_hear_each_others_jobs_and_appends() {
     let b = same_stores_as(&a).await;
     let log_a = open_log(&a).await;
     let mut heard = b.repo.listen().await.unwrap().expect("a listener on PostgreSQL");
-    let mut own = a.repo.listen().await.unwrap().expect("a listener on PostgreSQL");
     let job = NewJob {
         id: "notify-1".into(),
         kind: "advance".into(),
@@ -274,22 +272,16 @@ async fn postgres_nodes_hear_each_others_jobs_and_appends() {
         run_at_unix_ms: 0,
         max_attempts: 1,
     };
-    // The notices are sent shortly after the commits: the opening checkpoint's may still come.
-    async fn until(n: &mut sigillum_store::notify::Notifications, want: Notice) {
-        let wait = async { while n.next().await.unwrap() != want {} };
-        tokio::time::timeout(Duration::from_secs(2), wait).await.unwrap_or_else(|_| panic!("no {want:?} notice"));
-    }
     a.repo.enqueue(&[job], 0).await.unwrap();
-    until(&mut heard, Notice::Jobs).await;
-    // A node does not hear its own notices: it woke its lanes itself.
-    assert!(tokio::time::timeout(Duration::from_millis(300), own.next()).await.is_err(), "heard itself");
+    let n = tokio::time::timeout(Duration::from_secs(2), heard.next()).await.unwrap().unwrap();
+    assert_eq!(n, Notice::Jobs);
     let env = a.new_envelope().await;
     log_a.record(signer_event(EventKind::LinkOpened, Some(env), 1)).await.unwrap();
-    until(&mut heard, Notice::Audit).await;
+    let n = tokio::time::timeout(Duration::from_secs(2), heard.next()).await.unwrap().unwrap();
+    assert_eq!(n, Notice::Audit);
     // Enqueueing nothing (an idempotent re-enqueue still notifies; an empty list does not).
     a.repo.enqueue(&[], 0).await.unwrap();
-    let jobs_heard = async { while heard.next().await.unwrap() != Notice::Jobs {} };
-    assert!(tokio::time::timeout(Duration::from_millis(300), jobs_heard).await.is_err(), "nothing was enqueued");
+    assert!(tokio::time::timeout(Duration::from_millis(300), heard.next()).await.is_err(), "nothing was enqueued");
 }
 
 /// The notices are sent after the commits, by one connection of the announcing node, not by the
