@@ -249,7 +249,6 @@ impl SqlRepository {
             Some(r) => checkpoint_row(&r)?,
             None => {
                 let frontier = read_frontier(self.backend, &mut tx, size).await?;
-                tx.changed(crate::notify::Change::Audit);
                 insert_checkpoint(&mut tx, frontier.size(), frontier.root(), sign, now_unix_ms).await?
             }
         };
@@ -285,6 +284,7 @@ async fn insert_checkpoint(
         .execute(&mut *conn)
         .await
         .map_err(db)?;
+    crate::notify::within(conn, crate::notify::AUDIT).await?;
     Ok(checkpoint)
 }
 
@@ -519,8 +519,8 @@ async fn append_predicted(
 /// the one the batch was laid out against (the tree's edge and the envelopes' newest events
 /// change only with the size), and writes nothing otherwise (it returns no row); see
 /// [`append_optimistic`]. `$1` leaves, `$2` expected size, `$3` time, `$4` leaf rows, `$5`
-/// envelope heads, `$6`–`$8` the checkpoint, `$9` settled jobs (JSON arrays as text). The other
-/// nodes are told after it returns (`notify.rs`), not by the statement.
+/// envelope heads, `$6`–`$8` the checkpoint, `$9` settled jobs (JSON arrays as text), `$10` the
+/// notification channel.
 const APPEND_IF_UNCHANGED: &str = "WITH head AS ( \
          UPDATE audit_log_head SET appends = appends + 1, size = size + $1 \
          WHERE id = 1 AND size = $2 RETURNING appends), \
@@ -542,7 +542,7 @@ const APPEND_IF_UNCHANGED: &str = "WITH head AS ( \
      settled AS ( \
          UPDATE jobs SET done_ms = $3, locked_until_ms = NULL \
          WHERE id IN (SELECT jsonb_array_elements_text($9::jsonb)) AND EXISTS (SELECT 1 FROM head)) \
-     SELECT appends FROM head";
+     SELECT appends FROM head CROSS JOIN LATERAL (SELECT pg_notify($10, '')) AS notified";
 
 /// Optimistic tries of [`append_optimistic`] before it takes the lock first instead.
 const OPTIMISTIC_TRIES: usize = 20;
@@ -610,6 +610,7 @@ async fn append_optimistic(
             .bind(checkpoint.root.to_vec())
             .bind(&checkpoint.note)
             .bind(&batch.settles)
+            .bind(crate::notify::AUDIT)
             .fetch_optional(&mut *conn)
             .await
             .map_err(db)?;
@@ -705,9 +706,6 @@ impl AuditStore for SqlRepository {
             remembered => append_checked(self.backend, &mut conn, remembered, batch, sign, now_unix_ms).await?,
         };
         let (first, checkpoint, mut state) = outcome;
-        if let Some(a) = &self.announcer {
-            a.announce(crate::notify::Change::Audit);
-        }
         if state.heads.len() > HEADS_CACHED_MAX {
             state.heads.clear();
         }

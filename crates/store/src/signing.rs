@@ -13,21 +13,15 @@ use sqlx::{AnyConnection, Row};
 
 use crate::envelopes::envelope_row;
 use crate::inline::Columns;
-use crate::notify::Change;
 use crate::recipients::uuid;
-use crate::sql::{db, hash_column, id_column, Backend, SqlRepository, WriteTx};
+use crate::sql::{db, hash_column, id_column, Backend, SqlRepository};
 
 fn conflict(what: &str) -> RepoError {
     RepoError::Conflict(what.to_owned())
 }
 
-/// Enqueues jobs inside a transaction (announced to the other nodes once it commits); an
-/// existing id is left alone.
-pub(crate) async fn insert_jobs(tx: &mut WriteTx, jobs: &[NewJob], now: i64) -> Result<(), RepoError> {
-    if !jobs.is_empty() {
-        tx.changed(Change::Jobs);
-    }
-    let conn: &mut AnyConnection = tx;
+/// Enqueues jobs inside a transaction; an existing id is left alone.
+pub(crate) async fn insert_jobs(conn: &mut AnyConnection, jobs: &[NewJob], now: i64) -> Result<(), RepoError> {
     for j in jobs {
         sqlx::query(
             "INSERT INTO jobs (id, kind, payload, run_at_ms, max_attempts, created_ms) VALUES ($1, $2, $3, $4, $5, $6) \
@@ -42,6 +36,9 @@ pub(crate) async fn insert_jobs(tx: &mut WriteTx, jobs: &[NewJob], now: i64) -> 
         .execute(&mut *conn)
         .await
         .map_err(db)?;
+    }
+    if !jobs.is_empty() {
+        crate::notify::within(conn, crate::notify::JOBS).await?;
     }
     Ok(())
 }

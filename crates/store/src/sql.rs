@@ -36,50 +36,6 @@ pub struct SqlRepository {
     pub(crate) inline: Option<std::sync::Arc<crate::inline::InlineReads>>,
     /// When this process last removed old done jobs (`signing.rs`).
     pub(crate) last_job_prune: std::sync::Arc<std::sync::atomic::AtomicI64>,
-    /// Tells the other nodes what committed transactions changed (PostgreSQL; `notify.rs`).
-    pub(crate) announcer: Option<crate::notify::Announcer>,
-}
-
-/// A write transaction ([`SqlRepository::begin_write`]). It remembers what it changed that other
-/// nodes wait for (jobs, audit events) and announces it once it has committed (`notify.rs`).
-pub(crate) struct WriteTx {
-    tx: sqlx::Transaction<'static, sqlx::Any>,
-    announcer: Option<crate::notify::Announcer>,
-    changes: Vec<crate::notify::Change>,
-}
-
-impl std::ops::Deref for WriteTx {
-    type Target = sqlx::AnyConnection;
-    fn deref(&self) -> &Self::Target {
-        &self.tx
-    }
-}
-
-impl std::ops::DerefMut for WriteTx {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.tx
-    }
-}
-
-impl WriteTx {
-    /// Records that this transaction changed something other nodes wait for.
-    pub(crate) fn changed(&mut self, change: crate::notify::Change) {
-        if !self.changes.contains(&change) {
-            self.changes.push(change);
-        }
-    }
-
-    /// Commits, then announces the changes. Dropped without a commit, it rolls back and
-    /// announces nothing.
-    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await?;
-        if let Some(a) = &self.announcer {
-            for c in self.changes {
-                a.announce(c);
-            }
-        }
-        Ok(())
-    }
 }
 
 pub(crate) fn db(e: sqlx::Error) -> RepoError {
@@ -238,7 +194,6 @@ impl SqlRepository {
             _ => None,
         };
         let listen_url = (backend == Backend::Postgres).then(|| std::sync::Arc::new(secrecy::SecretString::from(url)));
-        let announcer = listen_url.clone().map(crate::notify::Announcer::start);
         Ok(Self {
             pool,
             backend,
@@ -246,7 +201,6 @@ impl SqlRepository {
             url: listen_url,
             inline,
             last_job_prune: Default::default(),
-            announcer,
         })
     }
 
@@ -279,12 +233,11 @@ impl SqlRepository {
     /// (deferred) transaction that reads and then writes fails at once with SQLITE_BUSY whenever
     /// another connection committed in between: SQLite cannot upgrade a stale read snapshot, and
     /// its busy handler is not asked to wait. PostgreSQL takes row locks as it goes: a plain BEGIN.
-    pub(crate) async fn begin_write(&self) -> Result<WriteTx, RepoError> {
-        let tx = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?,
-            Backend::Postgres => self.pool.begin().await.map_err(db)?,
-        };
-        Ok(WriteTx { tx, announcer: self.announcer.clone(), changes: Vec::new() })
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, RepoError> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db),
+            Backend::Postgres => self.pool.begin().await.map_err(db),
+        }
     }
 
     /// Runs the backend's own consistency check (SQLite `PRAGMA integrity_check`; PostgreSQL
@@ -309,9 +262,6 @@ impl SqlRepository {
     /// is given 10 s; then the pool is left to close as those connections drop (logged), rather
     /// than a shutdown or a backup hanging on it.
     pub async fn close(&self) {
-        if let Some(a) = &self.announcer {
-            a.close();
-        }
         drop(self.audit_writer.release());
         if tokio::time::timeout(std::time::Duration::from_secs(10), self.pool.close()).await.is_err() {
             tracing::warn!("closing the database pool: a connection is still in use after 10 s");

@@ -284,42 +284,6 @@ async fn postgres_nodes_hear_each_others_jobs_and_appends() {
     assert!(tokio::time::timeout(Duration::from_millis(300), heard.next()).await.is_err(), "nothing was enqueued");
 }
 
-/// The notices are sent after the commits, by one connection of the announcing node, not by the
-/// transactions that enqueue: a transaction that notifies takes PostgreSQL's cluster-wide notify
-/// lock until its commit is flushed, so the nodes' writes queued behind each other's fsyncs.
-/// Twelve enqueues at once (on several pooled connections) are heard from one backend only, and
-/// announcements made while a notice is on its way share the next one.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_notices_come_from_one_connection_after_the_commits() {
-    use sigillum_core::ports::{JobStore, NewJob};
-    let a = server_stack().await;
-    let mut raw = sqlx::postgres::PgListener::connect(&a.db_url).await.unwrap();
-    raw.listen(sigillum_store::notify::JOBS).await.unwrap();
-    let enqueues = (0..12).map(|i| {
-        let repo = a.repo.clone();
-        async move {
-            let job = NewJob {
-                id: format!("announce-{i}"),
-                kind: "advance".into(),
-                payload: "{}".into(),
-                run_at_unix_ms: 0,
-                max_attempts: 1,
-            };
-            repo.enqueue(&[job], 0).await.unwrap();
-        }
-    });
-    futures::future::join_all(enqueues).await;
-    let mut senders = std::collections::BTreeSet::new();
-    let mut notices = 0;
-    while let Ok(n) = tokio::time::timeout(Duration::from_millis(500), raw.recv()).await {
-        senders.insert(n.unwrap().process_id());
-        notices += 1;
-    }
-    assert!(notices >= 1, "the other nodes were told");
-    assert!(notices <= 12, "{notices} notices for 12 enqueues");
-    assert_eq!(senders.len(), 1, "notices from backends {senders:?}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_writers_on_one_postgres_get_gap_free_sequence_numbers_and_one_root() {
     let first = server_stack().await;
