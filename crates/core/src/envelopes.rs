@@ -489,8 +489,14 @@ impl Envelopes {
 
     /// The envelope with its recipients (personal data opened) and fields.
     pub async fn detail(&self, p: &Principal, id: EnvelopeId) -> Result<EnvelopeDetail, EnvelopeError> {
-        let r = self.authorize(p, id).await?;
-        let records = self.parties.recipients(id).await?;
+        let (r, records, fields, key) = match self.store.envelope_with_parties(p.org_id, id).await? {
+            Some(parts) => (parts.envelope, parts.recipients, parts.fields, Some(parts.key)),
+            None => {
+                let r = self.authorize(p, id).await?;
+                let records = self.parties.recipients(id).await?;
+                (r, records, self.parties.fields(id).await?, None)
+            }
+        };
         // The title and every recipient's name and email open under one unwrap of the key.
         let (env_id, rec_ids) = (r.id.to_string(), records.iter().map(|x| x.id.to_string()).collect::<Vec<_>>());
         let mut items = vec![(title_ctx(&env_id), r.title_sealed.as_slice())];
@@ -498,7 +504,11 @@ impl Envelopes {
             items.push((recipient_ctx(rid, "name"), rec.name_sealed.as_slice()));
             items.push((recipient_ctx(rid, "email"), rec.email_sealed.as_slice()));
         }
-        let mut opened = self.vault.open_fields(id, &items).await?.into_iter();
+        let opened = match &key {
+            Some(k) => self.vault.open_fields_with(k, &items).await?,
+            None => self.vault.open_fields(id, &items).await?,
+        };
+        let mut opened = opened.into_iter();
         let mut next =
             || opened.next().unwrap_or(Err(VaultError::Integrity("missing value"))).map_err(EnvelopeError::from);
         let envelope = view_with_title(&r, next()?)?;
@@ -507,7 +517,7 @@ impl Envelopes {
             let (name, email) = (next()?, next()?);
             recipients.push(recipient_view(rec, name, email)?);
         }
-        let fields = self.parties.fields(id).await?.iter().map(FieldView::from).collect();
+        let fields = fields.iter().map(FieldView::from).collect();
         Ok(EnvelopeDetail { envelope, recipients, fields })
     }
 

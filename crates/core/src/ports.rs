@@ -472,6 +472,22 @@ pub trait EnvelopeStore: Send + Sync {
     /// than the organisation's retention days ago), oldest first, with their document hashes.
     async fn past_retention(&self, now_unix_ms: i64, limit: u32)
         -> Result<Vec<(OrgId, EnvelopeId, String)>, RepoError>;
+    /// The envelope (if it belongs to `org`) with its recipients, fields and wrapped key, read
+    /// together in one snapshot where the backend makes that cheaper than four reads (SQLite:
+    /// each read transaction takes and releases the WAL's shared-memory locks). `None`: read
+    /// them one by one (the default, and also when the envelope or its key is not found).
+    async fn envelope_with_parties(&self, _org: OrgId, _id: EnvelopeId) -> Result<Option<EnvelopeParts>, RepoError> {
+        Ok(None)
+    }
+}
+
+/// What [`EnvelopeStore::envelope_with_parties`] reads at once.
+#[derive(Clone, Debug)]
+pub struct EnvelopeParts {
+    pub envelope: EnvelopeRecord,
+    pub recipients: Vec<RecipientRecord>,
+    pub fields: Vec<FieldRecord>,
+    pub key: EnvelopeKey,
 }
 
 #[derive(Clone, Debug, PartialEq)]

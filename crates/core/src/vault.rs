@@ -210,13 +210,19 @@ impl Vault {
     /// unwrapped by the key manager, recording that KEK use (purpose = the first operation).
     async fn dek(&self, envelope: EnvelopeId, purpose: &str) -> Result<(Dek, DekId), VaultError> {
         let rec = self.repo.get_envelope_key(envelope).await?;
-        if let Some(dek) = self.deks.get(&rec) {
+        self.dek_of(&rec, purpose).await
+    }
+
+    /// The DEK of a key record read just now (cached while its wrapping is unchanged).
+    async fn dek_of(&self, rec: &EnvelopeKey, purpose: &str) -> Result<(Dek, DekId), VaultError> {
+        let envelope = rec.envelope_id;
+        if let Some(dek) = self.deks.get(rec) {
             return Ok((dek, DekId(rec.dek_id)));
         }
         let kek = KekRef { key_id: rec.kek_key_id.clone(), version: rec.kek_version };
         let dek = self.keys.unwrap_dek(&WrappedDek { kek: kek.clone(), wrapped: rec.wrapped.clone() }).await?;
         self.repo.record_key_use(&self.key_use(&kek, purpose, Some(envelope))).await?;
-        self.deks.put(&rec, &dek);
+        self.deks.put(rec, &dek);
         Ok((dek, DekId(rec.dek_id)))
     }
 
@@ -447,7 +453,18 @@ impl Vault {
         envelope: EnvelopeId,
         items: &[(FieldContext<'_>, &[u8])],
     ) -> Result<Vec<Result<Vec<u8>, VaultError>>, VaultError> {
-        let (dek, _) = self.dek(envelope, "open_field").await?;
+        let rec = self.repo.get_envelope_key(envelope).await?;
+        self.open_fields_with(&rec, items).await
+    }
+
+    /// As [`Vault::open_fields`], under a key record the caller read just now with the values
+    /// (one snapshot: `EnvelopeStore::envelope_with_parties`).
+    pub async fn open_fields_with(
+        &self,
+        key: &EnvelopeKey,
+        items: &[(FieldContext<'_>, &[u8])],
+    ) -> Result<Vec<Result<Vec<u8>, VaultError>>, VaultError> {
+        let (dek, _) = self.dek_of(key, "open_field").await?;
         Ok(items.iter().map(|(ctx, sealed)| field::open_field(&dek, ctx, sealed).map_err(VaultError::from)).collect())
     }
 

@@ -10,7 +10,11 @@ pub(crate) fn uuid(r: &(impl Columns + ?Sized), col: &str) -> Result<uuid::Uuid,
     id_column(r, col, |s| uuid::Uuid::parse_str(s).ok())
 }
 
-fn recipient_row(r: &(impl Columns + ?Sized)) -> Result<RecipientRecord, RepoError> {
+pub(crate) const RECIPIENTS_OF_ENVELOPE: &str =
+    "SELECT * FROM recipients WHERE envelope_id = $1 ORDER BY routing_order, created_ms, id";
+pub(crate) const FIELDS_OF_ENVELOPE: &str = "SELECT * FROM fields WHERE envelope_id = $1 ORDER BY page, created_ms, id";
+
+pub(crate) fn recipient_row(r: &(impl Columns + ?Sized)) -> Result<RecipientRecord, RepoError> {
     Ok(RecipientRecord {
         id: uuid(r, "id")?,
         envelope_id: EnvelopeId(uuid(r, "envelope_id")?),
@@ -30,7 +34,7 @@ fn recipient_row(r: &(impl Columns + ?Sized)) -> Result<RecipientRecord, RepoErr
     })
 }
 
-fn field_row(r: &(impl Columns + ?Sized)) -> Result<FieldRecord, RepoError> {
+pub(crate) fn field_row(r: &(impl Columns + ?Sized)) -> Result<FieldRecord, RepoError> {
     Ok(FieldRecord {
         id: uuid(r, "id")?,
         envelope_id: EnvelopeId(uuid(r, "envelope_id")?),
@@ -72,7 +76,7 @@ impl RecipientStore for SqlRepository {
     }
 
     async fn recipients(&self, envelope: EnvelopeId) -> Result<Vec<RecipientRecord>, RepoError> {
-        const SQL: &str = "SELECT * FROM recipients WHERE envelope_id = $1 ORDER BY routing_order, created_ms, id";
+        const SQL: &str = RECIPIENTS_OF_ENVELOPE;
         let id = envelope.to_string();
         if let Some(found) = self.read_inline(|c| crate::inline::all(c, SQL, [&id], |r| recipient_row(r))) {
             return Ok(found);
@@ -106,7 +110,7 @@ impl RecipientStore for SqlRepository {
     }
 
     async fn fields(&self, envelope: EnvelopeId) -> Result<Vec<FieldRecord>, RepoError> {
-        const SQL: &str = "SELECT * FROM fields WHERE envelope_id = $1 ORDER BY page, created_ms, id";
+        const SQL: &str = FIELDS_OF_ENVELOPE;
         let id = envelope.to_string();
         if let Some(found) = self.read_inline(|c| crate::inline::all(c, SQL, [&id], |r| field_row(r))) {
             return Ok(found);

@@ -94,7 +94,9 @@ fn org_row(r: &AnyRow) -> Result<Organisation, RepoError> {
     })
 }
 
-fn key_row(r: &(impl Columns + ?Sized)) -> Result<EnvelopeKey, RepoError> {
+pub(crate) const KEY_OF_ENVELOPE: &str = "SELECT * FROM envelope_keys WHERE envelope_id = $1";
+
+pub(crate) fn key_row(r: &(impl Columns + ?Sized)) -> Result<EnvelopeKey, RepoError> {
     let dek_id: Vec<u8> = r.col("dek_id")?;
     Ok(EnvelopeKey {
         envelope_id: parse_uuid(&r.col::<String>("envelope_id")?, EnvelopeId::parse)?,
@@ -372,16 +374,10 @@ impl Repository for SqlRepository {
 
     async fn get_envelope_key(&self, envelope: EnvelopeId) -> Result<EnvelopeKey, RepoError> {
         let id = envelope.to_string();
-        if let Some(found) = self.read_inline(|c| {
-            crate::inline::optional(c, "SELECT * FROM envelope_keys WHERE envelope_id = $1", [&id], |r| key_row(r))
-        }) {
+        if let Some(found) = self.read_inline(|c| crate::inline::optional(c, KEY_OF_ENVELOPE, [&id], |r| key_row(r))) {
             return found.ok_or(RepoError::NotFound);
         }
-        let r = sqlx::query("SELECT * FROM envelope_keys WHERE envelope_id = $1")
-            .bind(envelope.to_string())
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db)?;
+        let r = sqlx::query(KEY_OF_ENVELOPE).bind(envelope.to_string()).fetch_one(&self.pool).await.map_err(db)?;
         key_row(&r)
     }
 

@@ -715,3 +715,27 @@ async fn a_change_whose_node_stopped_before_logging_it_is_logged_by_its_job() {
     let report = sigillum_core::audit_log::verify_log(f.s.repo.as_ref(), &key, &[]).await.unwrap();
     assert!(report.ok, "{:?}", report.problems);
 }
+
+/// An envelope's detail on SQLite reads the envelope, its recipients, fields and key in one
+/// snapshot: the same records as the four reads one by one, nothing for another organisation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_envelope_with_its_parties_is_read_in_one_snapshot() {
+    use sigillum_core::ports::{EnvelopeStore, RecipientStore};
+    let f = flow(|repo| repo).await;
+    let env = f.draft("NDA").await;
+    let repo = &f.s.repo;
+    let parts = repo.envelope_with_parties(f.p.org_id, env.id).await.unwrap().expect("read at once on SQLite");
+    assert_eq!(Some(parts.envelope), repo.envelope(f.p.org_id, env.id).await.unwrap());
+    assert_eq!(parts.recipients, repo.recipients(env.id).await.unwrap());
+    assert_eq!(parts.recipients.len(), 1);
+    assert_eq!(parts.fields, repo.fields(env.id).await.unwrap());
+    assert_eq!(parts.fields.len(), 1);
+    assert_eq!(parts.key, repo.get_envelope_key(env.id).await.unwrap());
+    let other = sigillum_core::OrgId::new();
+    assert!(repo.envelope_with_parties(other, env.id).await.unwrap().is_none());
+    // The detail built from it names the recipient and the field.
+    let detail = f.envelopes.detail(&f.p, env.id).await.unwrap();
+    assert_eq!(detail.envelope.title, "NDA");
+    assert_eq!(detail.recipients.len(), 1);
+    assert_eq!(detail.fields.len(), 1);
+}
