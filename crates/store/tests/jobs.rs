@@ -716,6 +716,55 @@ async fn a_change_whose_node_stopped_before_logging_it_is_logged_by_its_job() {
     assert!(report.ok, "{:?}", report.problems);
 }
 
+/// The first signer's signature is stored but their node stops before moving the routing on
+/// (its advance job waits for its lease): the second signer's embedded link still works at once,
+/// and the job run later invites them once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_signer_gets_a_link_when_the_node_stopped_before_routing_on() {
+    let (f, store) = stopping_flow().await;
+    let env = f.draft("Routing").await;
+    let second = NewRecipient { name: "Sol".into(), email: "sol@example.org".into(), routing_order: 2, ..rita() };
+    let sol = f.envelopes.add_recipient(&f.p, env.id, second, &f.client).await.unwrap().id;
+    f.envelopes.add_field(&f.p, env.id, signature_field(sol.to_string()), &f.client).await.unwrap();
+    let req = SendRequest { message: None, expires_in_days: Some(5), remind_every_days: None };
+    f.wf.send(&f.p, env.id, req, &f.client).await.unwrap();
+    let recipients = sigillum_core::ports::RecipientStore::recipients(f.s.repo.as_ref(), env.id).await.unwrap();
+    let rita = recipients.iter().find(|r| r.routing_order == 1).unwrap().id;
+    let token = |url: String| url.rsplit('/').next().unwrap().to_owned();
+
+    let link = token(f.wf.signing_link(&f.p, env.id, rita, &f.client).await.unwrap());
+    assert!(f.wf.signing_link(&f.p, env.id, sol, &f.client).await.is_err(), "not Sol's turn yet");
+    f.wf.consent(&link, None, true, &f.client).await.unwrap();
+    let signed: sigillum_core::workflow::CompleteRequest =
+        serde_json::from_value(serde_json::json!({"signature": {"kind": "typed", "text": "Rita"}})).unwrap();
+    store.stopped.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(f.wf.complete(&link, None, signed, &f.client).await.is_err(), "the node stopped before answering");
+    store.stopped.store(false, std::sync::atomic::Ordering::SeqCst);
+    let status = |rs: &[sigillum_core::ports::RecipientRecord], id| {
+        rs.iter().find(|r| r.id == id).map(|r| r.status.clone()).unwrap()
+    };
+    let recipients = sigillum_core::ports::RecipientStore::recipients(f.s.repo.as_ref(), env.id).await.unwrap();
+    assert_eq!(status(&recipients, rita), "signed", "the signature is stored");
+    assert_eq!(status(&recipients, sol), "created", "the routing has not moved on");
+
+    let link = token(f.wf.signing_link(&f.p, env.id, sol, &f.client).await.unwrap());
+    let recipients = sigillum_core::ports::RecipientStore::recipients(f.s.repo.as_ref(), env.id).await.unwrap();
+    assert_eq!(status(&recipients, sol), "sent", "moved on by the link");
+    f.wf.signer_view(&link, None, &f.client).await.unwrap();
+
+    f.clock.advance(61_000);
+    f.wf.drain().await;
+    let invitations = std::fs::read_dir(&f.outbox)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter(|m| m.contains("sol@example.org") && m.contains("to sign"))
+        .count();
+    assert_eq!(invitations, 1, "Sol is invited once");
+    let kinds = logged_kinds(&f.s.repo, env.id).await;
+    assert_eq!(kinds.iter().filter(|k| *k == "recipient.signed").count(), 1, "{kinds:?}");
+}
+
 /// An envelope's detail on SQLite reads the envelope, its recipients, fields and key in one
 /// snapshot: the same records as the four reads one by one, nothing for another organisation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

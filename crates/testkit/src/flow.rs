@@ -217,9 +217,21 @@ impl FlowClient {
     /// One signer: link, view, consent, complete; a lost answer is settled by the recipient's status.
     async fn sign(&self, id: &str, rid: &str) -> Result<(), CallError> {
         for _ in 0..ATTEMPTS {
-            let link = self
+            let link = match self
                 .retried(Method::POST, &format!("/api/v1/envelopes/{id}/recipients/{rid}/signing-link"), None, true)
-                .await?;
+                .await
+            {
+                Ok(link) => link,
+                // An earlier `complete` whose answer was lost may have been stored after the
+                // status read (its node died with the commit in flight): the server knows.
+                Err(CallError::Refused(409, body)) => {
+                    if self.recipient_status(id, rid).await? == "signed" {
+                        return Ok(());
+                    }
+                    return Err(CallError::Refused(409, body));
+                }
+                Err(e) => return Err(e),
+            };
             let token = link["url"].as_str().and_then(|u| u.rsplit('/').next()).unwrap_or_default().to_owned();
             self.retried(Method::GET, &format!("/api/v1/signing/{token}"), None, false).await?;
             match self

@@ -251,7 +251,14 @@ impl Workflow {
         if env.status != EnvelopeStatus::Sent {
             return Err(conflict("envelope_not_in_progress", "signing links exist only while the envelope is sent"));
         }
-        let recipients = self.inner.ports.parties.recipients(id).await?;
+        let mut recipients = self.inner.ports.parties.recipients(id).await?;
+        if matches!(routing::next_step(&recipients), routing::Step::Activate(due) if due.contains(&recipient)) {
+            // Due but not yet invited: the previous step's last signature was stored but the node
+            // that stored it stopped before moving the routing on (its advance job waits for the
+            // lease). Moving it on here is what that job would do, and is idempotent.
+            self.advance(id).await?;
+            recipients = self.inner.ports.parties.recipients(id).await?;
+        }
         let r = recipients.iter().find(|r| r.id == recipient).ok_or(EnvelopeError::NotFound)?;
         if !routing::is_turn(&recipients, r) {
             return Err(conflict("not_your_turn", "this recipient cannot act now (not their turn, or finished)"));
