@@ -197,7 +197,22 @@ impl FlowClient {
                     return Ok(None);
                 }
             }
-            Err(e) => return Err(e),
+            Err(CallError::Refused(status, body)) => {
+                // A POST that a node stored and then died before answering can reach the
+                // cluster twice: haproxy tells an HTTP/2 client that a request sent over a reused
+                // backend connection which closed without an answer was refused (REFUSED_STREAM),
+                // and the client's HTTP stack sends it again. An envelope with a recipient the
+                // client added once but the server holds twice is such a draft: leave it behind.
+                let held = self.envelope(&id).await?["recipients"].as_array().map_or(0, Vec::len);
+                if status == 422 && held > signers.len() {
+                    self.failed(format!(
+                        "draft {id}: {held} recipients after {} additions (a request sent twice)",
+                        signers.len()
+                    ));
+                    return Ok(None);
+                }
+                return Err(CallError::Refused(status, json!({"envelope": id, "answer": body})));
+            }
         }
         let now = Instant::now();
         Ok(Some(SentEnvelope { id, title, signers, last_signed: now, completed_seen: now }))

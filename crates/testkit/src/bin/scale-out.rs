@@ -583,13 +583,22 @@ async fn main() -> anyhow::Result<()> {
     let concurrency = arg("--concurrency", 12).max(1);
     let bench_flows = arg("--bench-flows", 60);
     let check = std::env::args().any(|a| a == "--check");
-    let root = tempfile::tempdir()?;
+    let dir = tempfile::tempdir()?;
+    let root = dir.path().to_owned();
+    // `SCALE_OUT_KEEP=1` keeps the nodes' data directories and logs (to study a failure).
+    let _removed_at_exit = if std::env::var_os("SCALE_OUT_KEEP").is_some() {
+        println!("  keeping the nodes' directories and logs in {}", root.display());
+        drop(dir.keep());
+        None
+    } else {
+        Some(dir)
+    };
     let smtp = SmtpCapture::start();
 
     let mut failures = if std::env::args().any(|a| a == "--bench-only") {
         vec![]
     } else {
-        proof(root.path(), &smtp, flows, concurrency).await?
+        proof(&root, &smtp, flows, concurrency).await?
     };
 
     println!("==> benchmark: complete flows/s ({bench_flows} flows, {concurrency} at a time, each deployment behind haproxy)");
@@ -601,7 +610,7 @@ async fn main() -> anyhow::Result<()> {
         if only.as_deref().is_some_and(|o| o != name) {
             continue;
         }
-        results.push(bench(root.path(), &smtp, name, nodes, postgres, bench_flows, concurrency).await?);
+        results.push(bench(&root, &smtp, name, nodes, postgres, bench_flows, concurrency).await?);
     }
     let [(sqlite, wait1), (pg1, wait2), (pg3, wait3)] = results[..] else {
         println!("scale-out: only {only:?} was run; no ratios");
