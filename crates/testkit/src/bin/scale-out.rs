@@ -318,8 +318,7 @@ async fn proof(
     for (t, what) in after_kill.iter().take(8) {
         println!("    +{:.2} s {what}", t.duration_since(killed_at).as_secs_f64());
     }
-    let mut lags: Vec<Duration> = envelopes.iter().map(|e| e.completed_seen.duration_since(e.last_signed)).collect();
-    lags.sort();
+    let lags = completion_lags(&envelopes);
     println!(
         "  last signature → completed seen by the client: p50 {:.2} s, p99 {:.2} s, max {:.2} s (a finalize job \
          leased by the killed node waits for its 20 s lease)",
@@ -531,6 +530,13 @@ fn cores_used(before: &HashMap<String, f64>, after: &HashMap<String, f64>, elaps
     format!("cores used {total:.2}: {}", parts.join(", "))
 }
 
+/// How long each envelope took from its last signature to the client seeing it completed, sorted.
+fn completion_lags(envelopes: &[SentEnvelope]) -> Vec<Duration> {
+    let mut lags: Vec<Duration> = envelopes.iter().map(|e| e.completed_seen.duration_since(e.last_signed)).collect();
+    lags.sort();
+    lags
+}
+
 /// Flows per second on one deployment, and the job lag sampled from `/metrics` meanwhile.
 async fn bench(
     root: &std::path::Path,
@@ -550,7 +556,9 @@ async fn bench(
     let ports: Vec<u16> = cluster.nodes.iter().map(|n| n.port).collect();
     let waits_before = job_waits(&metrics_http, &ports).await;
     let cpu_before = cpu_by_command();
-    let (done, elapsed) = run_flows(client, 2_000_000, flows, concurrency, Arc::default()).await?;
+    let requests_before = client.requests.load(Ordering::Relaxed);
+    let (done, elapsed) = run_flows(client.clone(), 2_000_000, flows, concurrency, Arc::default()).await?;
+    let requests = client.requests.load(Ordering::Relaxed) - requests_before;
     let cpu = cores_used(&cpu_before, &cpu_by_command(), elapsed);
     // The last jobs of the last flows (mail, webhooks) are still being taken: let them.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -564,10 +572,13 @@ async fn bench(
         })
         .collect();
     let per_s = done.len() as f64 / elapsed.as_secs_f64();
+    let lags = completion_lags(&done);
     println!(
-        "  {name}: {} flows in {:.1} s: {per_s:.2} flows/s; {jobs} jobs, 99 % waited <= {p99} s ({}); {cpu}",
+        "  {name}: {} flows in {:.1} s: {per_s:.2} flows/s; {:.1} requests per flow; last signature → completed p50 {:.2} s; {jobs} jobs, 99 % waited <= {p99} s ({}); {cpu}",
         done.len(),
         elapsed.as_secs_f64(),
+        requests as f64 / done.len().max(1) as f64,
+        percentile(&lags, 0.5).as_secs_f64(),
         by_kind.join(", "),
     );
     let mut cluster = cluster;
