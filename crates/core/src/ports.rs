@@ -606,6 +606,8 @@ pub struct EnvelopeChange {
     pub reason_sealed: Option<Vec<u8>>,
     pub final_sha256: Option<String>,
     pub jobs: Vec<NewJob>,
+    /// Moves the routing on in the same transaction (sending): see [`RecipientOutcome::route_on`].
+    pub route_on: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -631,6 +633,12 @@ pub struct RecipientOutcome {
     /// A decline ends the envelope: its reason, sealed, goes on the envelope.
     pub decline_reason_sealed: Option<Vec<u8>>,
     pub jobs: Vec<NewJob>,
+    /// Moves the routing on in the same transaction: the store reads the envelope's recipients
+    /// after the change (under the envelope row's lock, so every outcome committed before is
+    /// seen) and writes what [`crate::workflow::route_on`] decides: the next signers invited,
+    /// or the envelope's finalisation queued. A node that stops after the commit leaves nothing
+    /// for another node to pick up later.
+    pub route_on: bool,
 }
 
 /// Sending and signing state.

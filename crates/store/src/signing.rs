@@ -13,11 +13,42 @@ use sqlx::{AnyConnection, Row};
 
 use crate::envelopes::envelope_row;
 use crate::inline::Columns;
-use crate::recipients::uuid;
+use crate::recipients::{recipient_row, uuid, RECIPIENTS_OF_ENVELOPE};
 use crate::sql::{db, hash_column, id_column, Backend, SqlRepository};
 
 fn conflict(what: &str) -> RepoError {
     RepoError::Conflict(what.to_owned())
+}
+
+/// Moves a recipient from `created` to `sent` inside a transaction; false if it had moved already.
+async fn activate(conn: &mut AnyConnection, envelope: EnvelopeId, id: uuid::Uuid) -> Result<bool, RepoError> {
+    let r =
+        sqlx::query("UPDATE recipients SET status = 'sent' WHERE id = $1 AND envelope_id = $2 AND status = 'created'")
+            .bind(id.to_string())
+            .bind(envelope.to_string())
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Moves the envelope's routing on inside the caller's transaction, which has written the
+/// envelope's row (sent it, or stored a signature under its lock): outcomes of one envelope are
+/// serialised by that row on both databases, so the recipients read here include every outcome
+/// committed before. Writes what the core's rule decides ([`sigillum_core::workflow::route_on`]):
+/// the next recipients moved to `sent` with their invitations, or the finalisation queued.
+async fn route_on(conn: &mut AnyConnection, envelope: EnvelopeId, now: i64) -> Result<(), RepoError> {
+    let rows =
+        sqlx::query(RECIPIENTS_OF_ENVELOPE).bind(envelope.to_string()).fetch_all(&mut *conn).await.map_err(db)?;
+    let recipients = rows.iter().map(recipient_row).collect::<Result<Vec<_>, _>>()?;
+    let routed = sigillum_core::workflow::route_on(envelope, &recipients, now);
+    let mut due = routed.jobs;
+    for (id, invite) in routed.activate {
+        if activate(conn, envelope, id).await? {
+            due.push(invite);
+        }
+    }
+    insert_jobs(conn, &due, now).await
 }
 
 /// Enqueues jobs inside a transaction; an existing id is left alone.
@@ -87,6 +118,9 @@ impl SigningStore for SqlRepository {
             return Err(conflict("envelope status changed"));
         }
         insert_jobs(&mut tx, &c.jobs, c.now_unix_ms).await?;
+        if c.route_on {
+            route_on(&mut tx, c.envelope_id, c.now_unix_ms).await?;
+        }
         tx.commit().await.map_err(db)
     }
 
@@ -100,15 +134,7 @@ impl SigningStore for SqlRepository {
         let mut moved = Vec::new();
         let mut due = Vec::new();
         for (i, id) in ids.iter().enumerate() {
-            let r = sqlx::query(
-                "UPDATE recipients SET status = 'sent' WHERE id = $1 AND envelope_id = $2 AND status = 'created'",
-            )
-            .bind(id.to_string())
-            .bind(envelope.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-            if r.rows_affected() == 1 {
+            if activate(&mut tx, envelope, *id).await? {
                 moved.push(*id);
                 due.extend(jobs.get(i).cloned());
             }
@@ -205,6 +231,9 @@ impl SigningStore for SqlRepository {
                 .map_err(db)?;
         }
         insert_jobs(&mut tx, &o.jobs, o.now_unix_ms).await?;
+        if o.route_on {
+            route_on(&mut tx, o.envelope_id, o.now_unix_ms).await?;
+        }
         tx.commit().await.map_err(db)
     }
 

@@ -170,7 +170,10 @@ struct Flow {
 
 /// [`Flow`] with the audit log on the store `audit_store` makes of the stack's repository.
 async fn flow(audit_store: impl FnOnce(Arc<SqlRepository>) -> Arc<dyn AuditStore>) -> Flow {
-    let s = common::local_stack().await;
+    flow_on(common::local_stack().await, audit_store).await
+}
+
+async fn flow_on(s: common::Stack, audit_store: impl FnOnce(Arc<SqlRepository>) -> Arc<dyn AuditStore>) -> Flow {
     let clock = Arc::new(common::ManualClock::at(1_800_000_000_000));
     let audit = AuditLog::open(audit_store(s.repo.clone()), s.vault.clone(), clock.clone(), "test/log").await.unwrap();
     let accounts = Accounts::new(s.repo.clone(), s.vault.clone(), audit.clone(), clock.clone());
@@ -716,11 +719,12 @@ async fn a_change_whose_node_stopped_before_logging_it_is_logged_by_its_job() {
     assert!(report.ok, "{:?}", report.problems);
 }
 
-/// The first signer's signature is stored but their node stops before moving the routing on
-/// (its advance job waits for its lease): the second signer's embedded link still works at once,
-/// and the job run later invites them once.
+/// The first signer's signature is stored and their node stops right after the commit: the
+/// routing moved on in that same transaction, so the second signer is already invited (their
+/// invitation queued, no job left waiting for the dead node's lease), their embedded link works
+/// at once, and they get one invitation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_next_signer_gets_a_link_when_the_node_stopped_before_routing_on() {
+async fn the_next_signer_is_invited_in_the_signatures_own_transaction() {
     let (f, store) = stopping_flow().await;
     let env = f.draft("Routing").await;
     let second = NewRecipient { name: "Sol".into(), email: "sol@example.org".into(), routing_order: 2, ..rita() };
@@ -745,11 +749,13 @@ async fn the_next_signer_gets_a_link_when_the_node_stopped_before_routing_on() {
     };
     let recipients = sigillum_core::ports::RecipientStore::recipients(f.s.repo.as_ref(), env.id).await.unwrap();
     assert_eq!(status(&recipients, rita), "signed", "the signature is stored");
-    assert_eq!(status(&recipients, sol), "created", "the routing has not moved on");
+    assert_eq!(status(&recipients, sol), "sent", "the routing moved on with it");
+    let pending: Vec<String> =
+        JobStore::pending_jobs(f.s.repo.as_ref()).await.unwrap().into_iter().map(|j| j.id).collect();
+    assert!(pending.contains(&format!("invite:{sol}")), "Sol's invitation is queued: {pending:?}");
+    assert!(!pending.iter().any(|j| j.starts_with("advance")), "nothing waits to move the routing on: {pending:?}");
 
     let link = token(f.wf.signing_link(&f.p, env.id, sol, &f.client).await.unwrap());
-    let recipients = sigillum_core::ports::RecipientStore::recipients(f.s.repo.as_ref(), env.id).await.unwrap();
-    assert_eq!(status(&recipients, sol), "sent", "moved on by the link");
     f.wf.signer_view(&link, None, &f.client).await.unwrap();
 
     f.clock.advance(61_000);
@@ -763,6 +769,58 @@ async fn the_next_signer_gets_a_link_when_the_node_stopped_before_routing_on() {
     assert_eq!(invitations, 1, "Sol is invited once");
     let kinds = logged_kinds(&f.s.repo, env.id).await;
     assert_eq!(kinds.iter().filter(|k| *k == "recipient.signed").count(), 1, "{kinds:?}");
+}
+
+/// Two signers of the same step sign at the same moment, on SQLite and on PostgreSQL: each
+/// signature's transaction reads the recipients under the envelope row's lock, so the one that
+/// commits second sees both signatures and invites the next step. The third signer is invited
+/// once, with no job run and nothing left to move the routing on later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signers_of_one_step_signing_at_once_move_the_routing_on_once() {
+    for stack in [common::local_stack().await, common::server_stack().await] {
+        let f = flow_on(stack, |repo| repo).await;
+        for round in 0..3 {
+            let env = f.draft(&format!("Parallel {round}")).await;
+            let add = |name: &str, email: &str, order: u32| {
+                let r = NewRecipient { name: name.into(), email: email.into(), routing_order: order, ..rita() };
+                let (f, id) = (&f, env.id);
+                async move {
+                    let rid = f.envelopes.add_recipient(&f.p, id, r, &f.client).await.unwrap().id;
+                    f.envelopes.add_field(&f.p, id, signature_field(rid.to_string()), &f.client).await.unwrap();
+                    rid
+                }
+            };
+            let pia = add("Pia", "pia@example.org", 1).await;
+            let sol = add("Sol", "sol@example.org", 2).await;
+            let req = SendRequest { message: None, expires_in_days: Some(5), remind_every_days: None };
+            f.wf.send(&f.p, env.id, req, &f.client).await.unwrap();
+            let recipients = sigillum_core::ports::RecipientStore::recipients(f.s.repo.as_ref(), env.id).await.unwrap();
+            let rita = recipients.iter().find(|r| r.id != pia && r.id != sol).unwrap().id;
+            let token = |url: String| url.rsplit('/').next().unwrap().to_owned();
+            let mut links = Vec::new();
+            for rid in [rita, pia] {
+                let link = token(f.wf.signing_link(&f.p, env.id, rid, &f.client).await.unwrap());
+                f.wf.consent(&link, None, true, &f.client).await.unwrap();
+                links.push(link);
+            }
+            let sign = |link: String| {
+                let req: sigillum_core::workflow::CompleteRequest =
+                    serde_json::from_value(serde_json::json!({"signature": {"kind": "typed", "text": "Me"}})).unwrap();
+                let f = &f;
+                async move { f.wf.complete(&link, None, req, &f.client).await }
+            };
+            let (a, b) = tokio::join!(sign(links[0].clone()), sign(links[1].clone()));
+            a.unwrap();
+            b.unwrap();
+            let recipients = sigillum_core::ports::RecipientStore::recipients(f.s.repo.as_ref(), env.id).await.unwrap();
+            let status = |id| recipients.iter().find(|r| r.id == id).map(|r| r.status.clone()).unwrap();
+            assert_eq!((status(rita), status(pia), status(sol)), ("signed".into(), "signed".into(), "sent".into()));
+            let pending: Vec<String> =
+                JobStore::pending_jobs(f.s.repo.as_ref()).await.unwrap().into_iter().map(|j| j.id).collect();
+            assert_eq!(pending.iter().filter(|j| **j == format!("invite:{sol}")).count(), 1, "{pending:?}");
+            assert!(!pending.iter().any(|j| j.starts_with("advance")), "{pending:?}");
+        }
+    }
 }
 
 /// An envelope's detail on SQLite reads the envelope, its recipients, fields and key in one

@@ -18,13 +18,15 @@ use crate::envelopes::EnvelopeError;
 use crate::envelopes::FINAL;
 use crate::ids::EnvelopeId;
 use crate::lifecycle::EnvelopeStatus;
-use crate::ports::{EnvelopeChange, Job};
+use crate::ports::{EnvelopeChange, Job, NewJob, RecipientRecord};
 use crate::routing::{self, Step};
 
 /// The kinds of job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobKind {
-    /// Moves an envelope on after a send or a signature: invite the next step, or finalise.
+    /// Moves an envelope on: invite the next step, or finalise. Sending and signing now do this
+    /// in their own transaction ([`route_on`]); the kind stays for the jobs that earlier
+    /// versions queued with every send and signature.
     Advance,
     /// Invitation or reminder mail to one recipient.
     Invite,
@@ -166,6 +168,44 @@ pub struct Worker {
 /// 50 ms. Their CPU-heavy parts take a core each through the CPU gate, so more lanes do not mean
 /// more renders at once.
 pub const DEFAULT_JOB_LANES: usize = 32;
+
+/// What moving an envelope on writes, decided from its recipients as they stand: the recipients
+/// whose turn has come, each with its invitation job, and the jobs that follow (the envelope's
+/// finalisation once everyone who acts has signed).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RoutedOn {
+    pub activate: Vec<(uuid::Uuid, NewJob)>,
+    pub jobs: Vec<NewJob>,
+}
+
+/// The routing rule ([`routing::next_step`]) turned into writes. Pure, so the store can apply it
+/// inside the transaction that sends an envelope or stores a signature
+/// ([`crate::ports::RecipientOutcome::route_on`]); `advance` jobs (queued by earlier versions)
+/// apply it afterwards.
+pub fn route_on(envelope: EnvelopeId, recipients: &[RecipientRecord], now: i64) -> RoutedOn {
+    match routing::next_step(recipients) {
+        Step::Activate(ids) => RoutedOn {
+            activate: ids
+                .into_iter()
+                .map(|rid| {
+                    let payload = serde_json::json!({ "envelope_id": envelope, "recipient_id": rid });
+                    (rid, job(format!("invite:{rid}"), JobKind::Invite, payload, now))
+                })
+                .collect(),
+            jobs: vec![],
+        },
+        Step::AllSigned => RoutedOn {
+            activate: vec![],
+            jobs: vec![job(
+                format!("finalize:{envelope}"),
+                JobKind::Finalize,
+                serde_json::json!({ "envelope_id": envelope }),
+                now,
+            )],
+        },
+        Step::Waiting => RoutedOn::default(),
+    }
+}
 
 impl Worker {
     pub fn new(workflow: Workflow) -> Self {
@@ -415,33 +455,14 @@ impl Workflow {
             return Ok(());
         }
         let recipients = self.inner.ports.parties.recipients(id).await?;
-        let now = self.now();
-        match routing::next_step(&recipients) {
-            Step::Activate(ids) => {
-                let jobs: Vec<_> = ids
-                    .iter()
-                    .map(|rid| {
-                        job(
-                            format!("invite:{rid}"),
-                            JobKind::Invite,
-                            serde_json::json!({ "envelope_id": id, "recipient_id": rid }),
-                            now,
-                        )
-                    })
-                    .collect();
-                self.inner.ports.signing.activate_recipients(id, &ids, &jobs).await?;
-                self.inner.wake.notify_one();
-            }
-            Step::AllSigned => {
-                self.enqueue(&[job(
-                    format!("finalize:{id}"),
-                    JobKind::Finalize,
-                    serde_json::json!({ "envelope_id": id }),
-                    now,
-                )])
-                .await?;
-            }
-            Step::Waiting => {}
+        let routed = route_on(id, &recipients, self.now());
+        if !routed.activate.is_empty() {
+            let (ids, jobs): (Vec<_>, Vec<_>) = routed.activate.into_iter().unzip();
+            self.inner.ports.signing.activate_recipients(id, &ids, &jobs).await?;
+            self.inner.wake.notify_one();
+        }
+        if !routed.jobs.is_empty() {
+            self.enqueue(&routed.jobs).await?;
         }
         Ok(())
     }
@@ -551,6 +572,7 @@ impl Workflow {
             reason_sealed: None,
             final_sha256: Some(final_sha.clone()),
             jobs,
+            route_on: false,
         };
         match self.inner.ports.signing.change_envelope(&change).await.map_err(moved) {
             Ok(()) => {}
@@ -711,6 +733,7 @@ impl Workflow {
             reason_sealed: None,
             final_sha256: None,
             jobs: reports,
+            route_on: false,
         };
         match self.inner.ports.signing.change_envelope(&change).await.map_err(moved) {
             Ok(()) => {}

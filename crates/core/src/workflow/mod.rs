@@ -34,7 +34,7 @@ use crate::ports::{
 };
 use crate::vault::Vault;
 
-pub use jobs::{JobKind, Worker, DEFAULT_JOB_LANES};
+pub use jobs::{route_on, JobKind, RoutedOn, Worker, DEFAULT_JOB_LANES};
 pub use mail::MAIL_LANGUAGES;
 pub use sending::SendRequest;
 pub use signing::{CompleteRequest, SignatureInput, SignerView};
@@ -142,7 +142,7 @@ impl ChangeEvent {
     }
 }
 
-/// A random job id for jobs that may legitimately repeat (e.g. one `advance` per completion).
+/// A random job id for jobs that may legitimately repeat (e.g. one webhook `event` per change).
 fn fresh_job_id(kind: &str) -> String {
     format!("{kind}:{}", uuid::Uuid::new_v4().simple())
 }

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use sigillum_audit::{Detail, EventKind};
 
-use super::{conflict, envelope_ctx, fresh_job_id, internal, Workflow, DAY_MS};
+use super::{conflict, envelope_ctx, internal, Workflow, DAY_MS};
 use crate::accounts::Principal;
 use crate::audit_log::{ClientInfo, NewEvent};
 use crate::envelopes::{EnvelopeDetail, EnvelopeError};
@@ -114,14 +114,9 @@ impl Workflow {
             }),
             reason_sealed: None,
             final_sha256: None,
-            jobs: [
-                vec![
-                    job(fresh_job_id("advance"), super::JobKind::Advance, envelope.clone(), now),
-                    job(format!("expire:{id}"), super::JobKind::Expire, envelope, expires),
-                ],
-                reports,
-            ]
-            .concat(),
+            jobs: [vec![job(format!("expire:{id}"), super::JobKind::Expire, envelope, expires)], reports].concat(),
+            // The first step is invited in the same transaction.
+            route_on: true,
         };
         let claim = match &self.inner.ports.quota {
             Some(q) => q.claim(env.org_id, &p.actor(), client).await.map_err(|e| match e {
@@ -138,8 +133,6 @@ impl Workflow {
         }
         self.inner.wake.notify_one();
         self.record_change(logged).await?;
-        // The first step is invited now; the queued `advance` finds nothing left to do.
-        self.advance(id).await?;
         self.inner.envelopes.detail(p, id).await
     }
 
@@ -181,6 +174,7 @@ impl Workflow {
             reason_sealed: Some(reason_sealed),
             final_sha256: None,
             jobs,
+            route_on: false,
         };
         self.inner.ports.signing.change_envelope(&change).await.map_err(moved)?;
         self.inner.wake.notify_one();
@@ -253,9 +247,10 @@ impl Workflow {
         }
         let mut recipients = self.inner.ports.parties.recipients(id).await?;
         if matches!(routing::next_step(&recipients), routing::Step::Activate(due) if due.contains(&recipient)) {
-            // Due but not yet invited: the previous step's last signature was stored but the node
-            // that stored it stopped before moving the routing on (its advance job waits for the
-            // lease). Moving it on here is what that job would do, and is idempotent.
+            // Due but not yet invited: the previous step's last signature was stored by an earlier
+            // version, whose node stopped before moving the routing on (its advance job waits for
+            // the lease; signatures now move it on in their own transaction). Moving it on here
+            // is what that job would do, and is idempotent.
             self.advance(id).await?;
             recipients = self.inner.ports.parties.recipients(id).await?;
         }

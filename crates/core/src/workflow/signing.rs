@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use sigillum_audit::{Detail, EventKind};
 use sigillum_crypto::field::FieldContext;
 
-use super::sending::{job, moved};
-use super::{conflict, envelope_ctx, fresh_job_id, internal, recipient_ctx, Person, Workflow};
+use super::sending::moved;
+use super::{conflict, envelope_ctx, internal, recipient_ctx, Person, Workflow};
 use crate::audit_log::{ClientInfo, NewEvent};
 use crate::envelopes::{EnvelopeError, FieldView, FINAL, ORIGINAL};
 use crate::lifecycle::EnvelopeStatus;
@@ -488,16 +488,8 @@ impl Workflow {
             signature_sealed,
             signature_font,
             decline_reason_sealed: None,
-            jobs: [
-                vec![job(
-                    fresh_job_id("advance"),
-                    super::JobKind::Advance,
-                    serde_json::json!({ "envelope_id": s.env.id }),
-                    now,
-                )],
-                reports,
-            ]
-            .concat(),
+            jobs: reports,
+            route_on: true,
         };
         self.inner.ports.signing.record_outcome(&outcome).await.map_err(|e| match e {
             crate::ports::RepoError::Conflict(_) => {
@@ -506,8 +498,7 @@ impl Workflow {
             e => e.into(),
         })?;
         self.inner.wake.notify_one();
-        self.record_change(logged).await?;
-        self.advance(s.env.id).await
+        self.record_change(logged).await
     }
 
     /// Declines: the envelope ends as `declined`, and the sender and the other recipients who
@@ -546,6 +537,7 @@ impl Workflow {
             signature_font: None,
             decline_reason_sealed: Some(self.seal_text(s.env.id, &envelope_ctx(&id, "reason"), reason).await?),
             jobs,
+            route_on: false,
         };
         self.inner.ports.signing.record_outcome(&outcome).await.map_err(moved)?;
         self.inner.wake.notify_one();
