@@ -68,7 +68,11 @@ pub(crate) async fn insert_jobs(conn: &mut AnyConnection, jobs: &[NewJob], now: 
         .await
         .map_err(db)?;
     }
-    if !jobs.is_empty() {
+    // Other nodes claim only due jobs, so only a due one is worth waking them for: most changes
+    // also enqueue jobs due later (the audit event's fallback a minute on, reminders, expiry),
+    // which every node's poll finds when their time comes. Waking every node for those cost
+    // each of them an empty claim per change.
+    if jobs.iter().any(|j| j.run_at_unix_ms <= now) {
         crate::notify::within(conn, crate::notify::JOBS).await?;
     }
     Ok(())

@@ -272,16 +272,22 @@ async fn postgres_nodes_hear_each_others_jobs_and_appends() {
         run_at_unix_ms: 0,
         max_attempts: 1,
     };
-    a.repo.enqueue(&[job], 0).await.unwrap();
+    a.repo.enqueue(std::slice::from_ref(&job), 0).await.unwrap();
     let n = tokio::time::timeout(Duration::from_secs(2), heard.next()).await.unwrap().unwrap();
     assert_eq!(n, Notice::Jobs);
     let env = a.new_envelope().await;
     log_a.record(signer_event(EventKind::LinkOpened, Some(env), 1)).await.unwrap();
     let n = tokio::time::timeout(Duration::from_secs(2), heard.next()).await.unwrap().unwrap();
     assert_eq!(n, Notice::Audit);
-    // Enqueueing nothing (an idempotent re-enqueue still notifies; an empty list does not).
+    // Enqueueing nothing (an idempotent re-enqueue still notifies; an empty list does not), or
+    // only jobs due later (the nodes' polls find those when they are due).
     a.repo.enqueue(&[], 0).await.unwrap();
-    assert!(tokio::time::timeout(Duration::from_millis(300), heard.next()).await.is_err(), "nothing was enqueued");
+    let later = NewJob { id: "notify-later".into(), run_at_unix_ms: 60_000, ..job.clone() };
+    a.repo.enqueue(&[later], 0).await.unwrap();
+    assert!(tokio::time::timeout(Duration::from_millis(300), heard.next()).await.is_err(), "nothing due was enqueued");
+    a.repo.enqueue(&[NewJob { id: "notify-2".into(), ..job }], 0).await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(2), heard.next()).await.unwrap().unwrap();
+    assert_eq!(n, Notice::Jobs);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
