@@ -641,18 +641,23 @@ pub struct RecipientOutcome {
     pub route_on: bool,
 }
 
+/// What moving an envelope on writes ([`crate::workflow::route_on`]): the recipients whose turn
+/// has come, each with its invitation job, and the jobs that follow (the envelope's
+/// finalisation once everyone who acts has signed).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RoutedOn {
+    pub activate: Vec<(uuid::Uuid, NewJob)>,
+    pub jobs: Vec<NewJob>,
+}
+
 /// Sending and signing state.
 #[async_trait::async_trait]
 pub trait SigningStore: Send + Sync {
     /// Applies `change`; `Conflict` if the envelope's status is no longer `change.from`.
     async fn change_envelope(&self, change: &EnvelopeChange) -> Result<(), RepoError>;
-    /// Moves recipients from `created` to `sent` and enqueues `jobs`; returns the ids that moved.
-    async fn activate_recipients(
-        &self,
-        envelope: EnvelopeId,
-        ids: &[uuid::Uuid],
-        jobs: &[NewJob],
-    ) -> Result<Vec<uuid::Uuid>, RepoError>;
+    /// Writes `routed` in one transaction: each recipient still `created` moves to `sent` with its
+    /// invitation (one already moved keeps its state and gets none), and the other jobs are queued.
+    async fn apply_routing(&self, envelope: EnvelopeId, routed: &RoutedOn, now_unix_ms: i64) -> Result<(), RepoError>;
     /// Marks a recipient `delivered` (first view) if it was `sent`; true if it changed. Only then
     /// are `jobs` (the first view's audit fallback) stored, in the same transaction.
     async fn mark_delivered(&self, recipient: uuid::Uuid, now_unix_ms: i64, jobs: &[NewJob])

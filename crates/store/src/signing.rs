@@ -5,7 +5,7 @@
 use sigillum_core::lifecycle::EnvelopeStatus;
 use sigillum_core::ports::{
     DeliveryRecord, EnvelopeChange, EnvelopeRecord, FieldValueRecord, Job, JobStore, NewJob, PendingJob,
-    RecipientOutcome, SigningStore, SigningTokenRecord, WebhookRecord, WebhookStore,
+    RecipientOutcome, RoutedOn, SigningStore, SigningTokenRecord, WebhookRecord, WebhookStore,
 };
 use sigillum_core::{EnvelopeId, OrgId, RepoError};
 use sqlx::any::AnyRow;
@@ -41,11 +41,21 @@ async fn route_on(conn: &mut AnyConnection, envelope: EnvelopeId, now: i64) -> R
     let rows =
         sqlx::query(RECIPIENTS_OF_ENVELOPE).bind(envelope.to_string()).fetch_all(&mut *conn).await.map_err(db)?;
     let recipients = rows.iter().map(recipient_row).collect::<Result<Vec<_>, _>>()?;
-    let routed = sigillum_core::workflow::route_on(envelope, &recipients, now);
-    let mut due = routed.jobs;
-    for (id, invite) in routed.activate {
-        if activate(conn, envelope, id).await? {
-            due.push(invite);
+    write_routing(conn, envelope, &sigillum_core::workflow::route_on(envelope, &recipients, now), now).await
+}
+
+/// Writes a routing decision inside the caller's transaction: each recipient still `created`
+/// moves to `sent` and gets its invitation; the other jobs are queued.
+async fn write_routing(
+    conn: &mut AnyConnection,
+    envelope: EnvelopeId,
+    routed: &RoutedOn,
+    now: i64,
+) -> Result<(), RepoError> {
+    let mut due = routed.jobs.clone();
+    for (id, invite) in &routed.activate {
+        if activate(conn, envelope, *id).await? {
+            due.push(invite.clone());
         }
     }
     insert_jobs(conn, &due, now).await
@@ -128,25 +138,10 @@ impl SigningStore for SqlRepository {
         tx.commit().await.map_err(db)
     }
 
-    async fn activate_recipients(
-        &self,
-        envelope: EnvelopeId,
-        ids: &[uuid::Uuid],
-        jobs: &[NewJob],
-    ) -> Result<Vec<uuid::Uuid>, RepoError> {
+    async fn apply_routing(&self, envelope: EnvelopeId, routed: &RoutedOn, now_unix_ms: i64) -> Result<(), RepoError> {
         let mut tx = self.begin_write().await?;
-        let mut moved = Vec::new();
-        let mut due = Vec::new();
-        for (i, id) in ids.iter().enumerate() {
-            if activate(&mut tx, envelope, *id).await? {
-                moved.push(*id);
-                due.extend(jobs.get(i).cloned());
-            }
-        }
-        let now = jobs.first().map(|j| j.run_at_unix_ms).unwrap_or(0);
-        insert_jobs(&mut tx, &due, now).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(moved)
+        write_routing(&mut tx, envelope, routed, now_unix_ms).await?;
+        tx.commit().await.map_err(db)
     }
 
     async fn mark_delivered(

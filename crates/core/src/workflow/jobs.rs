@@ -18,7 +18,7 @@ use crate::envelopes::EnvelopeError;
 use crate::envelopes::FINAL;
 use crate::ids::EnvelopeId;
 use crate::lifecycle::EnvelopeStatus;
-use crate::ports::{EnvelopeChange, Job, NewJob, RecipientRecord};
+use crate::ports::{EnvelopeChange, Job, RecipientRecord, RoutedOn};
 use crate::routing::{self, Step};
 
 /// The kinds of job.
@@ -168,15 +168,6 @@ pub struct Worker {
 /// 50 ms. Their CPU-heavy parts take a core each through the CPU gate, so more lanes do not mean
 /// more renders at once.
 pub const DEFAULT_JOB_LANES: usize = 32;
-
-/// What moving an envelope on writes, decided from its recipients as they stand: the recipients
-/// whose turn has come, each with its invitation job, and the jobs that follow (the envelope's
-/// finalisation once everyone who acts has signed).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct RoutedOn {
-    pub activate: Vec<(uuid::Uuid, NewJob)>,
-    pub jobs: Vec<NewJob>,
-}
 
 /// The routing rule ([`routing::next_step`]) turned into writes. Pure, so the store can apply it
 /// inside the transaction that sends an envelope or stores a signature
@@ -455,14 +446,11 @@ impl Workflow {
             return Ok(());
         }
         let recipients = self.inner.ports.parties.recipients(id).await?;
-        let routed = route_on(id, &recipients, self.now());
-        if !routed.activate.is_empty() {
-            let (ids, jobs): (Vec<_>, Vec<_>) = routed.activate.into_iter().unzip();
-            self.inner.ports.signing.activate_recipients(id, &ids, &jobs).await?;
+        let now = self.now();
+        let routed = route_on(id, &recipients, now);
+        if routed != RoutedOn::default() {
+            self.inner.ports.signing.apply_routing(id, &routed, now).await?;
             self.inner.wake.notify_one();
-        }
-        if !routed.jobs.is_empty() {
-            self.enqueue(&routed.jobs).await?;
         }
         Ok(())
     }

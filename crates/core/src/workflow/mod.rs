@@ -34,7 +34,7 @@ use crate::ports::{
 };
 use crate::vault::Vault;
 
-pub use jobs::{route_on, JobKind, RoutedOn, Worker, DEFAULT_JOB_LANES};
+pub use jobs::{route_on, JobKind, Worker, DEFAULT_JOB_LANES};
 pub use mail::MAIL_LANGUAGES;
 pub use sending::SendRequest;
 pub use signing::{CompleteRequest, SignatureInput, SignerView};
