@@ -18,6 +18,8 @@ pub struct HookReceiver {
     pub received: Arc<Mutex<Vec<Received>>>,
     /// Status answered to the next requests (default 200).
     pub status: Arc<Mutex<u16>>,
+    /// Counts the requests received, for [`Self::wait_until`] to wake on.
+    arrivals: tokio::sync::watch::Sender<usize>,
 }
 
 impl HookReceiver {
@@ -26,10 +28,11 @@ impl HookReceiver {
         let url = format!("http://127.0.0.1:{}/hooks", listener.local_addr().unwrap().port());
         let received = Arc::new(Mutex::new(Vec::new()));
         let status = Arc::new(Mutex::new(200u16));
-        let (rec, st) = (received.clone(), status.clone());
+        let arrivals = tokio::sync::watch::Sender::new(0usize);
+        let (rec, st, arrived) = (received.clone(), status.clone(), arrivals.clone());
         tokio::spawn(async move {
             while let Ok((mut sock, _)) = listener.accept().await {
-                let (rec, st) = (rec.clone(), st.clone());
+                let (rec, st, arrived) = (rec.clone(), st.clone(), arrived.clone());
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
                     let mut chunk = [0u8; 8192];
@@ -65,13 +68,33 @@ impl HookReceiver {
                         .collect();
                     let body = buf[head_end..(head_end + len).min(buf.len())].to_vec();
                     rec.lock().unwrap().push(Received { headers, body });
+                    arrived.send_modify(|n| *n += 1);
                     let code = *st.lock().unwrap();
                     let reply = format!("HTTP/1.1 {code} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
                     let _ = sock.write_all(reply.as_bytes()).await;
                 });
             }
         });
-        Self { url, received, status }
+        Self { url, received, status, arrivals }
+    }
+
+    /// Waits until a request that `matches` has arrived (`true`), or until `deadline` (`false`).
+    pub async fn wait_until(&self, matches: impl Fn(&Received) -> bool, deadline: Instant) -> bool {
+        let mut arrivals = self.arrivals.subscribe();
+        let mut seen = 0;
+        loop {
+            {
+                let received = self.received.lock().unwrap();
+                if received[seen..].iter().any(&matches) {
+                    return true;
+                }
+                seen = received.len();
+            }
+            let arrived = tokio::time::timeout_at(deadline.into(), arrivals.changed()).await;
+            if !matches!(arrived, Ok(Ok(()))) {
+                return false;
+            }
+        }
     }
 
     /// Waits (up to 30 s) until `n` requests arrived; returns them all.

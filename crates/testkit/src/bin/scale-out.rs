@@ -15,6 +15,8 @@
 //! **Benchmark.** Complete flows per second on one node with SQLite, one node with PostgreSQL and
 //! three nodes with PostgreSQL, each behind haproxy, with the same blob store (S3), key manager
 //! (SoftHSM2) and mail relay; the ratios (targets: PostgreSQL ≥ 0.5 of SQLite, three nodes ≥ one);
+//! the client learns that an envelope completed from its `envelope.completed` webhook (the proof's
+//! client polls, to time the recovery);
 //! and the job lag p99: how long jobs waited between being due and a node taking them, from the
 //! nodes' own `sigillum_job_wait_seconds` histograms (target < 1 s), also by job kind
 //! (`SCALE_OUT_HISTOGRAM=1` prints each histogram's buckets).
@@ -117,8 +119,9 @@ impl Cluster {
         }
     }
 
-    /// An account (owner of a new organisation) with an API key, and a webhook for every event.
-    async fn account(&self, hooks: Option<&HookReceiver>) -> String {
+    /// An account (owner of a new organisation) with an API key, and a webhook at `hooks` for
+    /// `events` (every event when empty).
+    async fn account(&self, hooks: Option<&HookReceiver>, events: &[&str]) -> String {
         let api = self.api();
         let email = format!("owner-{}@example.org", uuid::Uuid::new_v4().simple());
         api.signup(&email, "correct horse battery staple 42", "Olga Owner").await;
@@ -127,14 +130,11 @@ impl Cluster {
         let session = api.login(&email, "correct horse battery staple 42").await;
         let key = api.api_key(&session, "scale-out").await;
         if let Some(h) = hooks {
-            let r = api
-                .call(
-                    reqwest::Method::POST,
-                    "/api/v1/webhooks",
-                    &Auth::Bearer(key.clone()),
-                    Some(json!({"url": h.url})),
-                )
-                .await;
+            let body = match events {
+                [] => json!({"url": h.url}),
+                events => json!({"url": h.url, "events": events}),
+            };
+            let r = api.call(reqwest::Method::POST, "/api/v1/webhooks", &Auth::Bearer(key.clone()), Some(body)).await;
             assert_eq!(r.status, 201, "webhook: {}", r.text);
         }
         key
@@ -267,7 +267,7 @@ async fn proof(
 ) -> anyhow::Result<Vec<String>> {
     let hooks = HookReceiver::start().await;
     let mut cluster = Cluster::start(root, "proof", 3, true, smtp).await;
-    let key = cluster.account(Some(&hooks)).await;
+    let key = cluster.account(Some(&hooks), &[]).await;
     let client = Arc::new(FlowClient::new(&cluster.balancer.url(), &key, sigillum_testkit::pdf::pdf(1)));
     println!(
         "==> proof: {flows} signing flows, {concurrency} at a time, through haproxy over 3 nodes (PostgreSQL, S3, SoftHSM2)"
@@ -548,8 +548,13 @@ async fn bench(
     concurrency: usize,
 ) -> anyhow::Result<(f64, f64)> {
     let cluster = Cluster::start(root, name, nodes, postgres, smtp).await;
-    let key = cluster.account(None).await;
-    let client = Arc::new(FlowClient::new(&cluster.balancer.url(), &key, sigillum_testkit::pdf::pdf(1)));
+    // The client learns that an envelope completed from its webhook, as an integration does:
+    // polling would add load that grows with how long the deployment takes to finish one.
+    let hooks = Arc::new(HookReceiver::start().await);
+    let key = cluster.account(Some(&hooks), &["envelope.completed"]).await;
+    let client = Arc::new(
+        FlowClient::new(&cluster.balancer.url(), &key, sigillum_testkit::pdf::pdf(1)).completions_by_webhook(hooks),
+    );
     // Warm-up: connections, caches, the first key lookups.
     run_flows(client.clone(), 1_000_000, concurrency, concurrency, Arc::default()).await?;
     let metrics_http = reqwest::Client::builder().danger_accept_invalid_certs(true).build()?;
