@@ -191,7 +191,14 @@ const HEADS_CACHED_MAX: usize = 65_536;
 /// giving it back costs round trips through the runtime that, under load, measured as long as the
 /// commit itself.
 #[derive(Clone, Default)]
-pub(crate) struct WriterCache(std::sync::Arc<std::sync::Mutex<WriterSlot>>);
+pub(crate) struct WriterCache {
+    slot: std::sync::Arc<std::sync::Mutex<WriterSlot>>,
+    /// The largest log size this process heard of from the log's notifications (PostgreSQL):
+    /// larger than the remembered tree's, another node appended since this writer last did.
+    newest_size: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Optimistic tries that lost the race to another writer (written nothing, tried again).
+    lost_tries: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
 
 #[derive(Default)]
 pub(crate) struct WriterSlot {
@@ -212,18 +219,37 @@ impl WriterCache {
         self.take()
     }
 
+    /// Where the listening connection records the newest log size it heard of.
+    pub(crate) fn newest_size(&self) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+        self.newest_size.clone()
+    }
+
+    fn heard(&self) -> u64 {
+        self.newest_size.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn lost_tries(&self) -> u64 {
+        self.lost_tries.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn take(&self) -> WriterSlot {
-        self.0.lock().map(|mut s| std::mem::take(&mut *s)).unwrap_or_default()
+        self.slot.lock().map(|mut s| std::mem::take(&mut *s)).unwrap_or_default()
     }
 
     fn put(&self, slot: WriterSlot) {
-        if let Ok(mut s) = self.0.lock() {
+        if let Ok(mut s) = self.slot.lock() {
             *s = slot;
         }
     }
 }
 
 impl SqlRepository {
+    /// How many of this process's audit appends were laid out against a log another node had
+    /// already grown, and so wrote nothing and were tried again (PostgreSQL; a diagnostic).
+    pub fn audit_append_tries_lost(&self) -> u64 {
+        self.audit_writer.lost_tries()
+    }
+
     /// Signs (or finds) a checkpoint of the current tree without appending.
     async fn checkpoint_only(
         &self,
@@ -284,7 +310,7 @@ async fn insert_checkpoint(
         .execute(&mut *conn)
         .await
         .map_err(db)?;
-    crate::notify::within(conn, crate::notify::AUDIT).await?;
+    crate::notify::within(conn, crate::notify::AUDIT, &size.to_string()).await?;
     Ok(checkpoint)
 }
 
@@ -520,7 +546,7 @@ async fn append_predicted(
 /// change only with the size), and writes nothing otherwise (it returns no row); see
 /// [`append_optimistic`]. `$1` leaves, `$2` expected size, `$3` time, `$4` leaf rows, `$5`
 /// envelope heads, `$6`–`$8` the checkpoint, `$9` settled jobs (JSON arrays as text), `$10` the
-/// notification channel.
+/// notification channel (told the log's new size).
 const APPEND_IF_UNCHANGED: &str = "WITH head AS ( \
          UPDATE audit_log_head SET appends = appends + 1, size = size + $1 \
          WHERE id = 1 AND size = $2 RETURNING appends), \
@@ -542,7 +568,7 @@ const APPEND_IF_UNCHANGED: &str = "WITH head AS ( \
      settled AS ( \
          UPDATE jobs SET done_ms = $3, locked_until_ms = NULL \
          WHERE id IN (SELECT jsonb_array_elements_text($9::jsonb)) AND EXISTS (SELECT 1 FROM head)) \
-     SELECT appends FROM head CROSS JOIN LATERAL (SELECT pg_notify($10, '')) AS notified";
+     SELECT appends FROM head CROSS JOIN LATERAL (SELECT pg_notify($10, ($2 + $1)::text)) AS notified";
 
 /// Optimistic tries of [`append_optimistic`] before it takes the lock first instead.
 const OPTIMISTIC_TRIES: usize = 20;
@@ -558,14 +584,22 @@ const CATCH_UP_MAX: i64 = 4096;
 /// wait for each other's round trips: with three nodes on a loaded machine that wait was most
 /// of an append. A try that loses the race writes nothing; the writer then reads only the leaves
 /// appended since and tries again, and after [`OPTIMISTIC_TRIES`] takes the lock first.
+///
+/// A writer that has heard of a larger log (`heard`, from the other nodes' notifications) reads
+/// the leaves appended since before its first try: a try laid out against a size already gone
+/// is bound to lose, and costs the writer the layout, the signature and a statement, and the
+/// database the statement. With three nodes taking requests in turn, most remembered states
+/// were behind (about half of all tries lost before).
 async fn append_optimistic(
     conn: &mut AnyConnection,
     remembered: Option<WriterState>,
+    cache: &WriterCache,
     batch: Batch,
     sign: CheckpointSigner<'_>,
     now_unix_ms: i64,
 ) -> Result<(u64, StoredCheckpoint, WriterState), RepoError> {
     let mut state = match remembered {
+        Some(state) if cache.heard() > state.frontier.size() => catch_up(conn, state).await?,
         Some(state) => state,
         None => read_writer_state(conn).await?,
     };
@@ -618,6 +652,7 @@ async fn append_optimistic(
             let appends = row.try_get::<i64, _>("appends").map_err(db)?;
             return Ok((size, checkpoint, WriterState { appends, frontier: after, heads }));
         }
+        cache.lost_tries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         state = catch_up(conn, state).await?;
     }
     append_checked(Backend::Postgres, conn, None, batch, sign, now_unix_ms).await
@@ -701,7 +736,7 @@ impl AuditStore for SqlRepository {
                 }
             }
             remembered if self.backend == Backend::Postgres => {
-                append_optimistic(&mut conn, remembered, batch, sign, now_unix_ms).await?
+                append_optimistic(&mut conn, remembered, &self.audit_writer, batch, sign, now_unix_ms).await?
             }
             remembered => append_checked(self.backend, &mut conn, remembered, batch, sign, now_unix_ms).await?,
         };

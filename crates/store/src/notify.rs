@@ -16,10 +16,11 @@ pub const JOBS: &str = "sigillum_jobs";
 /// Events were appended to the audit log.
 pub const AUDIT: &str = "sigillum_audit";
 
-/// Notifies `channel` from inside the caller's transaction (delivered at its commit).
-pub(crate) async fn within(conn: &mut AnyConnection, channel: &'static str) -> Result<(), RepoError> {
+/// Notifies `channel` from inside the caller's transaction (delivered at its commit), with
+/// `payload` (on [`AUDIT`]: the log's size after the append, or empty).
+pub(crate) async fn within(conn: &mut AnyConnection, channel: &'static str, payload: &str) -> Result<(), RepoError> {
     if conn.backend_name() == "PostgreSQL" {
-        sqlx::query("SELECT pg_notify($1, '')").bind(channel).execute(&mut *conn).await.map_err(db)?;
+        sqlx::query("SELECT pg_notify($1, $2)").bind(channel).bind(payload).execute(&mut *conn).await.map_err(db)?;
     }
     Ok(())
 }
@@ -31,18 +32,28 @@ pub enum Notice {
     Audit,
 }
 
-/// A listening connection.
-pub struct Notifications(PgListener);
+/// A listening connection. It also tells this process's audit writer the newest log size it
+/// heard of, so a writer that another node overtook catches up before it tries to append
+/// instead of after losing the race (see `audit.rs`).
+pub struct Notifications {
+    listener: PgListener,
+    newest_log_size: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
 
 impl Notifications {
     /// The next notice. The connection is re-established by sqlx when it drops; notices sent
     /// meanwhile are lost, which the callers' polling covers.
     pub async fn next(&mut self) -> Result<Notice, RepoError> {
         loop {
-            let n = self.0.recv().await.map_err(db)?;
+            let n = self.listener.recv().await.map_err(db)?;
             match n.channel() {
                 JOBS => return Ok(Notice::Jobs),
-                AUDIT => return Ok(Notice::Audit),
+                AUDIT => {
+                    if let Ok(size) = n.payload().parse::<u64>() {
+                        self.newest_log_size.fetch_max(size, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    return Ok(Notice::Audit);
+                }
                 _ => {}
             }
         }
@@ -58,6 +69,6 @@ impl SqlRepository {
         let Some(url) = &self.url else { return Ok(None) };
         let mut l = PgListener::connect(url.expose_secret()).await.map_err(db)?;
         l.listen_all([JOBS, AUDIT]).await.map_err(db)?;
-        Ok(Some(Notifications(l)))
+        Ok(Some(Notifications { listener: l, newest_log_size: self.audit_writer.newest_size() }))
     }
 }

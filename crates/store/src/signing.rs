@@ -83,7 +83,7 @@ pub(crate) async fn insert_jobs(conn: &mut AnyConnection, jobs: &[NewJob], now: 
     // which every node's poll finds when their time comes. Waking every node for those cost
     // each of them an empty claim per change.
     if jobs.iter().any(|j| j.run_at_unix_ms <= now) {
-        crate::notify::within(conn, crate::notify::JOBS).await?;
+        crate::notify::within(conn, crate::notify::JOBS, "").await?;
     }
     Ok(())
 }

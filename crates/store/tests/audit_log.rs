@@ -290,6 +290,31 @@ async fn postgres_nodes_hear_each_others_jobs_and_appends() {
     assert_eq!(n, Notice::Jobs);
 }
 
+/// A node that heard of another node's append catches up before it appends, instead of laying
+/// its batch out against the log as it left it and losing the race.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_that_heard_of_another_nodes_append_does_not_lose_a_try() {
+    use sigillum_store::notify::Notice;
+    let a = server_stack().await;
+    let b = same_stores_as(&a).await;
+    let (log_a, log_b) = (open_log(&a).await, open_log(&b).await);
+    let mut heard = b.repo.listen().await.unwrap().expect("a listener on PostgreSQL");
+    let env = a.new_envelope().await;
+    for i in 0..3 {
+        // B appends (and remembers the log as it left it), then A appends; B hears both.
+        log_b.record(signer_event(EventKind::LinkOpened, Some(env), 2 * i)).await.unwrap();
+        log_a.record(signer_event(EventKind::LinkOpened, Some(env), 2 * i + 1)).await.unwrap();
+        let mut appends = 0;
+        while appends < 2 {
+            let n = tokio::time::timeout(Duration::from_secs(2), heard.next()).await.unwrap().unwrap();
+            appends += usize::from(n == Notice::Audit);
+        }
+    }
+    log_b.record(signer_event(EventKind::LinkOpened, Some(env), 99)).await.unwrap();
+    assert_eq!(b.repo.audit_append_tries_lost(), 0, "B caught up before each append");
+    assert_eq!(log_b.checkpoint().await.unwrap().size, 7);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_writers_on_one_postgres_get_gap_free_sequence_numbers_and_one_root() {
     let first = server_stack().await;
