@@ -240,8 +240,16 @@ impl Config {
             "text" => LogFormat::Text,
             other => bail!("SIGILLUM_LOG_FORMAT must be json or text, not {other:?}"),
         };
+        // The host and port tell apart nodes that share a machine (their leases and liveness
+        // locks go by this id, see `sigillum_store::liveness`).
         let node_id = get("node_id").unwrap_or_else(|| {
-            std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "node".into())
+            let host =
+                std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "node".into());
+            match listen.port() {
+                // A port the system picks says nothing until it is bound; the process does.
+                0 => format!("{host}:pid{}", std::process::id()),
+                port => format!("{host}:{port}"),
+            }
         });
         let trusted_proxies = sigillum_edge::TrustedProxies::parse(&get("trusted_proxies").unwrap_or_default())
             .context("SIGILLUM_TRUSTED_PROXIES must list IP addresses or CIDR networks, comma-separated")?;

@@ -127,6 +127,10 @@ pub async fn run_until(
         billing: app.billing.clone(),
     });
     state.edge.start_purging();
+    // Before this node leases any job: what its node id leased before this process is released,
+    // and the other nodes can tell from now on whether it lives (`sigillum_store::liveness`).
+    let liveness = app.repo.liveness(&cfg.node_id).await.context("taking this node's liveness lock")?;
+    let keep_alive = tokio::spawn(keep_liveness(app.repo.clone(), liveness));
     // The job runner of this node: invitations, reminders, expiry, final documents, webhooks.
     let (stop_jobs, jobs_stop) = tokio::sync::watch::channel(false);
     let worker = tokio::spawn(
@@ -164,6 +168,7 @@ pub async fn run_until(
     if tokio::time::timeout(std::time::Duration::from_secs(30), worker).await.is_err() {
         tracing::warn!("the job runner did not stop within 30 s; its leased job will be retried");
     }
+    keep_alive.abort();
     app.repo.close().await;
     tracing::info!("shutdown complete");
     println!("Sigillum stopped");
@@ -397,6 +402,16 @@ impl crate::app::Observe for Metered {
     }
     fn jobs(&self, jobs: Arc<dyn sigillum_core::ports::JobStore>) -> Arc<dyn sigillum_core::ports::JobStore> {
         self.0.meter_jobs(jobs)
+    }
+}
+
+/// Keeps this node's liveness lock, re-taking it when its connection was lost.
+async fn keep_liveness(repo: sigillum_store::SqlRepository, mut liveness: sigillum_store::liveness::Liveness) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        if let Err(e) = liveness.keep(&repo).await {
+            tracing::warn!(error = %e, "cannot renew this node's liveness lock; other nodes may take over its jobs");
+        }
     }
 }
 

@@ -11,6 +11,7 @@ mod billing;
 pub mod blobs;
 mod envelopes;
 mod inline;
+pub mod liveness;
 pub mod notify;
 mod pki;
 mod recipients;

@@ -415,14 +415,13 @@ impl JobStore for SqlRepository {
             Backend::Postgres => CLAIM_POSTGRES,
             Backend::Sqlite => CLAIM_SQLITE,
         };
-        let row = sqlx::query(sql)
-            .bind(node)
-            .bind(now + lease_ms)
-            .bind(now)
-            .bind(&kinds)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
+        let claim =
+            || sqlx::query(sql).bind(node).bind(now + lease_ms).bind(now).bind(&kinds).fetch_optional(&self.pool);
+        let mut row = claim().await.map_err(db)?;
+        // Nothing free: the jobs of a node that died may be (see `liveness.rs`).
+        if row.is_none() && self.release_orphaned_leases(node, now).await? > 0 {
+            row = claim().await.map_err(db)?;
+        }
         match row {
             Some(r) => Ok(Some(Job {
                 id: r.try_get("id").map_err(db)?,

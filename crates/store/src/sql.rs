@@ -36,6 +36,8 @@ pub struct SqlRepository {
     pub(crate) inline: Option<std::sync::Arc<crate::inline::InlineReads>>,
     /// When this process last removed old done jobs (`signing.rs`).
     pub(crate) last_job_prune: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    /// When this process last looked for leases of nodes that died (`liveness.rs`).
+    pub(crate) last_orphan_sweep: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 pub(crate) fn db(e: sqlx::Error) -> RepoError {
@@ -203,6 +205,7 @@ impl SqlRepository {
             url: listen_url,
             inline,
             last_job_prune: Default::default(),
+            last_orphan_sweep: Default::default(),
         })
     }
 

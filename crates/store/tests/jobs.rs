@@ -28,6 +28,12 @@ fn job(id: &str, run_at: i64) -> NewJob {
 
 async fn queue_semantics(repo: Arc<SqlRepository>, others: Vec<Arc<SqlRepository>>) {
     let now = 1_800_000_000_000;
+    // Every node of the test lives throughout (on PostgreSQL, a node whose liveness lock nobody
+    // holds has died: its leases are released as soon as another node looks).
+    let mut alive = Vec::new();
+    for node in ["n1", "n2"].into_iter().map(str::to_owned).chain((0..8).map(|n| format!("node-{n}"))) {
+        alive.push(repo.liveness(&node).await.unwrap());
+    }
     // Idempotent by id.
     repo.enqueue(&[job("a", now), job("a", now + 5)], now).await.unwrap();
     let due = |id: &str, at: i64| PendingJob { id: id.into(), run_at_unix_ms: at, leased_until_unix_ms: None };
@@ -117,6 +123,49 @@ async fn queue_semantics(repo: Arc<SqlRepository>, others: Vec<Arc<SqlRepository
     assert!(repo.claim("n1", week_later + 1, 1_000).await.unwrap().is_none());
     let left: Vec<String> = sqlx::query_scalar("SELECT id FROM jobs ORDER BY id").fetch_all(repo.pool()).await.unwrap();
     assert_eq!(left, vec!["fresh".to_owned()], "older done jobs removed, the recent one kept");
+    drop(alive);
+}
+
+/// On PostgreSQL the jobs a node leased are taken over as soon as the node dies (its liveness
+/// lock's connection ends), not when their leases run out; while it lives, nobody takes them.
+/// A node that starts again first releases what its id leased before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_nodes_jobs_are_taken_over_at_once_on_postgres() {
+    let s = common::server_stack().await;
+    let other = common::same_stores_as(&s).await;
+    let now = 1_800_000_000_000;
+    let lease = 20_000;
+    s.repo.enqueue(&[job("j1", now), job("j2", now)], now).await.unwrap();
+    let (alive_a, _alive_b) = (s.repo.liveness("a").await.unwrap(), other.repo.liveness("b").await.unwrap());
+    let j1 = s.repo.claim("a", now, lease).await.unwrap().unwrap();
+    // Node b looks more than once a second for dead nodes' leases: a lives, so none.
+    for i in 0..3 {
+        tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+        let taken = other.repo.claim("b", now + i, lease).await.unwrap().map(|j| j.id);
+        assert!(taken.as_deref() != Some(j1.id.as_str()), "b took a job of a live node");
+        if let Some(id) = taken {
+            other.repo.finish(&id, now).await.unwrap();
+        }
+    }
+    // Node a dies: b takes its job within the second, long before the lease would run out.
+    drop(alive_a);
+    let died = std::time::Instant::now();
+    let taken = loop {
+        if let Some(j) = other.repo.claim("b", now + 10, lease).await.unwrap() {
+            break j;
+        }
+        assert!(died.elapsed() < std::time::Duration::from_secs(3), "the dead node's job was not taken over");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!((taken.id.as_str(), taken.attempts), (j1.id.as_str(), 2));
+    assert!(!s.repo.extend(&j1.id, "a", now + lease).await.unwrap(), "the lease moved to b");
+
+    // A node that starts again under its old id releases what that id still leased.
+    s.repo.enqueue(&[job("j3", now)], now).await.unwrap();
+    let j3 = s.repo.claim("a", now, lease).await.unwrap().unwrap();
+    let _alive_a_again = s.repo.liveness("a").await.unwrap();
+    let taken = other.repo.claim("b", now + 20, lease).await.unwrap().unwrap();
+    assert_eq!(taken.id, j3.id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
