@@ -91,7 +91,9 @@ impl JobKind {
 }
 
 /// How long a node holds a job before another may take it over, unless it renews the lease.
-/// Short, so the jobs of a node that died are taken over within seconds.
+/// Short, so the jobs of a node that stalled are taken over within seconds. (On PostgreSQL the
+/// jobs of a node that died are taken over sooner still: its liveness lock goes with its
+/// connection, see `sigillum_store::liveness`.)
 const LEASE_MS: i64 = 20 * 1000;
 /// How often a node renews the leases of the jobs it is running (well inside [`LEASE_MS`], so a
 /// slow job, such as a large document's previews, is never taken over while its node lives).
