@@ -19,6 +19,14 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
 }
 
+/// `n` distinct free ports: all are held at once while they are chosen (one at a time, the
+/// system may hand out a port it just took back, and two nodes then race for it).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<std::net::TcpListener> =
+        (0..n).filter_map(|_| std::net::TcpListener::bind("127.0.0.1:0").ok()).collect();
+    held.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.port()).collect()
+}
+
 /// What every node shares.
 pub struct Shared {
     pub database_url: String,

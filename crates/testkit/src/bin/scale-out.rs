@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use sigillum_testkit::api::{Api, Auth};
-use sigillum_testkit::cluster::{free_port, node_env, Balancer, Node, Shared};
+use sigillum_testkit::cluster::{free_ports, node_env, Balancer, Node, Shared};
 use sigillum_testkit::flow::{percentile, FlowClient, SentEnvelope};
 use sigillum_testkit::hooks::HookReceiver;
 use sigillum_testkit::smtp::SmtpCapture;
@@ -54,7 +54,8 @@ impl Cluster {
     /// `count` nodes on `database_url` (a fresh PostgreSQL database, or `None`: SQLite in the
     /// single node's data directory).
     async fn start(root: &std::path::Path, name: &str, count: usize, postgres: bool, smtp: &SmtpCapture) -> Self {
-        let lb_port = free_port();
+        let ports = free_ports(count + 1);
+        let (lb_port, node_ports) = (ports[0], &ports[1..]);
         let database_url = if postgres {
             sigillum_testkit::postgres_database().await
         } else {
@@ -67,8 +68,8 @@ impl Cluster {
             public_url: format!("https://127.0.0.1:{lb_port}"),
         };
         let mut nodes: Vec<Node> = (1..=count)
-            .map(|i| {
-                let port = free_port();
+            .zip(node_ports)
+            .map(|(i, &port)| {
                 let mut env = node_env(&shared, &root.join(format!("{name}-n{i}")), port);
                 env.push(("SIGILLUM_METRICS_TOKEN".into(), METRICS_TOKEN.into()));
                 env.push(("SIGILLUM_NODE_ID".into(), format!("{name}-n{i}")));
