@@ -47,11 +47,13 @@ pub struct Liveness {
 
 impl Liveness {
     /// Checks that the lock's connection is still up; re-takes the lock on a new connection if
-    /// it is not (the database restarted). An error: the database is unreachable; try again.
+    /// it is not (the database restarted), or if an earlier try failed. An error: the database
+    /// is unreachable; the next call tries again. (SQLite: nothing to keep.)
     pub async fn keep(&mut self, repo: &SqlRepository) -> Result<(), RepoError> {
-        let Some(conn) = self.conn.as_mut() else { return Ok(()) };
-        if sqlx::query("SELECT 1").execute(&mut **conn).await.is_ok() {
-            return Ok(());
+        if let Some(conn) = self.conn.as_mut() {
+            if sqlx::query("SELECT 1").execute(&mut **conn).await.is_ok() {
+                return Ok(());
+            }
         }
         self.conn = None;
         self.conn = repo.liveness_lock(&self.node).await?;
@@ -91,16 +93,13 @@ impl SqlRepository {
     /// per process by the wall clock (`now`, the leases' clock, may be a test's); how many it
     /// released.
     pub(crate) async fn release_orphaned_leases(&self, node: &str, now: i64) -> Result<u64, RepoError> {
-        use std::sync::atomic::Ordering;
         if self.backend != Backend::Postgres {
             return Ok(0);
         }
         let wall = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        let last = self.last_orphan_sweep.load(Ordering::Relaxed);
-        let due = last > wall || wall - last >= SWEEP_EVERY_MS;
-        if !due || self.last_orphan_sweep.compare_exchange(last, wall, Ordering::Relaxed, Ordering::Relaxed).is_err() {
+        if !crate::sql::claim_periodic(&self.last_orphan_sweep, wall, SWEEP_EVERY_MS) {
             return Ok(0);
         }
         let done = sqlx::query(RELEASE_ORPHANED)

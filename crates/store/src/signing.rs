@@ -366,11 +366,7 @@ impl SqlRepository {
     /// Removes jobs done more than [`KEEP_DONE_MS`] ago, at most once a [`PRUNE_EVERY_MS`] per
     /// process (an idle node's lanes poll every half second).
     async fn prune_done_jobs(&self, now: i64) -> Result<(), RepoError> {
-        use std::sync::atomic::Ordering;
-        let last = self.last_job_prune.load(Ordering::Relaxed);
-        // A clock that went back (tests move theirs) counts as due.
-        let due = last > now || now - last >= PRUNE_EVERY_MS;
-        if !due || self.last_job_prune.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err() {
+        if !crate::sql::claim_periodic(&self.last_job_prune, now, PRUNE_EVERY_MS) {
             return Ok(());
         }
         sqlx::query("DELETE FROM jobs WHERE done_ms IS NOT NULL AND done_ms < $1")

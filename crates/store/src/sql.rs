@@ -40,6 +40,16 @@ pub struct SqlRepository {
     pub(crate) last_orphan_sweep: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
+/// Whether a chore last run at `last` (ms) is due again at `now`, at most once an `every`;
+/// claims the run (only one caller of the process gets `true`). A clock that went back (tests
+/// move theirs) counts as due.
+pub(crate) fn claim_periodic(last: &std::sync::atomic::AtomicI64, now: i64, every: i64) -> bool {
+    use std::sync::atomic::Ordering;
+    let before = last.load(Ordering::Relaxed);
+    let due = before > now || now - before >= every;
+    due && last.compare_exchange(before, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+}
+
 pub(crate) fn db(e: sqlx::Error) -> RepoError {
     match e {
         sqlx::Error::RowNotFound => RepoError::NotFound,

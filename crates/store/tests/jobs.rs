@@ -168,6 +168,32 @@ async fn a_dead_nodes_jobs_are_taken_over_at_once_on_postgres() {
     assert_eq!(taken.id, j3.id);
 }
 
+/// A node whose liveness connection was cut (a database restart, an administrator) takes its
+/// lock again on a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_liveness_connection_is_replaced() {
+    let s = common::server_stack().await;
+    let held = |node: &'static str| {
+        let pool = s.repo.pool().clone();
+        async move {
+            let sql = "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2 \
+                       AND objid = hashtext($1)::oid";
+            sqlx::query_scalar::<_, i32>(sql).bind(node).fetch_optional(&pool).await.unwrap()
+        }
+    };
+    let mut alive = s.repo.liveness("a").await.unwrap();
+    let pid = held("a").await.expect("the lock is held");
+    sqlx::query("SELECT pg_terminate_backend($1)").bind(pid).execute(s.repo.pool()).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while held("a").await.is_some() {
+        assert!(std::time::Instant::now() < deadline, "the terminated backend kept the lock");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    alive.keep(&s.repo).await.unwrap();
+    let again = held("a").await.expect("the lock is held again");
+    assert_ne!(again, pid, "on a new connection");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn job_queue_on_sqlite() {
     let s = common::local_stack().await;
